@@ -1,0 +1,35 @@
+"""Entry point of ``gpuc``. Every ``GpucError`` becomes a one-line message and exit code 2; usage
+errors are Typer's own (exit code 2)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from gpucommons.cli import sim
+from gpucommons.errors import GpucError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="gpucommons: a shared national pool of AI accelerators.",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """gpucommons: a shared national pool of AI accelerators."""
+
+
+app.command("sim")(sim.sim_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except GpucError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)

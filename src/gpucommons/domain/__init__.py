@@ -1,0 +1,1 @@
+"""Pure, frozen domain types. Imports nothing else from the package but ``errors``."""

@@ -1,0 +1,54 @@
+"""Typed results of one scheduling cycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpucommons.domain.job import Job, Placement
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReason:
+    """Why a job is still waiting. ``code`` is stable (for APIs and metrics); ``detail`` is for people.
+
+    Codes: ``never-fits`` (no pool can ever hold it), ``resources`` (no room now), ``priority`` (a job
+    ahead holds the line), ``reservation`` (starting it would delay a reserved job), ``quota``
+    (tenant at its limit), ``not-examined`` (cycle stopped before reaching it: no free capacity).
+    """
+
+    code: str
+    detail: str
+    blocking_job: int | None = None
+    estimated_start_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    job: Job
+    placement: Placement
+    borrowing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Preemption:
+    job_id: int
+    by_job: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    """``pending`` lists the jobs the cycle examined and left waiting; every other pending job waits for
+    ``others`` (the cycle stopped early: a strict line is blocked, nothing is free, or the scan limit)."""
+
+    starts: tuple[Start, ...]
+    preemptions: tuple[Preemption, ...]
+    pending: tuple[tuple[int, PendingReason], ...]
+    others: PendingReason | None = None
+
+    def reason_for(self, job_id: int) -> PendingReason | None:
+        """Why a job that is still pending after this cycle waits."""
+        for jid, reason in self.pending:
+            if jid == job_id:
+                return reason
+        return self.others

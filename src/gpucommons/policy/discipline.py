@@ -1,0 +1,126 @@
+"""Queue disciplines: what a job that cannot start does to the jobs behind it.
+
+- ``StrictLine``: nobody passes a waiting job (Slurm with backfill off; Kueue StrictFIFO).
+- ``EasyBackfill``: the first waiting job gets a reservation at the earliest time enough GPUs free up
+  (by running jobs' estimates); later jobs may start now only if they end before it, or use GPUs the
+  reservation does not need (EASY, Lifka 1995; Slurm's backfill). GPUs are counted per accepted model,
+  not per node shape, so the reservation is an estimate.
+- ``SkipAhead``: later jobs start whenever they fit (Kueue BestEffortFIFO; Tiresias).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpucommons.policy.decisions import PendingReason
+from gpucommons.policy.placement.shapes import accepted_pools
+from gpucommons.policy.snapshot import PendingJob, Snapshot
+
+
+class _SkipAheadGate:
+    def check(self, pending: PendingJob, now: float) -> PendingReason | None:
+        return None
+
+    def blocked(self, pending: PendingJob, reason: PendingReason, now: float) -> PendingReason:
+        return reason
+
+    def started(self, pending: PendingJob, now: float) -> None:
+        return None
+
+    def closed(self) -> PendingReason | None:
+        return None
+
+
+class SkipAhead:
+    def open(self, snapshot: Snapshot, now: float) -> _SkipAheadGate:
+        return _SkipAheadGate()
+
+
+@dataclass
+class _StrictGate:
+    blocker: int | None = None
+
+    def check(self, pending: PendingJob, now: float) -> PendingReason | None:
+        return None
+
+    def closed(self) -> PendingReason | None:
+        if self.blocker is None:
+            return None
+        return PendingReason("priority", f"job {self.blocker} is ahead in line", blocking_job=self.blocker)
+
+    def blocked(self, pending: PendingJob, reason: PendingReason, now: float) -> PendingReason:
+        if self.blocker is None and reason.code == "resources":
+            self.blocker = pending.job.id
+        return reason
+
+    def started(self, pending: PendingJob, now: float) -> None:
+        return None
+
+
+class StrictLine:
+    def open(self, snapshot: Snapshot, now: float) -> _StrictGate:
+        return _StrictGate()
+
+
+@dataclass
+class _BackfillGate:
+    snapshot: Snapshot
+    reserved_job: int | None = None
+    shadow_s: float = 0.0
+    extra_gpus: int = 0
+
+    def check(self, pending: PendingJob, now: float) -> PendingReason | None:
+        if self.reserved_job is None:
+            return None
+        job = pending.job
+        if now + job.estimate_s <= self.shadow_s or job.gpus <= self.extra_gpus:
+            return None
+        return PendingReason(
+            "reservation",
+            f"starting now would delay job {self.reserved_job}, reserved for t={self.shadow_s:.0f}s",
+            blocking_job=self.reserved_job,
+        )
+
+    def closed(self) -> PendingReason | None:
+        return None
+
+    def started(self, pending: PendingJob, now: float) -> None:
+        if self.reserved_job is not None and now + pending.job.estimate_s > self.shadow_s:
+            self.extra_gpus -= pending.job.gpus
+
+    def blocked(self, pending: PendingJob, reason: PendingReason, now: float) -> PendingReason:
+        if self.reserved_job is not None or reason.code != "resources":
+            return reason
+        shadow, extra = self._reservation(pending, now)
+        self.reserved_job, self.shadow_s, self.extra_gpus = pending.job.id, shadow, extra
+        return PendingReason(reason.code, f"{reason.detail}; reserved to start by t={shadow:.0f}s",
+                             estimated_start_s=shadow)
+
+    def _reservation(self, pending: PendingJob, now: float) -> tuple[float, int]:
+        """Earliest time enough GPUs of accepted models are free, and how many are spare then."""
+        snap = self.snapshot
+        cap = snap.capacity
+        pools = accepted_pools(snap.cluster, pending.job.accepted_models)
+        pool_ok = set(pools)
+        free = 0
+        for p in pools:
+            size = snap.cluster.pools[p].gpus_per_node
+            free += sum(k * len(cap.nodes_with_free(p, k)) for k in range(1, size + 1))
+        need = pending.job.gpus
+        ends = sorted(
+            (r.expected_end_s(), r.job.gpus)
+            for r in snap.running.values()
+            if cap.pool_of[r.placement.node_gpus[0][0]] in pool_ok
+        )
+        shadow = now
+        for end_s, gpus in ends:
+            if free >= need:
+                break
+            free += gpus
+            shadow = max(now, end_s)
+        return shadow, max(0, free - need)
+
+
+class EasyBackfill:
+    def open(self, snapshot: Snapshot, now: float) -> _BackfillGate:
+        return _BackfillGate(snapshot)

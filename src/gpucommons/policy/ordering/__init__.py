@@ -1,0 +1,1 @@
+"""Queue orderings: one module each, all implementing ``gpucommons.policy.protocols.Ordering``."""

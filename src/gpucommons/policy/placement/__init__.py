@@ -1,0 +1,1 @@
+"""Placers: one module each, all implementing ``gpucommons.policy.protocols.Placer``."""

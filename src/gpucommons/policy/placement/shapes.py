@@ -1,0 +1,35 @@
+"""Shape helpers shared by placers: which pools a job may use, and whether it can ever fit."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.job import Job
+from gpucommons.policy.decisions import PendingReason
+
+
+@lru_cache(maxsize=4096)
+def accepted_pools(cluster: Cluster, accepted_models: frozenset[str]) -> tuple[int, ...]:
+    """Indices of the pools whose model the job accepts (all pools when the list is empty)."""
+    return tuple(
+        i for i, p in enumerate(cluster.pools) if not accepted_models or p.model.name in accepted_models
+    )
+
+
+@lru_cache(maxsize=65536)
+def _fits_pool(cluster: Cluster, pool: int, gpus: int, gpus_per_node: int | None) -> bool:
+    p = cluster.pools[pool]
+    if p.node_count == 0:
+        return False
+    if gpus_per_node is None:
+        return gpus <= p.gpus
+    return gpus_per_node <= p.gpus_per_node and gpus % gpus_per_node == 0 and gpus // gpus_per_node <= p.node_count
+
+
+def never_fits_reason(job: Job, cluster: Cluster) -> PendingReason | None:
+    """A reason when no accepted pool could hold the job even if it were empty; else ``None``."""
+    if any(_fits_pool(cluster, p, job.gpus, job.gpus_per_node) for p in accepted_pools(cluster, job.accepted_models)):
+        return None
+    shape = f"{job.gpus} GPU(s)" + (f" as {job.gpus_per_node} per node" if job.gpus_per_node else "")
+    return PendingReason("never-fits", f"no accepted pool can ever hold {shape}")

@@ -1,0 +1,98 @@
+"""In-memory ``StateStore`` for the simulator: the queue, running jobs, free capacity and usage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.job import Job
+from gpucommons.policy.capacity import Capacity
+from gpucommons.policy.decisions import CycleResult
+from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+from gpucommons.policy.usage import UsageLedger
+
+
+@dataclass
+class JobRecord:
+    """What the simulator learns about one job, for metrics."""
+
+    job: Job
+    first_start_s: float | None = None
+    end_s: float | None = None
+    preemptions: int = 0
+    run_s: float = 0.0  # wall seconds holding GPUs, all segments
+
+
+class InMemoryStore:
+    def __init__(self, cluster: Cluster, quota_gpus: Mapping[str, int] | None = None,
+                 usage_half_life_s: float = 7 * 86_400.0) -> None:
+        self.cluster = cluster
+        self.capacity = Capacity(cluster)
+        self.pending: dict[int, PendingJob] = {}
+        self.running: dict[int, RunningJob] = {}
+        self.records: dict[int, JobRecord] = {}
+        self.tenant_running_gpus: dict[str, int] = {}
+        self.ledger = UsageLedger(usage_half_life_s)
+        self.quota_gpus = MappingProxyType(dict(quota_gpus or {}))
+        self.busy_gpus = 0
+        self._requeued = False
+
+    # -- StateStore ------------------------------------------------------------------------------
+    def snapshot(self, now: float) -> Snapshot:
+        return Snapshot(
+            cluster=self.cluster,
+            capacity=self.capacity,
+            pending=self.pending.values(),
+            running=MappingProxyType(self.running),
+            tenant_usage_gpu_s=MappingProxyType(self.ledger.values(now)),
+            tenant_running_gpus=MappingProxyType(self.tenant_running_gpus),
+            quota_gpus=self.quota_gpus,
+        )
+
+    def record(self, result: CycleResult, now: float) -> None:
+        for preemption in result.preemptions:
+            self._stop(preemption.job_id, now, requeue=True)
+        if self._requeued:  # keep the (submit_s, id) order the Snapshot contract promises
+            self.pending = dict(sorted(self.pending.items(), key=lambda kv: (kv[1].job.submit_s, kv[0])))
+            self._requeued = False
+        for start in result.starts:
+            pending = self.pending.pop(start.job.id)
+            for node, gpus in start.placement.node_gpus:
+                self.capacity.allocate_indices(node, gpus)
+            self.running[start.job.id] = RunningJob(
+                start.job, start.placement, now, pending.attained_gpu_s, start.borrowing
+            )
+            self._hold(start.job, start.job.gpus, now)
+            record = self.records[start.job.id]
+            if record.first_start_s is None:
+                record.first_start_s = now
+
+    # -- simulator events ------------------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        self.pending[job.id] = PendingJob(job, queued_since_s=job.submit_s)
+        self.records[job.id] = JobRecord(job)
+
+    def finish(self, job_id: int, now: float) -> None:
+        self._stop(job_id, now, requeue=False)
+        self.records[job_id].end_s = now
+
+    def _stop(self, job_id: int, now: float, requeue: bool) -> None:
+        running = self.running.pop(job_id)
+        for node, gpus in running.placement.node_gpus:
+            self.capacity.release(node, gpus)
+        self._hold(running.job, -running.job.gpus, now)
+        record = self.records[job_id]
+        record.run_s += now - running.started_s
+        if requeue:
+            record.preemptions += 1
+            self.pending[job_id] = PendingJob(
+                running.job, running.attained_at(now), queued_since_s=now, restarts=record.preemptions
+            )
+            self._requeued = True
+
+    def _hold(self, job: Job, delta_gpus: int, now: float) -> None:
+        self.busy_gpus += delta_gpus
+        self.tenant_running_gpus[job.tenant] = self.tenant_running_gpus.get(job.tenant, 0) + delta_gpus
+        self.ledger.change(job.tenant, delta_gpus, now)
