@@ -3,6 +3,9 @@ each; the engine and the policy core never know which."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from gpucommons.domain.job import Job, Placement
@@ -32,3 +35,59 @@ class Executor(Protocol):
     def start(self, job: Job, placement: Placement, now: float) -> None: ...
 
     def preempt(self, job_id: int, now: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything a live backend needs to run one job segment on the placement the policy chose."""
+
+    job_id: int
+    command: tuple[str, ...]
+    placement: Placement
+    node_names: tuple[str, ...]  # one per placement entry, in order
+    gpu_model: str
+    time_limit_s: float
+    workdir: Path
+    stdout_path: Path
+    stderr_path: Path
+    env: Mapping[str, str]
+    account: str  # the project the job is charged to
+
+
+@dataclass(frozen=True)
+class BackendEvent:
+    """A state change a live backend observed. ``kind``: started, finished, failed, cancelled, timeout,
+    lost (the backend no longer knows the job), requeued (the backend put it back in its own queue),
+    unknown (the backend runs a job gpucommons does not know: ``job_id`` is 0, ``backend_ref`` says which)."""
+
+    job_id: int
+    kind: str
+    at_s: float
+    backend_ref: str = ""
+    exit_code: int | None = None
+    detail: str = ""
+
+
+class Backend(Protocol):
+    """A live execution backend (local processes, Slurm). The live engine adapts it to ``Executor``."""
+
+    name: str
+
+    def launch(self, spec: LaunchSpec) -> str:
+        """Start the job; returns the backend's reference (a process group id, a Slurm job id)."""
+        ...
+
+    def cancel(self, job_id: int, backend_ref: str) -> None: ...
+
+    def poll(self) -> list[BackendEvent]:
+        """State changes since the last poll (finished, failed, lost, requeued, unknown...)."""
+        ...
+
+    def adopt(self, running: Sequence[tuple[int, str]]) -> list[BackendEvent]:
+        """After a restart: reattach to jobs recorded as running (job id, backend ref); returns events
+        for those that ended or vanished meanwhile. Never starts anything."""
+        ...
+
+    def unavailable_nodes(self) -> set[str]:
+        """Node names the backend reports drained or down; their GPUs leave the snapshot."""
+        ...
