@@ -1,10 +1,38 @@
 #!/usr/bin/env bash
 # The full test run, as CI runs it: lint, types, then every test including slow and service-backed
-# ones. Services the tests need (PostgreSQL, the Slurm test cluster) are started here when possible.
+# ones. It starts the services those tests need — a private PostgreSQL server and the Slurm test
+# cluster from ../shared/slurm — and stops them on exit. Where a service cannot be started (not root,
+# no ../shared), its tests skip with a reason. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 "$VENV/bin/ruff" check src tests benchmarks
 "$VENV/bin/ruff" format --check src tests benchmarks
 "$VENV/bin/mypy"
+
+work=$(mktemp -d /tmp/gpuc-test.XXXXXX)
+chmod 755 "$work"
+slurm_dir=""
+cleanup() {
+  [ -n "$slurm_dir" ] && ../shared/slurm/stop-test-cluster.sh "$slurm_dir" >/dev/null 2>&1 || true
+  scripts/stop-postgres.sh "$work/pg" || true
+}
+trap cleanup EXIT
+
+if [ -z "${GPUC_TEST_POSTGRES_URL:-}" ]; then
+  if url=$(scripts/start-postgres.sh "$work/pg" 2>"$work/pg-start.log"); then
+    export GPUC_TEST_POSTGRES_URL=$url
+  else
+    echo "PostgreSQL not started; its tests will skip:" >&2; tail -n 3 "$work/pg-start.log" >&2
+  fi
+fi
+if [ -z "${SLURM_CONF:-}" ] && [ -x ../shared/slurm/start-test-cluster.sh ] && [ "$(id -u)" = 0 ]; then
+  slurm_dir="$work/slurm"
+  if exports=$(../shared/slurm/start-test-cluster.sh "$slurm_dir" 2>"$work/slurm-start.log"); then
+    eval "$exports"
+  else
+    echo "Slurm test cluster not started; its tests will skip:" >&2; tail -n 5 "$work/slurm-start.log" >&2
+    slurm_dir=""
+  fi
+fi
 "$VENV/bin/pytest" -q -m "" "$@"

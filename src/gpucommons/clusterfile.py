@@ -133,8 +133,11 @@ def parse_cluster(text: str, source: str) -> Cluster:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name.removesuffix(".toml") for p in resources.files("gpucommons.presets").iterdir()
-                  if p.name.endswith(".toml"))
+    return sorted(
+        p.name.removesuffix(".toml")
+        for p in resources.files("gpucommons.presets").iterdir()
+        if p.name.endswith(".toml")
+    )
 
 
 def load_cluster(name_or_path: str) -> Cluster:
@@ -148,5 +151,7 @@ def load_cluster(name_or_path: str) -> Cluster:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read cluster file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
         return parse_cluster(text, str(path))
     raise UnknownNameError(f"unknown cluster {name_or_path!r}; presets: {', '.join(preset_names())}")

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from gpucommons.cli import sim
+from gpucommons.cli import admin, awards, jobs, programs, proposals, server, sim, site, up
 from gpucommons.errors import GpucError
 
 app = typer.Typer(
@@ -25,6 +25,15 @@ def _root() -> None:
 
 
 app.command("sim")(sim.sim_command)
+app.add_typer(site.app, name="site")
+app.command("server")(server.server_command)
+app.command("login")(server.login_command)
+app.add_typer(programs.app, name="program")
+app.add_typer(proposals.app, name="proposal")
+app.add_typer(awards.app, name="award")
+app.add_typer(admin.app, name="admin")
+jobs.register(app)
+up.register(app)
 
 
 def main() -> None:

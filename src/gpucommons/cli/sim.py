@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gpucommons.cli.fill import run_fill_command
 from gpucommons.clusterfile import load_cluster
+from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.errors import InvalidRequestError, UnknownNameError
 from gpucommons.policy.registry import build_policy
@@ -21,15 +23,23 @@ from gpucommons.sim.metrics import job_rows, summarize, tenant_rows
 from gpucommons.sim.runner import SimOptions, simulate
 from gpucommons.sim.scenario import proportional_quotas, scale_load
 from gpucommons.sim.traces.locate import trace_file
+from gpucommons.sim.traces.openb import NODE_FILE as OPENB_NODE_FILE
+from gpucommons.sim.traces.openb import POD_FILE as OPENB_POD_FILE
+from gpucommons.sim.traces.openb import read_openb_cluster, read_openb_pods
 from gpucommons.sim.traces.philly import read_philly
 from gpucommons.sim.traces.synthetic import SyntheticSpec, generate
 
-TRACES = ("philly", "synthetic")
+TRACES = ("philly", "synthetic", "openb")
+OPENB_DIR = "alibaba-gpu-v2023-openb"
 
 
-def load_trace(name: str, limit_jobs: int | None, seed: int, cluster_gpus: int, synthetic_jobs: int) -> list[Job]:
+def load_trace(
+    name: str, limit_jobs: int | None, seed: int, cluster_gpus: int, synthetic_jobs: int
+) -> list[Job]:
     if name == "philly":
         return read_philly(trace_file("philly-derived", "philly.csv"), limit_jobs)
+    if name == "openb":
+        return read_openb_pods(trace_file(OPENB_DIR, OPENB_POD_FILE), limit_jobs)
     if name == "synthetic":
         count = synthetic_jobs if limit_jobs is None else min(limit_jobs, synthetic_jobs)
         return generate(SyntheticSpec(jobs=count, cluster_gpus=cluster_gpus), seed)
@@ -39,9 +49,18 @@ def load_trace(name: str, limit_jobs: int | None, seed: int, cluster_gpus: int, 
     raise UnknownNameError(f"unknown trace {name!r}; known: {', '.join(TRACES)} or a Philly-format .csv path")
 
 
+def resolve_cluster(name: str) -> Cluster:
+    """A preset, a TOML path, or ``openb`` (the GPU nodes of the openb trace)."""
+    if name == "openb":
+        return read_openb_cluster(trace_file(OPENB_DIR, OPENB_NODE_FILE))
+    return load_cluster(name)
+
+
 def sim_command(
     trace: Annotated[str, typer.Option(help="philly, synthetic, or a Philly-format CSV path")] = "philly",
-    cluster: Annotated[str, typer.Option(help="preset name (philly, korea-2026, demo) or TOML path")] = "philly",
+    cluster: Annotated[
+        str, typer.Option(help="preset name (philly, korea-2026, demo) or TOML path")
+    ] = "philly",
     policy: Annotated[str, typer.Option(help="fifo, backfill, fairshare, las, quota")] = "fifo",
     placement: Annotated[str, typer.Option(help="placer name")] = "best-fit",
     seed: Annotated[int, typer.Option(help="seed for synthetic workloads and tie-breaking")] = 42,
@@ -50,28 +69,53 @@ def sim_command(
     synthetic_jobs: Annotated[int, typer.Option(help="jobs to generate for --trace synthetic")] = 10_000,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("sim-out"),
     quiet: Annotated[bool, typer.Option(help="no progress bar or table")] = False,
+    mode: Annotated[
+        str, typer.Option(help="replay (arrivals and departures) or fill (pack until --demand)")
+    ] = "replay",
+    demand: Annotated[
+        float, typer.Option(help="fill mode: stop at this share of cluster GPUs requested")
+    ] = 1.3,
 ) -> None:
     """Replay a trace through the real policy core and report JCT, wait, utilization and fairness."""
     if limit_jobs is not None and limit_jobs <= 0:
         raise InvalidRequestError(f"--limit-jobs must be > 0, got {limit_jobs}")
+    if mode == "fill":
+        inventory = resolve_cluster(cluster)
+        pods = load_trace(trace, limit_jobs, seed, inventory.total_gpus, synthetic_jobs)
+        run_fill_command(pods, inventory, trace, placement, demand, seed, out, quiet)
+        return
+    if mode != "replay":
+        raise InvalidRequestError(f"--mode must be replay or fill, got {mode!r}")
     config = build_policy(policy, placement)
-    inventory = load_cluster(cluster)
+    inventory = resolve_cluster(cluster)
     jobs = scale_load(load_trace(trace, limit_jobs, seed, inventory.total_gpus, synthetic_jobs), load)
     options = SimOptions(quota_gpus=proportional_quotas(jobs, inventory.total_gpus))
     console = Console(stderr=True)
     started = time.perf_counter()
     with Progress(
-        TextColumn(f"[bold]{policy}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, disable=quiet, transient=True,
+        TextColumn(f"[bold]{policy}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
     ) as progress:
         task = progress.add_task("sim", total=len(jobs))
-        result = simulate(jobs, inventory, config, options,
-                          on_progress=lambda done: progress.update(task, completed=done))
+        result = simulate(
+            jobs, inventory, config, options, on_progress=lambda done: progress.update(task, completed=done)
+        )
     wall_s = time.perf_counter() - started
     summary: dict[str, Any] = {
-        "policy": policy, "placement": placement, "trace": trace, "cluster": inventory.name,
-        "cluster_gpus": inventory.total_gpus, "seed": seed, "load": load,
-        **summarize(result), "sim_wall_s": round(wall_s, 3),
+        "policy": policy,
+        "placement": placement,
+        "trace": trace,
+        "cluster": inventory.name,
+        "cluster_gpus": inventory.total_gpus,
+        "seed": seed,
+        "load": load,
+        **summarize(result),
+        "sim_wall_s": round(wall_s, 3),
     }
     _write_outputs(out, summary, result)
     if not quiet:
@@ -90,11 +134,24 @@ def _write_outputs(out: Path, summary: dict[str, Any], result: Any) -> None:
 
 
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
-    table = Table(title=f"{summary['policy']} on {summary['trace']} / {summary['cluster']} (load {summary['load']})")
+    table = Table(
+        title=f"{summary['policy']} on {summary['trace']} / {summary['cluster']} (load {summary['load']})"
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("jobs_finished", "avg_jct_s", "median_jct_s", "p99_jct_s", "avg_wait_s", "p99_wait_s",
-                "avg_bounded_slowdown", "utilization", "jain_fairness", "makespan_s", "sim_wall_s"):
+    for key in (
+        "jobs_finished",
+        "avg_jct_s",
+        "median_jct_s",
+        "p99_jct_s",
+        "avg_wait_s",
+        "p99_wait_s",
+        "avg_bounded_slowdown",
+        "utilization",
+        "jain_fairness",
+        "makespan_s",
+        "sim_wall_s",
+    ):
         value = summary[key]
         table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}")
     console.print(table)

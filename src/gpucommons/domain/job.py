@@ -14,6 +14,12 @@ class Job:
     one node and otherwise the fewest nodes. ``accepted_models`` empty means any model. ``duration_s`` is
     the true run time on an A100-speed device (known to the simulator only); ``estimate_s`` is what the
     user declared (time limit), used by backfill and for estimated starts.
+
+    Placement quality (design note 0002): ``gpu_milli`` below 1000 with ``gpus == 1`` asks for a share of
+    one accelerator (an NPU rounds it up to one of its ``partitions`` slices); ``cpu_milli`` and
+    ``memory_mib`` are needed on every node the job uses; ``topology="required"`` means a multi-node job
+    must fit inside one NVLink domain (pools with ``nvlink_domain_nodes > 1``) or one network block, while
+    ``"preferred"`` only asks the placer to try.
     """
 
     id: int
@@ -26,6 +32,20 @@ class Job:
     accepted_models: frozenset[str] = field(default_factory=frozenset)
     priority_class: str = "normal"
     preemptible: bool = True
+    gpu_milli: int = 1000
+    cpu_milli: int = 0
+    memory_mib: int = 0
+    topology: str = "preferred"
+
+    @property
+    def shared(self) -> bool:
+        """True when the job asks for part of one accelerator rather than whole ones."""
+        return self.gpus == 1 and self.gpu_milli < 1000
+
+    @property
+    def gpu_share(self) -> float:
+        """Accelerators requested, counting a share as a fraction (0.25 for ``gpu_milli=250``)."""
+        return self.gpu_milli / 1000 if self.shared else float(self.gpus)
 
     def accepts(self, model: str) -> bool:
         return not self.accepted_models or model in self.accepted_models
@@ -33,9 +53,17 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where a job runs: for each node index, the GPU indices on that node."""
+    """Where a job runs: for each node index, the GPU indices on that node.
+
+    ``milli`` is the share of each listed GPU the job holds: 1000 (whole devices) except for a shared
+    placement, which names one GPU on one node. ``cpu_milli`` and ``memory_mib`` are held on every listed
+    node. The defaults describe the whole-GPU placements the replay path has always used.
+    """
 
     node_gpus: tuple[tuple[int, tuple[int, ...]], ...]
+    milli: int = 1000
+    cpu_milli: int = 0
+    memory_mib: int = 0
 
     @property
     def gpus(self) -> int:

@@ -68,18 +68,16 @@ class _BackfillGate:
     reserved_job: int | None = None
     shadow_s: float = 0.0
     extra_gpus: int = 0
+    _horizon_s: float = 0.0  # how long a job may run and still end before the reservation
+    _wait: PendingReason | None = None  # one shared reason for every job the reservation holds back
 
     def check(self, pending: PendingJob, now: float) -> PendingReason | None:
-        if self.reserved_job is None:
+        if self._wait is None:
             return None
         job = pending.job
-        if now + job.estimate_s <= self.shadow_s or job.gpus <= self.extra_gpus:
+        if job.estimate_s <= self._horizon_s or job.gpus <= self.extra_gpus:
             return None
-        return PendingReason(
-            "reservation",
-            f"starting now would delay job {self.reserved_job}, reserved for t={self.shadow_s:.0f}s",
-            blocking_job=self.reserved_job,
-        )
+        return self._wait
 
     def closed(self) -> PendingReason | None:
         return None
@@ -93,8 +91,15 @@ class _BackfillGate:
             return reason
         shadow, extra = self._reservation(pending, now)
         self.reserved_job, self.shadow_s, self.extra_gpus = pending.job.id, shadow, extra
-        return PendingReason(reason.code, f"{reason.detail}; reserved to start by t={shadow:.0f}s",
-                             estimated_start_s=shadow)
+        self._horizon_s = shadow - now
+        self._wait = PendingReason(
+            "reservation",
+            f"starting now would delay job {pending.job.id}, reserved for t={shadow:.0f}s",
+            blocking_job=pending.job.id,
+        )
+        return PendingReason(
+            reason.code, f"{reason.detail}; reserved to start by t={shadow:.0f}s", estimated_start_s=shadow
+        )
 
     def _reservation(self, pending: PendingJob, now: float) -> tuple[float, int]:
         """Earliest time enough GPUs of accepted models are free, and how many are spare then."""
@@ -107,17 +112,21 @@ class _BackfillGate:
             size = snap.cluster.pools[p].gpus_per_node
             free += sum(k * len(cap.nodes_with_free(p, k)) for k in range(1, size + 1))
         need = pending.job.gpus
-        ends = sorted(
-            (r.expected_end_s(), r.job.gpus)
-            for r in snap.running.values()
-            if cap.pool_of[r.placement.node_gpus[0][0]] in pool_ok
-        )
+        # The job is blocked now, so even if the free count suffices (fragmentation) at least one
+        # running job has to end first.
         shadow = now
-        for end_s, gpus in ends:
-            if free >= need:
+        released_any = False
+        running = snap.running
+        pool_of = cap.pool_of
+        for end_s, job_id in snap.ends():
+            if free >= need and released_any:
                 break
-            free += gpus
+            r = running[job_id]
+            if pool_of[r.placement.node_gpus[0][0]] not in pool_ok:
+                continue
+            free += r.job.gpus
             shadow = max(now, end_s)
+            released_any = True
         return shadow, max(0, free - need)
 
 

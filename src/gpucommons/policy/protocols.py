@@ -6,7 +6,7 @@ never looks at a policy's name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,6 +69,11 @@ class Preemptor(Protocol):
         self, pending: PendingJob, borrowing: bool, snapshot: Snapshot, now: float
     ) -> Sequence[RunningJob]: ...
 
+    def scope_key(self, pending: PendingJob, borrowing: bool) -> Hashable:
+        """Pending jobs with equal keys get the same candidates within one cycle (the cycle caches
+        them; e.g. the LAS queue level, or the tenant)."""
+        ...
+
 
 @dataclass(frozen=True)
 class PolicyConfig:
@@ -80,4 +85,7 @@ class PolicyConfig:
     placer: Placer
     admission: Admission | None = None
     preemptor: Preemptor | None = None
-    scan_limit: int = 1_000  # jobs examined per cycle, as Slurm's bf_max_job_test
+    scan_limit: int = 500  # jobs examined per cycle; Slurm's bf_max_job_test default
+    full_scan_limit: int = (
+        100  # jobs that may try preemption once nothing is free; Slurm's default_queue_depth
+    )

@@ -9,7 +9,7 @@ tenants' borrowing jobs (``ReclaimPreemptor``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gpucommons.domain.job import Job
@@ -71,7 +71,12 @@ class ReclaimPreemptor:
             return ()
         tenant = pending.job.tenant
         victims = [
-            r for r in snapshot.running.values() if r.borrowing and r.job.preemptible and r.job.tenant != tenant
+            r
+            for r in snapshot.running.values()
+            if r.borrowing and r.job.preemptible and r.job.tenant != tenant
         ]
         victims.sort(key=lambda r: (-r.started_s, r.job.id))
         return victims
+
+    def scope_key(self, pending: PendingJob, borrowing: bool) -> Hashable:
+        return (pending.job.tenant, borrowing)

@@ -12,11 +12,21 @@ from gpucommons.policy.ordering.fairshare import MultifactorOrdering
 from gpucommons.policy.ordering.fifo import FifoOrdering
 from gpucommons.policy.ordering.las import LasOrdering, LasPreemptor
 from gpucommons.policy.placement.best_fit import BestFitPlacer
+from gpucommons.policy.placement.fgd import FgdPlacer
+from gpucommons.policy.placement.fgd_plus import FgdPlusPlacer
+from gpucommons.policy.placement.first_fit import FirstFitPlacer
+from gpucommons.policy.placement.packing import PackingPlacer
+from gpucommons.policy.placement.spread import SpreadPlacer
 from gpucommons.policy.protocols import Placer, PolicyConfig
 from gpucommons.policy.quota import QuotaAdmission, ReclaimPreemptor
 
 PLACERS: dict[str, Callable[[], Placer]] = {
+    "first-fit": FirstFitPlacer,
     "best-fit": BestFitPlacer,
+    "packing": PackingPlacer,
+    "spread": SpreadPlacer,
+    "fgd": FgdPlacer,
+    "fgd-plus": FgdPlusPlacer,
 }
 
 
@@ -59,9 +69,11 @@ def _lookup(table: dict[str, Any], kind: str, name: str) -> Any:
 
 
 def build_placer(name: str) -> Placer:
-    return _lookup(PLACERS, "placer", name)()
+    factory: Callable[[], Placer] = _lookup(PLACERS, "placer", name)
+    return factory()
 
 
 def build_policy(name: str, placer: str = "best-fit") -> PolicyConfig:
     """The named policy with the named placer, e.g. ``build_policy("las", placer="best-fit")``."""
-    return _lookup(POLICIES, "policy", name)(build_placer(placer))
+    factory: Callable[[Placer], PolicyConfig] = _lookup(POLICIES, "policy", name)
+    return factory(build_placer(placer))

@@ -6,7 +6,7 @@ them must not change them until the cycle's decisions are recorded.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -60,3 +60,23 @@ class Snapshot:
     tenant_usage_gpu_s: Mapping[str, float] = field(default_factory=_empty)
     tenant_running_gpus: Mapping[str, int] = field(default_factory=_empty)
     quota_gpus: Mapping[str, int] = field(default_factory=_empty)
+    # (expected end, job id) of every running job, ascending; ``None``: derive it from ``running``.
+    # Stores that keep it incrementally spare backfill a sort of all running jobs per cycle.
+    running_ends: Sequence[tuple[float, int]] | None = None
+    # The pending jobs of each tenant that has any, each in (submit_s, id) order; ``None``: derive it.
+    pending_by_tenant: Mapping[str, Collection[PendingJob]] | None = None
+
+    def tenant_queues(self) -> Mapping[str, Collection[PendingJob]]:
+        """Pending jobs grouped by tenant, each group in (submit_s, id) order."""
+        if self.pending_by_tenant is not None:
+            return self.pending_by_tenant
+        groups: dict[str, list[PendingJob]] = {}
+        for p in self.pending:
+            groups.setdefault(p.job.tenant, []).append(p)
+        return groups
+
+    def ends(self) -> Sequence[tuple[float, int]]:
+        """Running jobs' (expected end, job id), earliest first."""
+        if self.running_ends is not None:
+            return self.running_ends
+        return sorted((r.expected_end_s(), r.job.id) for r in self.running.values())

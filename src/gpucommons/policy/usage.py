@@ -24,7 +24,7 @@ class UsageLedger:
         dt = now - self._at_s.get(tenant, now)
         if dt <= 0:
             return value
-        decay = 2.0 ** (-dt / self.half_life_s)
+        decay = math.pow(2.0, -dt / self.half_life_s)
         tau = self.half_life_s / math.log(2.0)
         return value * decay + self._rate_gpus.get(tenant, 0) * tau * (1.0 - decay)
 

@@ -26,7 +26,9 @@ class SimResult:
     records: Sequence[JobRecord]
     total_gpus: int
     busy_gpu_s: float
+    busy_gpu_s_arrivals: float  # busy GPU-seconds between the first and the last arrival
     start_s: float
+    last_arrival_s: float
     end_s: float
     events: int
     cycles: int
@@ -49,11 +51,15 @@ def simulate(
     start_s = arrivals[0].submit_s if arrivals else 0.0
     now = start_s
     busy_gpu_s = 0.0
+    busy_at_last_arrival = 0.0
+    last_arrival_s = arrivals[-1].submit_s if arrivals else 0.0
     events = cycles = finished = 0
     while next_arrival < len(arrivals) or len(finishes):
         t_arrival = arrivals[next_arrival].submit_s if next_arrival < len(arrivals) else float("inf")
         t_finish = finishes.peek_time()
         t = t_arrival if t_finish is None else min(t_arrival, t_finish)
+        if now < last_arrival_s:
+            busy_at_last_arrival = busy_gpu_s + store.busy_gpus * (min(t, last_arrival_s) - now)
         busy_gpu_s += store.busy_gpus * (t - now)
         now = t
         while next_arrival < len(arrivals) and arrivals[next_arrival].submit_s == t:
@@ -75,7 +81,9 @@ def simulate(
         records=[store.records[j.id] for j in arrivals],
         total_gpus=cluster.total_gpus,
         busy_gpu_s=busy_gpu_s,
+        busy_gpu_s_arrivals=busy_at_last_arrival,
         start_s=start_s,
+        last_arrival_s=last_arrival_s,
         end_s=now,
         events=events,
         cycles=cycles,

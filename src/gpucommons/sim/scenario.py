@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -12,8 +13,8 @@ from gpucommons.errors import InvalidRequestError
 
 def scale_load(jobs: Sequence[Job], factor: float) -> list[Job]:
     """Multiply the arrival rate by ``factor``: submit times are compressed toward the first one."""
-    if factor <= 0:
-        raise InvalidRequestError(f"--load must be > 0, got {factor}")
+    if not (factor > 0 and math.isfinite(factor)):
+        raise InvalidRequestError(f"--load must be a finite number > 0, got {factor}")
     if factor == 1 or not jobs:
         return list(jobs)
     t0 = min(j.submit_s for j in jobs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -26,8 +27,12 @@ class JobRecord:
 
 
 class InMemoryStore:
-    def __init__(self, cluster: Cluster, quota_gpus: Mapping[str, int] | None = None,
-                 usage_half_life_s: float = 7 * 86_400.0) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        quota_gpus: Mapping[str, int] | None = None,
+        usage_half_life_s: float = 7 * 86_400.0,
+    ) -> None:
         self.cluster = cluster
         self.capacity = Capacity(cluster)
         self.pending: dict[int, PendingJob] = {}
@@ -38,6 +43,8 @@ class InMemoryStore:
         self.quota_gpus = MappingProxyType(dict(quota_gpus or {}))
         self.busy_gpus = 0
         self._requeued = False
+        self._ends: list[tuple[float, int]] = []  # (expected end, job id) of running jobs, sorted
+        self._by_tenant: dict[str, dict[int, PendingJob]] = {}  # tenants' queues, (submit_s, id) order
 
     # -- StateStore ------------------------------------------------------------------------------
     def snapshot(self, now: float) -> Snapshot:
@@ -49,21 +56,23 @@ class InMemoryStore:
             tenant_usage_gpu_s=MappingProxyType(self.ledger.values(now)),
             tenant_running_gpus=MappingProxyType(self.tenant_running_gpus),
             quota_gpus=self.quota_gpus,
+            running_ends=self._ends,
+            pending_by_tenant={t: q.values() for t, q in self._by_tenant.items()},
         )
 
     def record(self, result: CycleResult, now: float) -> None:
         for preemption in result.preemptions:
             self._stop(preemption.job_id, now, requeue=True)
         if self._requeued:  # keep the (submit_s, id) order the Snapshot contract promises
-            self.pending = dict(sorted(self.pending.items(), key=lambda kv: (kv[1].job.submit_s, kv[0])))
+            self.pending = _in_order(self.pending)
+            self._by_tenant = {t: _in_order(q) for t, q in self._by_tenant.items()}
             self._requeued = False
         for start in result.starts:
-            pending = self.pending.pop(start.job.id)
-            for node, gpus in start.placement.node_gpus:
-                self.capacity.allocate_indices(node, gpus)
-            self.running[start.job.id] = RunningJob(
-                start.job, start.placement, now, pending.attained_gpu_s, start.borrowing
-            )
+            pending = self._unqueue(start.job)
+            self.capacity.take(start.placement)  # GPUs, shares, CPU and memory (design note 0002)
+            running = RunningJob(start.job, start.placement, now, pending.attained_gpu_s, start.borrowing)
+            self.running[start.job.id] = running
+            insort(self._ends, (running.expected_end_s(), start.job.id))
             self._hold(start.job, start.job.gpus, now)
             record = self.records[start.job.id]
             if record.first_start_s is None:
@@ -71,8 +80,19 @@ class InMemoryStore:
 
     # -- simulator events ------------------------------------------------------------------------
     def submit(self, job: Job) -> None:
-        self.pending[job.id] = PendingJob(job, queued_since_s=job.submit_s)
+        self._enqueue(PendingJob(job, queued_since_s=job.submit_s))
         self.records[job.id] = JobRecord(job)
+
+    def _enqueue(self, pending: PendingJob) -> None:
+        self.pending[pending.job.id] = pending
+        self._by_tenant.setdefault(pending.job.tenant, {})[pending.job.id] = pending
+
+    def _unqueue(self, job: Job) -> PendingJob:
+        queue = self._by_tenant[job.tenant]
+        del queue[job.id]
+        if not queue:
+            del self._by_tenant[job.tenant]
+        return self.pending.pop(job.id)
 
     def finish(self, job_id: int, now: float) -> None:
         self._stop(job_id, now, requeue=False)
@@ -80,15 +100,17 @@ class InMemoryStore:
 
     def _stop(self, job_id: int, now: float, requeue: bool) -> None:
         running = self.running.pop(job_id)
-        for node, gpus in running.placement.node_gpus:
-            self.capacity.release(node, gpus)
+        del self._ends[bisect_left(self._ends, (running.expected_end_s(), job_id))]
+        self.capacity.give(running.placement)
         self._hold(running.job, -running.job.gpus, now)
         record = self.records[job_id]
         record.run_s += now - running.started_s
         if requeue:
             record.preemptions += 1
-            self.pending[job_id] = PendingJob(
-                running.job, running.attained_at(now), queued_since_s=now, restarts=record.preemptions
+            self._enqueue(
+                PendingJob(
+                    running.job, running.attained_at(now), queued_since_s=now, restarts=record.preemptions
+                )
             )
             self._requeued = True
 
@@ -96,3 +118,7 @@ class InMemoryStore:
         self.busy_gpus += delta_gpus
         self.tenant_running_gpus[job.tenant] = self.tenant_running_gpus.get(job.tenant, 0) + delta_gpus
         self.ledger.change(job.tenant, delta_gpus, now)
+
+
+def _in_order(queue: dict[int, PendingJob]) -> dict[int, PendingJob]:
+    return dict(sorted(queue.items(), key=lambda kv: (kv[1].job.submit_s, kv[0])))

@@ -9,6 +9,7 @@ equal shares). A tenant that used exactly its share gets 0.5; one that used noth
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -38,10 +39,17 @@ class MultifactorOrdering:
         return factors
 
     def order(self, snapshot: Snapshot, now: float) -> Iterable[PendingJob]:
-        pending = snapshot.pending
-        factors = self.fairshare_factors(snapshot, {p.job.tenant for p in pending})
+        """Without a size weight, priority within one tenant falls with submit time, so the order is a
+        lazy merge of the tenants' queues: a cycle that stops early never ranks the whole queue."""
+        queues = snapshot.tenant_queues()
+        factors = self.fairshare_factors(snapshot, queues.keys())
         total_gpus = snapshot.cluster.total_gpus or 1
-        w_fs, w_age, w_size, max_age = self.weight_fairshare, self.weight_age, self.weight_size, self.max_age_s
+        w_fs, w_age, w_size, max_age = (
+            self.weight_fairshare,
+            self.weight_age,
+            self.weight_size,
+            self.max_age_s,
+        )
 
         def key(p: PendingJob) -> tuple[float, float, int]:
             job = p.job
@@ -49,4 +57,6 @@ class MultifactorOrdering:
             prio = w_fs * factors[job.tenant] + w_age * age + w_size * job.gpus / total_gpus
             return (-prio, job.submit_s, job.id)
 
-        return sorted(pending, key=key)
+        if w_size == 0:
+            return heapq.merge(*queues.values(), key=key)
+        return sorted(snapshot.pending, key=key)

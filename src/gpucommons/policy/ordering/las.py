@@ -8,8 +8,9 @@ running jobs in strictly lower-priority queues.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
@@ -28,8 +29,14 @@ class LasOrdering:
     queues: LasQueues = LasQueues()
 
     def order(self, snapshot: Snapshot, now: float) -> Iterable[PendingJob]:
+        """Queue by queue, each a lazy filter of the (submit_s, id)-ordered queue: a cycle that stops
+        early never ranks the whole queue."""
         level = self.queues.level
-        return sorted(snapshot.pending, key=lambda p: (level(p.attained_gpu_s), p.job.submit_s, p.job.id))
+        pending = snapshot.pending
+        return itertools.chain.from_iterable(
+            (p for p in pending if level(p.attained_gpu_s) == lvl)
+            for lvl in range(len(self.queues.thresholds_gpu_s) + 1)
+        )
 
 
 @dataclass(frozen=True)
@@ -44,11 +51,17 @@ class LasPreemptor:
         self, pending: PendingJob, borrowing: bool, snapshot: Snapshot, now: float
     ) -> Sequence[RunningJob]:
         mine = self.queues.level(pending.attained_gpu_s)
-        level = self.queues.level
-        victims = [
-            r
-            for r in snapshot.running.values()
-            if r.job.preemptible and now - r.started_s >= self.min_run_s and level(r.attained_at(now)) > mine
-        ]
-        victims.sort(key=lambda r: (-level(r.attained_at(now)), -r.started_s, r.job.id))
-        return victims
+        thresholds = self.queues.thresholds_gpu_s
+        latest_start = now - self.min_run_s
+        ranked = []
+        for r in snapshot.running.values():  # hot: once per cycle on a full cluster, so inlined
+            job = r.job
+            if job.preemptible and r.started_s <= latest_start:
+                lvl = bisect_right(thresholds, r.attained_gpu_s + job.gpus * (now - r.started_s))
+                if lvl > mine:
+                    ranked.append((-lvl, -r.started_s, job.id, r))
+        ranked.sort(key=lambda v: v[:3])
+        return [v[3] for v in ranked]
+
+    def scope_key(self, pending: PendingJob, borrowing: bool) -> Hashable:
+        return self.queues.level(pending.attained_gpu_s)

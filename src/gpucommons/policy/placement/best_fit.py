@@ -4,18 +4,33 @@ Single-node jobs go to the node whose free GPUs exceed the request least (across
 which keeps whole nodes free for large jobs. Multi-node gangs stay inside one pool (identical nodes, one
 fabric) and take the fewest nodes: largest free nodes first, then the tightest node for the remainder.
 Everything is all-or-nothing: a partial gang is rolled back.
+
+Jobs that need more than whole GPUs (a share, CPU/memory beside the GPUs, or a required topology) and
+gangs in pools with block or NVLink-domain structure take the state-scored path (``scored.py``,
+``fit.gang``): shares go to the GPU they fill most exactly, then to the node left with the least free
+GPU milli. Classic whole-GPU jobs keep the bucket path above, so replays of whole-GPU traces are
+unchanged.
 """
 
 from __future__ import annotations
 
 from gpucommons.domain.job import Job, Placement
-from gpucommons.policy.capacity import Capacity
+from gpucommons.policy.capacity import Capacity, StateKey
+from gpucommons.policy.placement.fit import flat_topology, is_plain
+from gpucommons.policy.placement.scored import Score, ScoredPlacer
 from gpucommons.policy.placement.shapes import accepted_pools
 
 
-class BestFitPlacer:
+class BestFitPlacer(ScoredPlacer):
+    def score(self, key: StateKey, job: Job, eff: int, option: int) -> Score:
+        """Least leftover on the chosen GPU, then least free GPU milli and CPU left on the node."""
+        node_free = sum(key[3]) - (eff if job.shared else 1000 * job.gpus)
+        return (float(option - eff), float(node_free), float(key[1] - job.cpu_milli))
+
     def place(self, job: Job, capacity: Capacity) -> Placement | None:
         pools = accepted_pools(capacity.cluster, job.accepted_models)
+        if not is_plain(job) or not flat_topology(capacity.cluster, pools):
+            return super().place(job, capacity)
         if capacity.free_total < job.gpus or not pools:
             return None
         per_node = job.gpus_per_node
@@ -60,8 +75,11 @@ def _fewest_nodes(capacity: Capacity, pools: tuple[int, ...], gpus: int) -> Plac
     while remaining > 0:
         node = _tightest(capacity, pools, remaining, only=pool)
         if node is None:
-            node = next(capacity.nodes_with_free(pool, k)[-1] for k in range(size, 0, -1)
-                        if capacity.nodes_with_free(pool, k))
+            node = next(
+                capacity.nodes_with_free(pool, k)[-1]
+                for k in range(size, 0, -1)
+                if capacity.nodes_with_free(pool, k)
+            )
         take = min(remaining, capacity.free_gpus(node))
         chosen.append((node, capacity.allocate(node, take)))
         remaining -= take
@@ -85,7 +103,9 @@ def _nodes_needed(capacity: Capacity, pool: int, gpus: int) -> int | None:
     return None
 
 
-def _fixed_shape(capacity: Capacity, pools: tuple[int, ...], node_count: int, per_node: int) -> Placement | None:
+def _fixed_shape(
+    capacity: Capacity, pools: tuple[int, ...], node_count: int, per_node: int
+) -> Placement | None:
     """``node_count`` nodes with ``per_node`` GPUs each, in one pool, tightest nodes first."""
     for pool in pools:
         size = capacity.cluster.pools[pool].gpus_per_node
@@ -94,7 +114,7 @@ def _fixed_shape(capacity: Capacity, pools: tuple[int, ...], node_count: int, pe
         picked: list[int] = []
         for k in range(per_node, size + 1):
             bucket = capacity.nodes_with_free(pool, k)
-            picked.extend(bucket[-(node_count - len(picked)):] if len(bucket) else [])
+            picked.extend(bucket[-(node_count - len(picked)) :] if len(bucket) else [])
             if len(picked) >= node_count:
                 break
         if len(picked) >= node_count:

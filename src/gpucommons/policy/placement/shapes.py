@@ -24,12 +24,23 @@ def _fits_pool(cluster: Cluster, pool: int, gpus: int, gpus_per_node: int | None
         return False
     if gpus_per_node is None:
         return gpus <= p.gpus
-    return gpus_per_node <= p.gpus_per_node and gpus % gpus_per_node == 0 and gpus // gpus_per_node <= p.node_count
+    return (
+        gpus_per_node <= p.gpus_per_node
+        and gpus % gpus_per_node == 0
+        and gpus // gpus_per_node <= p.node_count
+    )
 
 
 def never_fits_reason(job: Job, cluster: Cluster) -> PendingReason | None:
     """A reason when no accepted pool could hold the job even if it were empty; else ``None``."""
-    if any(_fits_pool(cluster, p, job.gpus, job.gpus_per_node) for p in accepted_pools(cluster, job.accepted_models)):
+    return _never_fits(cluster, job.gpus, job.gpus_per_node, job.accepted_models)
+
+
+@lru_cache(maxsize=65536)
+def _never_fits(
+    cluster: Cluster, gpus: int, gpus_per_node: int | None, accepted_models: frozenset[str]
+) -> PendingReason | None:
+    if any(_fits_pool(cluster, p, gpus, gpus_per_node) for p in accepted_pools(cluster, accepted_models)):
         return None
-    shape = f"{job.gpus} GPU(s)" + (f" as {job.gpus_per_node} per node" if job.gpus_per_node else "")
+    shape = f"{gpus} GPU(s)" + (f" as {gpus_per_node} per node" if gpus_per_node else "")
     return PendingReason("never-fits", f"no accepted pool can ever hold {shape}")

@@ -1,9 +1,10 @@
 """Reader for the Philly job trace (``philly-derived/philly.csv``, Pollux/Sia artifact format).
 
 Columns ``timestamp,duration,num_gpus,gpu_time,cluster``. Tenants are the ``cluster`` column (Philly's
-virtual clusters). Submit times become seconds after the earliest submit; job ids are 1-based row numbers; ``limit_jobs``
-keeps the earliest-submitted jobs (ties in file order). The trace has no user estimates, so ``estimate_s`` is the true duration (an
-oracle estimate; backfill results are therefore an upper bound on what real estimates give).
+virtual clusters). Submit times become seconds after the earliest submit; job ids are 1-based row
+numbers; ``limit_jobs`` keeps the earliest-submitted jobs (ties in file order). The trace has no user
+estimates, so ``estimate_s`` is the true duration (an oracle estimate; backfill results are therefore an
+upper bound on what real estimates give).
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ def read_philly(path: Path, limit_jobs: int | None = None) -> list[Job]:
     rows: list[tuple[float, float, int, str]] = []
     with handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise TraceError(f"{path}: missing column(s) {', '.join(missing)}")
-        for line, row in enumerate(reader, start=2):
-            rows.append(_parse_row(path, line, row))
+        try:
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise TraceError(f"{path}: missing column(s) {', '.join(missing)}")
+            for line, row in enumerate(reader, start=2):
+                rows.append(_parse_row(path, line, row))
+        except UnicodeDecodeError as exc:
+            raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
     order = sorted(range(len(rows)), key=lambda i: (rows[i][0], i))[:limit_jobs]
     if not order:
         return []
@@ -38,8 +42,11 @@ def read_philly(path: Path, limit_jobs: int | None = None) -> list[Job]:
     jobs = []
     for i in order:
         ts, duration, gpus, tenant = rows[i]
-        jobs.append(Job(id=i + 1, tenant=tenant, gpus=gpus, submit_s=ts - t0, duration_s=duration,
-                        estimate_s=duration))
+        jobs.append(
+            Job(
+                id=i + 1, tenant=tenant, gpus=gpus, submit_s=ts - t0, duration_s=duration, estimate_s=duration
+            )
+        )
     return jobs
 
 

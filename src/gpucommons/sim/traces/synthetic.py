@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 
 from gpucommons.domain.job import Job
+from gpucommons.errors import InvalidRequestError
 
 GPU_MIX = ((1, 0.932), (2, 0.022), (4, 0.023), (8, 0.020), (16, 0.0024), (32, 0.0006))
 
@@ -27,6 +28,13 @@ class SyntheticSpec:
 
 
 def generate(spec: SyntheticSpec, seed: int) -> list[Job]:
+    if spec.jobs <= 0:
+        raise InvalidRequestError(f"synthetic workload needs jobs > 0, got {spec.jobs}")
+    if spec.cluster_gpus <= 0 or not spec.offered_load > 0:
+        raise InvalidRequestError(
+            f"synthetic workload needs a cluster with GPUs and a load > 0, got {spec.cluster_gpus} GPUs "
+            f"and load {spec.offered_load}"
+        )
     rng = random.Random(seed)
     sizes = [g for g, _ in GPU_MIX]
     weights = [w for _, w in GPU_MIX]

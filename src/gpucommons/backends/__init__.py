@@ -1,0 +1,1 @@
+"""Live execution backends, one module each (``local``; ``slurm`` and ``kubernetes`` to follow)."""

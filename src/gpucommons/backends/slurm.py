@@ -1,0 +1,243 @@
+"""The Slurm backend: gpucommons decides, Slurm executes.
+
+Each job segment becomes one batch job pinned to the nodes the policy chose (see ``slurm_submit``).
+``poll`` reads ``squeue --json`` once per call and turns state changes of the tracked jobs into
+``BackendEvent``s; jobs that Slurm has already forgotten (older than ``MinJobAge``) are looked up with
+``sacct`` when accounting is on, else reported lost. Jobs named like ours (``gpuc-<id>``) that this
+backend does not track are reported as ``unknown`` while they hold or wait for resources, so the engine
+can reconcile GPUs used outside its knowledge.
+
+Slurm states map to event kinds as follows: COMPLETED -> finished, FAILED/OUT_OF_MEMORY -> failed,
+CANCELLED -> cancelled, TIMEOUT/DEADLINE -> timeout, NODE_FAIL/BOOT_FAIL/PREEMPTED -> lost, and PENDING
+(or REQUEUE*) with a higher restart count than last seen -> requeued. After ``requeued`` the job stays in
+Slurm's queue, pinned to the same nodes; ``started`` follows when it runs again, or the engine cancels it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gpucommons.backends.slurm_cli import SlurmCli, SlurmCommandError
+from gpucommons.backends.slurm_parse import (
+    SACCT_FORMAT,
+    SINFO_FORMAT,
+    SlurmJob,
+    node_unavailable,
+    parse_sacct,
+    parse_sinfo_nodes,
+    parse_squeue_json,
+)
+from gpucommons.backends.slurm_submit import SlurmConfig, build_submission, job_comment
+from gpucommons.engine.ports import BackendEvent, LaunchSpec
+
+TERMINAL_KINDS: Mapping[str, str] = {
+    "COMPLETED": "finished",
+    "FAILED": "failed",
+    "OUT_OF_MEMORY": "failed",
+    "CANCELLED": "cancelled",
+    "TIMEOUT": "timeout",
+    "DEADLINE": "timeout",
+    "NODE_FAIL": "lost",
+    "BOOT_FAIL": "lost",
+    "PREEMPTED": "lost",
+    "REVOKED": "lost",
+}
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING"})
+PENDING_REF_PREFIX = "pending:"  # a reference the engine recorded before launch returned
+_GONE_MARKERS = ("invalid job id", "already completing or completed")
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """What this backend last reported for one Slurm job."""
+
+    job_id: int
+    restarts: int = 0
+    started: bool = False
+
+
+class SlurmBackend:
+    """A ``Backend`` (engine.ports) over Slurm's command-line clients. Not thread-safe: the engine
+    calls it from one loop."""
+
+    name = "slurm"
+
+    def __init__(
+        self,
+        config: SlurmConfig | None = None,
+        cli: SlurmCli | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.config = config or SlurmConfig()
+        self.cli = cli or SlurmCli(self.config.bin_dir, self.config.slurm_conf, self.config.command_timeout_s)
+        self._clock = clock
+        self._tracked: dict[str, _Tracked] = {}
+        self._ended: set[str] = set()  # Slurm ids of tracked jobs already reported as ended
+        self._unknown_reported: set[str] = set()
+        self._ours = re.compile(rf"^{re.escape(self.config.job_name_prefix)}\d+$")
+        self._accounting = self.config.accounting
+
+    # -- Backend protocol -------------------------------------------------------------------------
+
+    def launch(self, spec: LaunchSpec) -> str:
+        submission = build_submission(self.config, spec)
+        _prepare_dirs(spec)
+        argv = ["sbatch", "--parsable", *submission.args]
+        out = self.cli.run(argv, stdin=submission.script, env=submission.env)
+        ref = out.strip().split(";")[0]
+        if not ref.isdigit():
+            raise SlurmCommandError(f"sbatch: unexpected answer {out.strip()[:80]!r}")
+        self._tracked[ref] = _Tracked(spec.job_id)
+        return ref
+
+    def cancel(self, job_id: int, backend_ref: str) -> None:
+        """Ask Slurm to cancel; the ``cancelled`` event follows from ``poll``. A job Slurm no longer
+        knows is not an error: there is nothing left to cancel."""
+        try:
+            self.cli.run(["scancel", backend_ref])
+        except SlurmCommandError as exc:
+            if not any(marker in str(exc).lower() for marker in _GONE_MARKERS):
+                raise
+
+    def poll(self) -> list[BackendEvent]:
+        jobs = self._squeue()
+        events: list[BackendEvent] = []
+        missing: list[str] = []
+        for ref, tracked in list(self._tracked.items()):
+            job = jobs.get(ref)
+            if job is None:
+                missing.append(ref)
+            else:
+                events.extend(self._advance(ref, tracked, job))
+        events.extend(self._resolve_missing(missing))
+        events.extend(self._unknown(jobs.values()))
+        return events
+
+    def adopt(self, running: Sequence[tuple[int, str]]) -> list[BackendEvent]:
+        """Track jobs recorded as running. A job Slurm has back in its queue after a restart count
+        above zero is reported requeued; ended or vanished jobs get their final event. A reference
+        recorded as ``pending:<launch id>`` is resolved through the job comment; its ``started`` event
+        then carries the real Slurm id. Submits nothing."""
+        jobs = self._squeue()
+        events: list[BackendEvent] = []
+        missing: list[str] = []
+        for job_id, recorded_ref in running:
+            ref, resolved = recorded_ref, False
+            if ref.startswith(PENDING_REF_PREFIX) or not ref:
+                found = self._find_launch(jobs, job_id, ref.removeprefix(PENDING_REF_PREFIX))
+                if found is None:
+                    events.append(BackendEvent(job_id, "lost", self._clock(), ref, detail="never launched"))
+                    continue
+                ref, resolved = found.slurm_id, True
+            job = jobs.get(ref)
+            tracked = _Tracked(job_id, restarts=0, started=not resolved)
+            if job is not None and job.state in RUNNING_STATES | set(TERMINAL_KINDS):
+                tracked.restarts = job.restarts
+            self._tracked[ref] = tracked
+            if job is None:
+                missing.append(ref)
+            else:
+                events.extend(self._advance(ref, tracked, job))
+        events.extend(self._resolve_missing(missing))
+        return events
+
+    def _find_launch(self, jobs: dict[str, SlurmJob], job_id: int, launch_id: str) -> SlurmJob | None:
+        """The Slurm job submitted for a launch recorded only as pending (a crash right after sbatch)."""
+        comment = job_comment(job_id, launch_id)
+        matches = [j for j in jobs.values() if j.comment == comment]
+        return max(matches, key=lambda j: int(j.slurm_id)) if launch_id and matches else None
+
+    def unavailable_nodes(self) -> set[str]:
+        out = self.cli.run(["sinfo", "-N", "-h", "-o", SINFO_FORMAT])
+        return {self.config.gpuc_node(n.name) for n in parse_sinfo_nodes(out) if node_unavailable(n.state)}
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _squeue(self) -> dict[str, SlurmJob]:
+        return {j.slurm_id: j for j in parse_squeue_json(self.cli.run(["squeue", "--json"]))}
+
+    def _event(self, tracked: _Tracked, kind: str, at_s: float | None, ref: str, **kw: Any) -> BackendEvent:
+        return BackendEvent(tracked.job_id, kind, at_s if at_s is not None else self._clock(), ref, **kw)
+
+    def _advance(self, ref: str, tracked: _Tracked, job: SlurmJob) -> list[BackendEvent]:
+        """Events that take ``tracked`` from what was last reported to ``job``'s current state."""
+        events: list[BackendEvent] = []
+        if job.restarts > tracked.restarts:
+            detail = f"Slurm requeued it ({job.reason})"
+            events.append(self._event(tracked, "requeued", None, ref, detail=detail))
+            tracked.restarts = job.restarts
+            tracked.started = False
+        kind = TERMINAL_KINDS.get(job.state)
+        ended_after_run = kind is not None and bool(job.nodes) and job.start_s is not None
+        ran = job.state in RUNNING_STATES or ended_after_run
+        if ran and not tracked.started:
+            events.append(self._event(tracked, "started", job.start_s, ref, detail=job.nodes))
+            tracked.started = True
+        if kind is not None:
+            reason = f" ({job.reason})" if job.reason not in ("", "None") else ""
+            detail = f"Slurm state {job.state}{reason}"
+            events.append(self._event(tracked, kind, job.end_s, ref, exit_code=job.exit_code, detail=detail))
+            del self._tracked[ref]
+            self._ended.add(ref)
+        return events
+
+    def _accounting_enabled(self) -> bool:
+        if self._accounting is None:
+            out = self.cli.run(["scontrol", "show", "config"], check=False)
+            self._accounting = "accounting_storage/slurmdbd" in out
+        return self._accounting
+
+    def _resolve_missing(self, refs: list[str]) -> list[BackendEvent]:
+        """Final events for tracked jobs that squeue no longer lists."""
+        if not refs:
+            return []
+        found: dict[str, SlurmJob] = {}
+        if self._accounting_enabled():
+            out = self.cli.run(["sacct", "-n", "-X", "-P", "-o", SACCT_FORMAT, "-j", ",".join(refs)])
+            found = {j.slurm_id: j for j in parse_sacct(out)}
+        events: list[BackendEvent] = []
+        for ref in refs:
+            tracked = self._tracked[ref]
+            job = found.get(ref)
+            if job is not None and job.state in TERMINAL_KINDS:
+                events.extend(self._advance(ref, tracked, job))
+            elif job is None:
+                detail = f"Slurm no longer knows job {ref}"
+                events.append(self._event(tracked, "lost", None, ref, detail=detail))
+                del self._tracked[ref]
+                self._ended.add(ref)
+        return events
+
+    def _unknown(self, jobs: Any) -> list[BackendEvent]:
+        """Active jobs named like ours that no one here launched or adopted: each reported once."""
+        events = []
+        for job in jobs:
+            ref = job.slurm_id
+            if ref in self._tracked or ref in self._ended or ref in self._unknown_reported:
+                continue
+            if job.state in TERMINAL_KINDS or not self._ours.match(job.name):
+                continue
+            self._unknown_reported.add(ref)
+            detail = f"Slurm job {ref} named {job.name} is not known to gpucommons ({job.state})"
+            events.append(BackendEvent(0, "unknown", self._clock(), ref, detail=detail))
+        return events
+
+
+def _prepare_dirs(spec: LaunchSpec) -> None:
+    """Create the work and log directories: slurmd opens the log files before the job runs and fails
+    the job if their directory is missing. Best effort: where the service does not share the nodes'
+    file system the directories must be provided by the site."""
+    for path in (spec.workdir, spec.stdout_path.parent, spec.stderr_path.parent):
+        with contextlib.suppress(OSError):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def make_slurm_backend(settings: Mapping[str, Any] | SlurmConfig | None = None) -> SlurmBackend:
+    """Build a backend from a settings mapping (keys: the fields of ``SlurmConfig``); bad keys or
+    values raise ``ConfigError`` with the offending key."""
+    return SlurmBackend(SlurmConfig.from_settings(settings))

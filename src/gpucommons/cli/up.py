@@ -1,0 +1,145 @@
+"""``gpuc up`` (the whole commons on the embedded default) and ``gpuc scheduler`` (the loop alone).
+
+``gpuc up`` migrates the SQLite database under ``GPUC_HOME``, makes sure an ``admin`` user exists and
+gives it a fresh token, and, unless ``--empty``, a demo institution, project and active award, so a
+newcomer can ``gpuc submit`` at once. It writes the URL and token to ``GPUC_HOME/credentials.json`` (the
+CLI on this machine then needs no ``gpuc login``) and serves the API with the scheduler loop in-process.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gpucommons.cli.credentials import Credentials, save_credentials
+from gpucommons.config import Settings
+from gpucommons.service.scheduler import DEFAULT_POLICY, build_engine, start_in_background
+from gpucommons.store import awards as award_repo
+from gpucommons.store import programs as program_repo
+from gpucommons.store import repos
+from gpucommons.store.base import make_engine, session_factory, upgrade, utcnow
+from gpucommons.store.models import ProgramRow, ProjectRow, UserRow
+
+out = Console(highlight=False, soft_wrap=True)
+DEMO_PROJECT = "demo"
+DEMO_BUDGET_GPU_HOURS = 1_000.0
+DEMO_PRICE_KRW_PER_GPU_HOUR = 2_000.0
+
+
+def _settings(home: Path | None, port: int | None, host: str | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if home is not None:
+        overrides["home"] = home
+    if port is not None:
+        overrides["port"] = port
+    if host is not None:
+        overrides["host"] = host
+    return Settings(**overrides)
+
+
+def seed_demo(session: Session, admin: UserRow, now: datetime) -> None:
+    """Once: a startup (so usage shows won charged), project ``demo`` with the admin as PI, an H100
+    program and an active award."""
+    if session.scalar(select(ProjectRow).where(ProjectRow.name == DEMO_PROJECT)) is not None:
+        return
+    institution = repos.create_institution(session, "Demo Startup", "startup", "non_capital")
+    project = repos.create_project(session, DEMO_PROJECT, institution.id)
+    repos.set_membership(session, project.id, admin.id, "pi")
+    program = session.scalar(select(ProgramRow).where(ProgramRow.name == "demo-call"))
+    if program is None:
+        program = program_repo.create_program(
+            session,
+            name="demo-call",
+            model="H100",
+            capacity_gpus=16,
+            unit_gpus=8,
+            duration_days=90,
+            price_krw_per_gpu_hour=DEMO_PRICE_KRW_PER_GPU_HOUR,
+        )
+    terms = award_repo.AwardTerms(
+        project_id=project.id,
+        program_id=program.id,
+        gpu_hours_budget=DEMO_BUDGET_GPU_HOURS,
+        guaranteed_gpus=8,
+    )
+    award = award_repo.create_award(session, terms, now - timedelta(seconds=1))
+    award_repo.activate_award(session, award.id, now)
+
+
+def bootstrap(settings: Settings, empty: bool) -> str:
+    """Migrate, ensure the admin (and demo data); returns a fresh admin token."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            now = utcnow()
+            admin = session.scalar(select(UserRow).where(UserRow.name == "admin"))
+            if admin is None:
+                admin = repos.create_user(session, "admin", "admin")
+            _, token = repos.create_token(session, admin.id, now, label="gpuc up")
+            if not empty:
+                seed_demo(session, admin, now)
+            session.commit()
+    finally:
+        engine.dispose()
+    return token
+
+
+def up(
+    home: Annotated[Path | None, typer.Option(help="state directory (default: GPUC_HOME or ~/.gpuc)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to serve on (default: GPUC_PORT or 8080)")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    empty: Annotated[bool, typer.Option("--empty", help="no demo institution, project or award")] = False,
+    policy: Annotated[str, typer.Option(envvar="GPUC_POLICY", help="scheduling policy")] = DEFAULT_POLICY,
+) -> None:
+    """Start the commons on this machine: database, API, scheduler and local backend."""
+    import uvicorn
+
+    from gpucommons.service.app import create_app
+
+    settings = _settings(home, port, host)
+    token = bootstrap(settings, empty)
+    url = f"http://{settings.host}:{settings.port}"
+    save_credentials(settings.home, Credentials(url=url, token=token, user="admin"))
+    app = create_app(settings, migrate=False)
+    stop = start_in_background(app, settings, policy)
+    out.print(f"gpucommons is up at {url}")
+    out.print(f"admin token: {token}")
+    out.print(f"credentials written to {settings.credentials_path}; try: gpuc submit --gpus 2 -- nvidia-smi")
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        stop.set()
+
+
+def scheduler(
+    policy: Annotated[str, typer.Option(envvar="GPUC_POLICY", help="scheduling policy")] = DEFAULT_POLICY,
+    once: Annotated[bool, typer.Option("--once", help="run one step and exit")] = False,
+) -> None:
+    """Run the scheduler loop alone (when the server runs with its own loop disabled, or elsewhere)."""
+    settings = Settings()
+    upgrade(settings.database_url)
+    engine = build_engine(settings, policy)
+    if once:
+        report = engine.step()
+        out.print(f"lease held: {report.held_lease}; events {report.events}; started {report.started}")
+        return
+    stop = threading.Event()
+    out.print(f"scheduler running on {settings.database_url} every {settings.scheduler_interval_s:g} s")
+    try:
+        engine.run(stop, settings.scheduler_interval_s)
+    except KeyboardInterrupt:
+        engine.shutdown()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
+    app.command("scheduler")(scheduler)

@@ -1,0 +1,245 @@
+"""Typed Python client of the commons' REST API (httpx).
+
+Errors come back as the package's own classes with the server's one-line detail: 401 ``AuthError``,
+403 ``PermissionDeniedError``, 404 ``NotFoundError``, 409 ``ConflictError``, 400/422
+``InvalidRequestError``; an unreachable server or a 5xx is a plain ``GpucError``. Build one with
+``GpucClient(url, token)``, ``GpucClient.from_env(home)`` (``GPUC_URL``/``GPUC_TOKEN`` or the stored
+credentials), or hand it an ``httpx.Client`` (tests pass FastAPI's ``TestClient``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import TypeAdapter
+
+from gpucommons.cli.credentials import resolve_credentials
+from gpucommons.errors import (
+    AuthError,
+    ConflictError,
+    GpucError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from gpucommons.service.schemas.allocation import (
+    AwardRead,
+    ProgramRead,
+    ProposalRead,
+    ReclaimRead,
+    ReviewRead,
+)
+from gpucommons.service.schemas.jobs import BalanceRead, JobRead, LogChunk, WhyRead
+from gpucommons.service.schemas.tenancy import (
+    InstitutionRead,
+    MemberRead,
+    ProjectRead,
+    TokenCreated,
+    UserRead,
+    WhoAmI,
+)
+
+T = TypeVar("T")
+ERROR_BY_STATUS: dict[int, type[GpucError]] = {
+    400: InvalidRequestError,
+    401: AuthError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: InvalidRequestError,
+}
+TIMEOUT_S = 30.0
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class GpucClient:
+    """One method per API operation; part of the public API (job methods live alongside)."""
+
+    def __init__(self, url: str, token: str = "", *, http: httpx.Client | None = None) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if http is None:
+            http = httpx.Client(base_url=self.url, timeout=TIMEOUT_S)
+        http.headers.update(headers)
+        self._http = http
+
+    @classmethod
+    def from_env(cls, home: Path) -> GpucClient:
+        creds = resolve_credentials(home)
+        return cls(creds.url, creds.token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # plumbing -----------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """Send one request; return the decoded JSON body (``None`` for 204) or raise the mapped error."""
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise GpucError(f"cannot reach the gpucommons server at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                detail = str(response.json().get("detail", response.text))
+            except ValueError:
+                detail = response.text or response.reason_phrase
+            error = ERROR_BY_STATUS.get(response.status_code, GpucError)
+            raise error(
+                detail if response.status_code < 500 else f"server error {response.status_code}: {detail}"
+            )
+        return None if response.status_code == 204 or not response.content else response.json()
+
+    def _get(self, model: type[T], method: str, path: str, json: Any = None, **params: Any) -> T:
+        query = {k: v for k, v in params.items() if v is not None}
+        return TypeAdapter(model).validate_python(self.request(method, path, json, query or None))
+
+    # tenancy ------------------------------------------------------------------------------------------
+
+    def whoami(self) -> WhoAmI:
+        return self._get(WhoAmI, "GET", "/users/me")
+
+    def create_institution(
+        self, name: str, kind: str, region: str, youth_startup: bool = False
+    ) -> InstitutionRead:
+        body = {"name": name, "kind": kind, "region": region, "youth_startup": youth_startup}
+        return self._get(InstitutionRead, "POST", "/institutions", body)
+
+    def list_institutions(self) -> list[InstitutionRead]:
+        return self._get(list[InstitutionRead], "GET", "/institutions")
+
+    def create_project(self, name: str, institution_id: int, sovereign: bool = False) -> ProjectRead:
+        body = {"name": name, "institution_id": institution_id, "sovereign": sovereign}
+        return self._get(ProjectRead, "POST", "/projects", body)
+
+    def list_projects(self) -> list[ProjectRead]:
+        return self._get(list[ProjectRead], "GET", "/projects")
+
+    def get_project(self, project_id: int) -> ProjectRead:
+        return self._get(ProjectRead, "GET", f"/projects/{project_id}")
+
+    def list_members(self, project_id: int) -> list[MemberRead]:
+        return self._get(list[MemberRead], "GET", f"/projects/{project_id}/members")
+
+    def add_member(self, project_id: int, user_id: int, role: str = "member") -> MemberRead:
+        body = {"user_id": user_id, "role": role}
+        return self._get(MemberRead, "POST", f"/projects/{project_id}/members", body)
+
+    def remove_member(self, project_id: int, user_id: int) -> None:
+        self.request("DELETE", f"/projects/{project_id}/members/{user_id}")
+
+    def create_user(self, name: str, role: str = "user") -> UserRead:
+        return self._get(UserRead, "POST", "/users", {"name": name, "role": role})
+
+    def list_users(self) -> list[UserRead]:
+        return self._get(list[UserRead], "GET", "/users")
+
+    def create_token(
+        self, user_id: int | None = None, expires_at: datetime | None = None, label: str = ""
+    ) -> TokenCreated:
+        """A token for ``user_id`` (admins), or for the caller when ``user_id`` is ``None``."""
+        path = "/users/me/tokens" if user_id is None else f"/users/{user_id}/tokens"
+        return self._get(TokenCreated, "POST", path, {"expires_at": _iso(expires_at), "label": label})
+
+    # allocation ---------------------------------------------------------------------------------------
+
+    def create_program(self, **fields: Any) -> ProgramRead:
+        return self._get(ProgramRead, "POST", "/programs", fields)
+
+    def list_programs(self) -> list[ProgramRead]:
+        return self._get(list[ProgramRead], "GET", "/programs")
+
+    def get_program(self, program_id: int) -> ProgramRead:
+        return self._get(ProgramRead, "GET", f"/programs/{program_id}")
+
+    def set_program_open(self, program_id: int, is_open: bool) -> ProgramRead:
+        return self._get(ProgramRead, "POST", f"/programs/{program_id}/{'open' if is_open else 'close'}")
+
+    def submit_proposal(
+        self, program_id: int, project_id: int, requested_gpus: int, justification: str = ""
+    ) -> ProposalRead:
+        body = {
+            "program_id": program_id,
+            "project_id": project_id,
+            "requested_gpus": requested_gpus,
+            "justification": justification,
+        }
+        return self._get(ProposalRead, "POST", "/proposals", body)
+
+    def list_proposals(self, program_id: int | None = None) -> list[ProposalRead]:
+        return self._get(list[ProposalRead], "GET", "/proposals", program_id=program_id)
+
+    def get_proposal(self, proposal_id: int) -> ProposalRead:
+        return self._get(ProposalRead, "GET", f"/proposals/{proposal_id}")
+
+    def reject_proposal(self, proposal_id: int) -> ProposalRead:
+        return self._get(ProposalRead, "POST", f"/proposals/{proposal_id}/reject")
+
+    def review_proposal(self, proposal_id: int, score: int, comment: str = "") -> ReviewRead:
+        body = {"score": score, "comment": comment}
+        return self._get(ReviewRead, "POST", f"/proposals/{proposal_id}/reviews", body)
+
+    def list_reviews(self, proposal_id: int) -> list[ReviewRead]:
+        return self._get(list[ReviewRead], "GET", f"/proposals/{proposal_id}/reviews")
+
+    def create_award(self, **fields: Any) -> AwardRead:
+        body = {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in fields.items()}
+        return self._get(AwardRead, "POST", "/awards", body)
+
+    def list_awards(self, program_id: int | None = None) -> list[AwardRead]:
+        return self._get(list[AwardRead], "GET", "/awards", program_id=program_id)
+
+    def get_award(self, award_id: int) -> AwardRead:
+        return self._get(AwardRead, "GET", f"/awards/{award_id}")
+
+    def auto_award(self, program_id: int, starts_at: datetime | None = None) -> list[AwardRead]:
+        body = {"starts_at": _iso(starts_at)}
+        return self._get(list[AwardRead], "POST", f"/programs/{program_id}/auto-award", body)
+
+    def activate_award(self, award_id: int) -> AwardRead:
+        return self._get(AwardRead, "POST", f"/awards/{award_id}/activate")
+
+    def extend_award(self, award_id: int, ends_at: datetime) -> AwardRead:
+        return self._get(AwardRead, "POST", f"/awards/{award_id}/extend", {"ends_at": _iso(ends_at)})
+
+    def expire_awards(self) -> list[AwardRead]:
+        return self._get(list[AwardRead], "POST", "/awards/expire")
+
+    def reclaim_unused(self, utilization_by_award: dict[int, float]) -> list[ReclaimRead]:
+        body = {"utilization_by_award": {str(k): v for k, v in utilization_by_award.items()}}
+        return self._get(list[ReclaimRead], "POST", "/awards/reclaim", body)
+
+    def list_reclaims(self, award_id: int) -> list[ReclaimRead]:
+        return self._get(list[ReclaimRead], "GET", f"/awards/{award_id}/reclaims")
+
+    # jobs ---------------------------------------------------------------------------------------------
+
+    def submit_job(self, **fields: Any) -> JobRead:
+        """Fields of ``JobCreate``: project, gpus, command or script, models, time_limit, ..."""
+        return self._get(JobRead, "POST", "/jobs", fields)
+
+    def list_jobs(
+        self, states: list[str] | None = None, project: str | None = None, limit: int = 200
+    ) -> list[JobRead]:
+        return self._get(list[JobRead], "GET", "/jobs", state=states or None, project=project, limit=limit)
+
+    def get_job(self, job_id: int) -> JobRead:
+        return self._get(JobRead, "GET", f"/jobs/{job_id}")
+
+    def cancel_job(self, job_id: int) -> JobRead:
+        return self._get(JobRead, "POST", f"/jobs/{job_id}/cancel")
+
+    def why_job(self, job_id: int) -> WhyRead:
+        return self._get(WhyRead, "GET", f"/jobs/{job_id}/why")
+
+    def job_logs(self, job_id: int, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        return self._get(LogChunk, "GET", f"/jobs/{job_id}/logs", stream=stream, offset=offset)
+
+    def usage(self, project: str | None = None) -> list[BalanceRead]:
+        return self._get(list[BalanceRead], "GET", "/usage", project=project)

@@ -1,0 +1,24 @@
+"""Institutions: admins register them; any signed-in user can list them (kind and region are public)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gpucommons.service.auth import AdminDep, PrincipalDep
+from gpucommons.service.deps import SessionDep
+from gpucommons.service.schemas.tenancy import InstitutionCreate, InstitutionRead
+from gpucommons.store import repos
+
+router = APIRouter(prefix="/institutions", tags=["tenancy"])
+
+
+@router.post("", status_code=201)
+def create_institution(body: InstitutionCreate, _admin: AdminDep, session: SessionDep) -> InstitutionRead:
+    row = repos.create_institution(session, body.name, body.kind, body.region, body.youth_startup)
+    session.commit()
+    return InstitutionRead.model_validate(row)
+
+
+@router.get("")
+def list_institutions(_principal: PrincipalDep, session: SessionDep) -> list[InstitutionRead]:
+    return [InstitutionRead.model_validate(r) for r in repos.list_institutions(session)]

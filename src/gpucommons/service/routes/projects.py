@@ -1,0 +1,61 @@
+"""Projects and their members. Admins create projects; PIs (and admins) add and remove members;
+members see their own projects, reviewers and admins see all."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from gpucommons.service.auth import AdminDep, PrincipalDep, require_pi, require_project_reader
+from gpucommons.service.deps import SessionDep
+from gpucommons.service.schemas.tenancy import MemberAdd, MemberRead, ProjectCreate, ProjectRead
+from gpucommons.store import repos
+
+router = APIRouter(prefix="/projects", tags=["tenancy"])
+
+
+@router.post("", status_code=201)
+def create_project(body: ProjectCreate, _admin: AdminDep, session: SessionDep) -> ProjectRead:
+    row = repos.create_project(session, body.name, body.institution_id, body.sovereign)
+    session.commit()
+    return ProjectRead.model_validate(row)
+
+
+@router.get("")
+def list_projects(principal: PrincipalDep, session: SessionDep) -> list[ProjectRead]:
+    rows = repos.list_projects(session, principal.visible_project_ids())
+    return [ProjectRead.model_validate(r) for r in rows]
+
+
+@router.get("/{project_id}")
+def get_project(project_id: int, principal: PrincipalDep, session: SessionDep) -> ProjectRead:
+    row = repos.get_project(session, project_id)
+    require_project_reader(principal, project_id)
+    return ProjectRead.model_validate(row)
+
+
+@router.get("/{project_id}/members")
+def list_members(project_id: int, principal: PrincipalDep, session: SessionDep) -> list[MemberRead]:
+    repos.get_project(session, project_id)
+    require_project_reader(principal, project_id)
+    return [
+        MemberRead(user_id=u.id, name=u.name, role=m.role) for m, u in repos.list_members(session, project_id)
+    ]
+
+
+@router.post("/{project_id}/members", status_code=201)
+def add_member(project_id: int, body: MemberAdd, principal: PrincipalDep, session: SessionDep) -> MemberRead:
+    repos.get_project(session, project_id)
+    require_pi(principal, project_id)
+    row = repos.set_membership(session, project_id, body.user_id, body.role)
+    user = repos.get_user(session, row.user_id)
+    session.commit()
+    return MemberRead(user_id=user.id, name=user.name, role=row.role)
+
+
+@router.delete("/{project_id}/members/{user_id}", status_code=204)
+def remove_member(project_id: int, user_id: int, principal: PrincipalDep, session: SessionDep) -> Response:
+    repos.get_project(session, project_id)
+    require_pi(principal, project_id)
+    repos.remove_membership(session, project_id, user_id)
+    session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,54 @@
+"""Users and API tokens. Admins create users and can issue a token for anyone (the first login of a
+new user); every user can issue tokens for themselves. Raw tokens appear once, in the response."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gpucommons.service.auth import AdminDep, PrincipalDep
+from gpucommons.service.deps import NowDep, SessionDep
+from gpucommons.service.schemas.tenancy import TokenCreate, TokenCreated, UserCreate, UserRead, WhoAmI
+from gpucommons.store import repos
+
+router = APIRouter(prefix="/users", tags=["tenancy"])
+
+
+@router.post("", status_code=201)
+def create_user(body: UserCreate, _admin: AdminDep, session: SessionDep) -> UserRead:
+    row = repos.create_user(session, body.name, body.role)
+    session.commit()
+    return UserRead.model_validate(row)
+
+
+@router.get("")
+def list_users(_admin: AdminDep, session: SessionDep) -> list[UserRead]:
+    return [UserRead.model_validate(r) for r in repos.list_users(session)]
+
+
+@router.get("/me")
+def whoami(principal: PrincipalDep) -> WhoAmI:
+    return WhoAmI(
+        id=principal.user_id, name=principal.name, role=principal.role, projects=dict(principal.projects)
+    )
+
+
+def _issue(session: SessionDep, user_id: int, body: TokenCreate, now: NowDep) -> TokenCreated:
+    row, raw = repos.create_token(session, user_id, now, body.expires_at, body.label)
+    session.commit()
+    return TokenCreated(
+        id=row.id, user_id=row.user_id, token=raw, expires_at=row.expires_at, created_at=row.created_at
+    )
+
+
+@router.post("/me/tokens", status_code=201)
+def create_own_token(
+    body: TokenCreate, principal: PrincipalDep, session: SessionDep, now: NowDep
+) -> TokenCreated:
+    return _issue(session, principal.user_id, body, now)
+
+
+@router.post("/{user_id}/tokens", status_code=201)
+def create_token_for(
+    user_id: int, body: TokenCreate, _admin: AdminDep, session: SessionDep, now: NowDep
+) -> TokenCreated:
+    return _issue(session, user_id, body, now)

@@ -1,0 +1,1 @@
+"""API schemas: ``*Create`` / ``*Update`` bodies in, ``*Read`` out; distinct from ORM ``*Row``."""

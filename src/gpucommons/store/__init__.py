@@ -1,0 +1,1 @@
+"""The database: ORM rows, repositories that flush but never commit, and Alembic migrations."""

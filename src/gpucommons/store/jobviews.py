@@ -1,0 +1,138 @@
+"""Read-only answers about jobs: why one waits (reason, place in line, estimated start, what would
+unblock it) and usage balances per project and award."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gpucommons.domain.cluster import Cluster
+from gpucommons.policy.placement.shapes import accepted_pools
+from gpucommons.store.jobrepo import queue_position
+from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
+from gpucommons.store.models import AwardRow, ProjectRow
+
+UNBLOCK = {
+    "new": "nothing: the next scheduling cycle will consider it",
+    "no-award": "an active award for the project (apply to a program, or ask an admin to activate one)",
+    "budget": "more GPU-hours: an award extension or a new award",
+    "never-fits": "asking for fewer GPUs per node or accepting more accelerator models",
+    "resources": "running jobs ending and freeing enough GPUs",
+    "priority": "the job ahead of it starting",
+    "reservation": "the reserved job ahead of it starting, or a shorter time limit to backfill",
+    "quota": "the project's running jobs ending, or a larger guaranteed award",
+    "not-examined": "jobs ahead of it starting; it is considered once capacity frees up",
+    "preempted": "free GPUs to restart on",
+    "lost": "nothing: it was requeued and restarts when GPUs are free",
+    "requeued": "nothing: it restarts when GPUs are free",
+}
+
+
+@dataclass(frozen=True)
+class Why:
+    job_id: int
+    state: str
+    code: str
+    detail: str
+    position: int | None
+    estimated_start_at: datetime | None
+    unblock: str
+
+
+def _estimate_from_running(session: Session, cluster: Cluster, row: JobRow, now: datetime) -> datetime | None:
+    """When enough GPUs of accepted models are free if running jobs end at their time limits."""
+    pools = {cluster.pools[i].name for i in accepted_pools(cluster, frozenset(row.accepted_models or ()))}
+    nodes = {n.index for n in cluster.nodes if n.pool in pools}
+    total = sum(n.gpus for n in cluster.nodes if n.index in nodes)
+    busy = session.execute(
+        select(AllocationRow.job_id, func.count())
+        .where(AllocationRow.node_index.in_(nodes))
+        .group_by(AllocationRow.job_id)
+    ).all()
+    free = total - sum(int(c) for _, c in busy)
+    if free >= row.gpus:
+        return now
+    ends = []
+    for job in session.scalars(select(JobRow).where(JobRow.id.in_([j for j, _ in busy]))):
+        started = job.started_at or now
+        ends.append((max(now, started + timedelta(seconds=job.time_limit_s)), dict(busy)[job.id]))
+    for end, gpus in sorted(ends):
+        free += int(gpus)
+        if free >= row.gpus:
+            return end
+    return None
+
+
+def why(session: Session, cluster: Cluster, row: JobRow, now: datetime) -> Why:
+    if row.state != "pending":
+        detail = row.reason or row.state
+        return Why(
+            row.id, row.state, row.reason_code or row.state, detail, None, None, "nothing: it is not waiting"
+        )
+    estimated = row.estimated_start_at
+    if estimated is None and row.reason_code not in ("no-award", "budget", "never-fits"):
+        estimated = _estimate_from_running(session, cluster, row, now)
+    return Why(
+        row.id,
+        row.state,
+        row.reason_code,
+        row.reason,
+        queue_position(session, row),
+        estimated,
+        UNBLOCK.get(row.reason_code, "the scheduler's next decision"),
+    )
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Usage of one award (``award_id`` ``None``: segments charged to no award) of one project."""
+
+    project: str
+    award_id: int | None
+    model: str
+    gpu_hours_budget: float | None
+    gpu_hours_used: float
+    gpu_hours: float
+    cost_krw: float
+    energy_kwh: float
+    co2_kg: float
+    flops: float
+
+
+def balances(session: Session, project_ids: set[int] | None) -> list[Balance]:
+    """One line per award (and per project's unawarded usage), with metered totals."""
+    sums = select(
+        UsageRow.project_id,
+        UsageRow.award_id,
+        func.sum(UsageRow.gpu_hours),
+        func.sum(UsageRow.cost_krw),
+        func.sum(UsageRow.energy_kwh),
+        func.sum(UsageRow.co2_kg),
+        func.sum(UsageRow.flops),
+    ).group_by(UsageRow.project_id, UsageRow.award_id)
+    if project_ids is not None:
+        sums = sums.where(UsageRow.project_id.in_(project_ids))
+    totals = {(p, a): tuple(float(x or 0) for x in rest) for p, a, *rest in session.execute(sums)}
+    names = {p.id: p.name for p in session.scalars(select(ProjectRow))}
+    awards = select(AwardRow).order_by(AwardRow.project_id, AwardRow.id)
+    if project_ids is not None:
+        awards = awards.where(AwardRow.project_id.in_(project_ids))
+    out = []
+    for award in session.scalars(awards):
+        t = totals.pop((award.project_id, award.id), (0.0,) * 5)
+        out.append(
+            Balance(
+                names[award.project_id],
+                award.id,
+                award.model,
+                award.gpu_hours_budget,
+                award.gpu_hours_used,
+                *t,
+            )
+        )
+    for (project_id, award_id), t in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        out.append(Balance(names[project_id], award_id, "", None, 0.0, *t))
+    return out

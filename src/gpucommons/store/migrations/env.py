@@ -1,0 +1,32 @@
+"""Alembic environment: runs online against the URL passed by ``gpucommons.store.base.upgrade``."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import gpucommons.store.jobs
+import gpucommons.store.models  # noqa: F401  (register the tables on Base.metadata)
+from gpucommons.store.base import Base, make_engine
+
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    url = context.config.attributes.get("database_url") or context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL given to the migrations")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+run_migrations_online()

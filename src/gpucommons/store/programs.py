@@ -1,0 +1,188 @@
+"""Repositories for calls: programs, proposals and reviews (flush, never commit)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
+from gpucommons.store.models import INSTITUTION_KINDS, ProgramRow, ProposalRow, ReviewRow
+from gpucommons.store.repos import get_project, get_user
+
+PROGRAM_FIELDS = (
+    "name",
+    "model",
+    "capacity_gpus",
+    "unit_gpus",
+    "cap_per_org_gpus",
+    "non_capital_bonus",
+    "duration_days",
+    "price_krw_per_gpu_hour",
+    "discounts",
+    "youth_startup_extra_discount",
+    "reclaim_below_utilization",
+    "reclaim_after_days",
+    "status",
+)
+
+
+def _validate_program(fields: Mapping[str, Any]) -> None:
+    """Rules the database cannot state: caps and capacity in whole units, sane fractions."""
+    unit = int(fields.get("unit_gpus", 8))
+    if unit <= 0:
+        raise InvalidRequestError(f"unit_gpus must be > 0, got {unit}")
+    capacity = int(fields["capacity_gpus"])
+    if capacity < 0 or capacity % unit:
+        raise InvalidRequestError(f"capacity_gpus {capacity} must be a non-negative multiple of unit {unit}")
+    cap = fields.get("cap_per_org_gpus")
+    if cap is not None and (cap <= 0 or cap % unit):
+        raise InvalidRequestError(f"cap_per_org_gpus {cap} must be a positive multiple of unit {unit}")
+    for kind, off in dict(fields.get("discounts") or {}).items():
+        if kind not in INSTITUTION_KINDS:
+            raise InvalidRequestError(f"discount for unknown institution kind {kind!r}")
+        if not 0.0 <= float(off) <= 1.0:
+            raise InvalidRequestError(f"discount for {kind} must be within 0..1, got {off}")
+    if (fields.get("reclaim_below_utilization") is None) != (fields.get("reclaim_after_days") is None):
+        raise InvalidRequestError("set both reclaim_below_utilization and reclaim_after_days, or neither")
+
+
+def create_program(session: Session, **fields: Any) -> ProgramRow:
+    unknown = set(fields) - set(PROGRAM_FIELDS)
+    if unknown:
+        raise InvalidRequestError(f"unknown program fields: {', '.join(sorted(unknown))}")
+    _validate_program(fields)
+    if session.scalar(select(ProgramRow.id).where(ProgramRow.name == fields["name"])) is not None:
+        raise ConflictError(f"program {fields['name']!r} already exists")
+    row = ProgramRow(**fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_program(session: Session, program_id: int) -> ProgramRow:
+    row = session.get(ProgramRow, program_id)
+    if row is None:
+        raise NotFoundError(f"program {program_id} not found")
+    return row
+
+
+def list_programs(session: Session) -> list[ProgramRow]:
+    return list(session.scalars(select(ProgramRow).order_by(ProgramRow.id)))
+
+
+def set_program_status(session: Session, program_id: int, status: str) -> ProgramRow:
+    row = get_program(session, program_id)
+    row.status = status
+    session.flush()
+    return row
+
+
+def submit_proposal(
+    session: Session,
+    program_id: int,
+    project_id: int,
+    submitted_by: int,
+    requested_gpus: int,
+    justification: str,
+    now: datetime,
+) -> ProposalRow:
+    """A project applies once per program, for whole allocation units, while the program is open."""
+    program = get_program(session, program_id)
+    get_project(session, project_id)
+    if program.status != "open":
+        raise ConflictError(f"program {program.name!r} is closed to proposals")
+    if requested_gpus <= 0 or requested_gpus % program.unit_gpus:
+        raise InvalidRequestError(
+            f"requested_gpus must be a positive multiple of the program unit ({program.unit_gpus} GPUs), "
+            f"got {requested_gpus}"
+        )
+    existing = session.scalar(
+        select(ProposalRow.id).where(
+            ProposalRow.program_id == program_id, ProposalRow.project_id == project_id
+        )
+    )
+    if existing is not None:
+        raise ConflictError(f"project {project_id} already has proposal {existing} in program {program_id}")
+    row = ProposalRow(
+        program_id=program_id,
+        project_id=project_id,
+        submitted_by=submitted_by,
+        requested_gpus=requested_gpus,
+        justification=justification,
+        status="submitted",
+        submitted_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_proposal(session: Session, proposal_id: int) -> ProposalRow:
+    row = session.get(ProposalRow, proposal_id)
+    if row is None:
+        raise NotFoundError(f"proposal {proposal_id} not found")
+    return row
+
+
+def list_proposals(
+    session: Session, project_ids: set[int] | None = None, program_id: int | None = None
+) -> list[ProposalRow]:
+    query = select(ProposalRow).order_by(ProposalRow.id)
+    if project_ids is not None:
+        query = query.where(ProposalRow.project_id.in_(project_ids))
+    if program_id is not None:
+        query = query.where(ProposalRow.program_id == program_id)
+    return list(session.scalars(query))
+
+
+def reject_proposal(session: Session, proposal_id: int) -> ProposalRow:
+    row = get_proposal(session, proposal_id)
+    if row.status != "submitted":
+        raise ConflictError(f"proposal {proposal_id} is {row.status}, not submitted")
+    row.status = "rejected"
+    session.flush()
+    return row
+
+
+def score_proposal(
+    session: Session, proposal_id: int, reviewer_id: int, score: int, comment: str, now: datetime
+) -> ReviewRow:
+    """Record a reviewer's score; scoring the same proposal again replaces the earlier score."""
+    proposal = get_proposal(session, proposal_id)
+    get_user(session, reviewer_id)
+    if proposal.status != "submitted":
+        raise ConflictError(f"proposal {proposal_id} is {proposal.status}; only submitted ones are scored")
+    if not 0 <= score <= 100:
+        raise InvalidRequestError(f"score must be within 0..100, got {score}")
+    row = session.scalar(
+        select(ReviewRow).where(ReviewRow.proposal_id == proposal_id, ReviewRow.reviewer_id == reviewer_id)
+    )
+    if row is None:
+        row = ReviewRow(proposal_id=proposal_id, reviewer_id=reviewer_id, score=score, comment=comment)
+        session.add(row)
+    else:
+        row.score, row.comment = score, comment
+    row.created_at = now
+    session.flush()
+    return row
+
+
+def list_reviews(session: Session, proposal_id: int) -> list[ReviewRow]:
+    get_proposal(session, proposal_id)
+    query = select(ReviewRow).where(ReviewRow.proposal_id == proposal_id).order_by(ReviewRow.id)
+    return list(session.scalars(query))
+
+
+def mean_scores(session: Session, program_id: int) -> dict[int, float]:
+    """Mean review score of each reviewed proposal of the program; unreviewed ones are absent."""
+    query = (
+        select(ReviewRow.proposal_id, func.avg(ReviewRow.score))
+        .join(ProposalRow, ProposalRow.id == ReviewRow.proposal_id)
+        .where(ProposalRow.program_id == program_id)
+        .group_by(ReviewRow.proposal_id)
+    )
+    return {pid: float(avg) for pid, avg in session.execute(query)}

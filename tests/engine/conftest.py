@@ -1,0 +1,85 @@
+"""A migrated SQLite database with one startup project holding an active award, and engine builders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpucommons.backends.local import LocalBackend
+from gpucommons.clusterfile import load_cluster
+from gpucommons.engine.live import EngineOptions, LiveEngine
+from gpucommons.policy.registry import build_policy
+from gpucommons.store import awards as award_repo
+from gpucommons.store import programs as program_repo
+from gpucommons.store import repos
+from gpucommons.store.base import make_engine, session_factory, upgrade
+from gpucommons.store.jobrepo import JobRequest, submit_job
+
+
+@dataclass
+class World:
+    sessions: sessionmaker[Session]
+    root: Path
+    project_id: int
+    user_id: int
+    award_id: int
+
+    def engine(
+        self, clock: Callable[[], float] | None = None, ttl_s: float = 15.0, holder: str = ""
+    ) -> LiveEngine:
+        """A scheduler with its own backend instance over the shared backend state (a fresh process)."""
+        options = EngineOptions(logs_dir=self.root / "jobs", lease_ttl_s=ttl_s)
+        if holder:
+            options = EngineOptions(logs_dir=self.root / "jobs", lease_ttl_s=ttl_s, holder=holder)
+        backend = LocalBackend(self.root / "backend", grace_s=1.0)
+        kwargs = {"clock": clock} if clock is not None else {}
+        return LiveEngine(
+            self.sessions, backend, load_cluster("demo"), build_policy("quota"), options, **kwargs
+        )
+
+    def submit(
+        self, argv: list[str], gpus: int = 1, time_limit: str = "1h", project_id: int | None = None
+    ) -> int:
+        with self.sessions() as session:
+            row, _ = submit_job(
+                session,
+                load_cluster("demo"),
+                project_id or self.project_id,
+                self.user_id,
+                JobRequest(gpus=gpus, command=argv, time_limit=time_limit),
+                datetime.now(UTC),
+            )
+            session.commit()
+            return row.id
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    url = f"sqlite:///{tmp_path / 'gpuc.db'}"
+    upgrade(url)
+    sessions = session_factory(make_engine(url))
+    now = datetime.now(UTC)
+    with sessions() as s:
+        inst = repos.create_institution(s, "Acme AI", "startup", "non_capital")
+        project = repos.create_project(s, "acme", inst.id)
+        user = repos.create_user(s, "alice")
+        repos.set_membership(s, project.id, user.id, "member")
+        program = program_repo.create_program(
+            s,
+            name="call",
+            model="H100",
+            capacity_gpus=16,
+            unit_gpus=8,
+            duration_days=30,
+            price_krw_per_gpu_hour=3600.0,
+        )
+        terms = award_repo.AwardTerms(project.id, program.id, gpu_hours_budget=100.0, guaranteed_gpus=8)
+        award = award_repo.create_award(s, terms, now - timedelta(minutes=1))
+        award_repo.activate_award(s, award.id, now)
+        s.commit()
+        return World(sessions, tmp_path, project.id, user.id, award.id)

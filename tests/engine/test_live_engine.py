@@ -1,0 +1,123 @@
+"""The live engine on SQLite with real local processes: runs, charges, admission, restart, lease."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+
+from gpucommons.engine.live import LiveEngine
+from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
+from gpucommons.store.models import AwardRow
+from tests.engine.conftest import World
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def job(world: World, job_id: int) -> JobRow:
+    with world.sessions() as s:
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        return row
+
+
+def step_until(engine: LiveEngine, done: Callable[[], bool], wait_s: float = 30.0) -> None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        engine.step()
+        if done():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+def test_job_runs_on_its_gpus_and_is_charged(world: World) -> None:
+    job_id = world.submit(["sh", "-c", "echo $CUDA_VISIBLE_DEVICES; sleep 0.5"], gpus=2)
+    engine = world.engine()
+    step_until(engine, lambda: job(world, job_id).state == "finished")
+    row = job(world, job_id)
+    assert (row.exit_code, row.award_id, row.backend) == (0, world.award_id, "local")
+    gpus = (world.root / "jobs" / str(job_id) / "stdout.log").read_text().strip().split(",")
+    assert len(set(gpus)) == 2
+    with world.sessions() as s:
+        usage = s.scalars(select(UsageRow)).one()
+        award = s.get(AwardRow, world.award_id)
+        assert award is not None
+        assert usage.gpus == 2 and usage.model in ("H100", "A100")
+        assert usage.gpu_hours == pytest.approx(award.gpu_hours_used)
+        assert usage.cost_krw == pytest.approx(usage.gpu_hours * 3600.0 * 0.5)  # startup: half price
+        assert s.scalar(select(func.count()).select_from(AllocationRow)) == 0
+
+
+def test_job_without_award_waits_with_reason(world: World) -> None:
+    with world.sessions() as s:
+        award = s.get(AwardRow, world.award_id)
+        assert award is not None
+        award.status = "expired"
+        s.commit()
+    job_id = world.submit(["true"])
+    world.engine().step()
+    row = job(world, job_id)
+    assert (row.state, row.reason_code) == ("pending", "no-award")
+
+
+def test_spent_budget_keeps_jobs_pending(world: World) -> None:
+    with world.sessions() as s:
+        award = s.get(AwardRow, world.award_id)
+        assert award is not None
+        award.gpu_hours_used = 100.0
+        s.commit()
+    job_id = world.submit(["true"])
+    world.engine().step()
+    assert (job(world, job_id).state, job(world, job_id).reason_code) == ("pending", "budget")
+
+
+def test_cancel_request_stops_a_running_job(world: World) -> None:
+    job_id = world.submit(["sleep", "60"])
+    engine = world.engine()
+    step_until(
+        engine, lambda: job(world, job_id).state == "running" and ":" in job(world, job_id).backend_ref
+    )
+    with world.sessions() as s:
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        row.cancel_requested_at = row.started_at
+        s.commit()
+    step_until(engine, lambda: job(world, job_id).state == "cancelled")
+
+
+def test_restart_adopts_running_jobs_and_starts_nothing_twice(world: World) -> None:
+    ids = [world.submit(["sh", "-c", "echo x >> launches-$GPUC_JOB_ID; sleep 2"], gpus=4) for _ in range(3)]
+    first = world.engine(ttl_s=60)
+    step_until(first, lambda: all(job(world, i).state == "running" for i in ids))
+    # The first scheduler "dies" holding the lease; a later one takes over once it expires.
+    second = world.engine(clock=lambda: time.time() + 120, ttl_s=60)
+    step_until(second, lambda: all(job(world, i).state == "finished" for i in ids))
+    for i in ids:
+        assert (world.root / "jobs" / str(i) / f"launches-{i}").read_text() == "x\n"
+        assert job(world, i).restarts == 0
+
+
+def test_only_the_lease_holder_schedules(world: World) -> None:
+    job_id = world.submit(["true"])
+    holder = world.engine(ttl_s=60, holder="elsewhere:1:a")
+    assert holder.step().held_lease
+    other = world.engine(ttl_s=60)
+    report = other.step()
+    assert not report.held_lease and report.started == 0
+    step_until(holder, lambda: job(world, job_id).state == "finished")
+
+
+def test_vanished_job_is_requeued_and_runs_again(world: World) -> None:
+    job_id = world.submit(["sh", "-c", "echo x >> runs; sleep 0.3"])
+    with world.sessions() as s:  # as if a scheduler recorded a start and died before launching
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        row.state, row.backend_ref, row.started_at = "running", "pending:never", row.submitted_at
+        s.add(AllocationRow(job_id=job_id, node_index=0, node_name="h100-1", gpu_index=0))
+        s.commit()
+    engine = world.engine()
+    step_until(engine, lambda: job(world, job_id).state == "finished")
+    assert job(world, job_id).restarts == 1
