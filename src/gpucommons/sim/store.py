@@ -13,6 +13,7 @@ from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.decisions import CycleResult
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 from gpucommons.policy.usage import UsageLedger
+from gpucommons.sim.queue import JobQueue
 
 
 @dataclass
@@ -35,38 +36,33 @@ class InMemoryStore:
     ) -> None:
         self.cluster = cluster
         self.capacity = Capacity(cluster)
-        self.pending: dict[int, PendingJob] = {}
+        self.pending = JobQueue()
         self.running: dict[int, RunningJob] = {}
         self.records: dict[int, JobRecord] = {}
         self.tenant_running_gpus: dict[str, int] = {}
         self.ledger = UsageLedger(usage_half_life_s)
         self.quota_gpus = MappingProxyType(dict(quota_gpus or {}))
         self.busy_gpus = 0
-        self._requeued = False
         self._ends: list[tuple[float, int]] = []  # (expected end, job id) of running jobs, sorted
-        self._by_tenant: dict[str, dict[int, PendingJob]] = {}  # tenants' queues, (submit_s, id) order
+        self._by_tenant: dict[str, JobQueue] = {}  # tenants with pending jobs
 
     # -- StateStore ------------------------------------------------------------------------------
     def snapshot(self, now: float) -> Snapshot:
         return Snapshot(
             cluster=self.cluster,
             capacity=self.capacity,
-            pending=self.pending.values(),
+            pending=self.pending.view(),
             running=MappingProxyType(self.running),
             tenant_usage_gpu_s=MappingProxyType(self.ledger.values(now)),
             tenant_running_gpus=MappingProxyType(self.tenant_running_gpus),
             quota_gpus=self.quota_gpus,
             running_ends=self._ends,
-            pending_by_tenant={t: q.values() for t, q in self._by_tenant.items()},
+            pending_by_tenant={t: q.view() for t, q in self._by_tenant.items()},
         )
 
     def record(self, result: CycleResult, now: float) -> None:
         for preemption in result.preemptions:
             self._stop(preemption.job_id, now, requeue=True)
-        if self._requeued:  # keep the (submit_s, id) order the Snapshot contract promises
-            self.pending = _in_order(self.pending)
-            self._by_tenant = {t: _in_order(q) for t, q in self._by_tenant.items()}
-            self._requeued = False
         for start in result.starts:
             pending = self._unqueue(start.job)
             self.capacity.take(start.placement)  # GPUs, shares, CPU and memory (design note 0002)
@@ -80,19 +76,23 @@ class InMemoryStore:
 
     # -- simulator events ------------------------------------------------------------------------
     def submit(self, job: Job) -> None:
-        self._enqueue(PendingJob(job, queued_since_s=job.submit_s))
+        pending = PendingJob(job, queued_since_s=job.submit_s)
+        self.pending.arrive(pending)
+        self._tenant_queue(job.tenant).arrive(pending)
         self.records[job.id] = JobRecord(job)
 
-    def _enqueue(self, pending: PendingJob) -> None:
-        self.pending[pending.job.id] = pending
-        self._by_tenant.setdefault(pending.job.tenant, {})[pending.job.id] = pending
+    def _tenant_queue(self, tenant: str) -> JobQueue:
+        queue = self._by_tenant.get(tenant)
+        if queue is None:
+            queue = self._by_tenant[tenant] = JobQueue()
+        return queue
 
     def _unqueue(self, job: Job) -> PendingJob:
         queue = self._by_tenant[job.tenant]
-        del queue[job.id]
-        if not queue:
+        queue.pop(job.id, job.submit_s)
+        if not len(queue):
             del self._by_tenant[job.tenant]
-        return self.pending.pop(job.id)
+        return self.pending.pop(job.id, job.submit_s)
 
     def finish(self, job_id: int, now: float) -> None:
         self._stop(job_id, now, requeue=False)
@@ -107,18 +107,14 @@ class InMemoryStore:
         record.run_s += now - running.started_s
         if requeue:
             record.preemptions += 1
-            self._enqueue(
-                PendingJob(
-                    running.job, running.attained_at(now), queued_since_s=now, restarts=record.preemptions
-                )
+            pending = PendingJob(
+                running.job, running.attained_at(now), queued_since_s=now, restarts=record.preemptions
             )
-            self._requeued = True
+            self.pending.requeue(pending)
+            self._tenant_queue(running.job.tenant).requeue(pending)
 
     def _hold(self, job: Job, delta_gpus: int, now: float) -> None:
         self.busy_gpus += delta_gpus
         self.tenant_running_gpus[job.tenant] = self.tenant_running_gpus.get(job.tenant, 0) + delta_gpus
         self.ledger.change(job.tenant, delta_gpus, now)
 
-
-def _in_order(queue: dict[int, PendingJob]) -> dict[int, PendingJob]:
-    return dict(sorted(queue.items(), key=lambda kv: (kv[1].job.submit_s, kv[0])))
