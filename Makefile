@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(VENV)/bin/gpuc sim --trace philly --cluster philly --policy fairshare --out sim-out
+	$(VENV)/bin/gpuc up
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,13 +1,15 @@
 """Submission throughput and latency of the live service, with the scheduler keeping up.
 
-Starts ``gpuc server --no-scheduler`` as a subprocess on a fresh home (SQLite by default, or the
-PostgreSQL URL given by ``--database-url`` / ``GPUC_BENCH_DATABASE_URL``), on a large generated cluster,
-and runs the real ``LiveEngine`` in this process with an instant backend (every launched job finishes at
-the next poll, as ``true`` would), so the figures measure the control plane, not process start-up.
+Starts the API (uvicorn on ``gpucommons.service.app:app_from_env``, ``--workers`` processes: one on
+SQLite, whose single writer gains nothing from more, several on PostgreSQL) as a subprocess on a fresh
+home (SQLite by default, or the PostgreSQL URL given by ``--database-url`` /
+``GPUC_BENCH_DATABASE_URL``), on a large generated cluster, and runs the real ``LiveEngine`` in a second
+process with an instant backend (every launched job finishes at the next poll, as ``true`` would), so
+the figures measure the control plane, not process start-up.
 Prints submissions per second, p50/p99 latency, and how many jobs the scheduler started meanwhile.
 
     .venv/bin/python benchmarks/service_load.py --jobs 10000 --clients 8
-    GPUC_BENCH_DATABASE_URL=postgresql://u:pw@host/db .venv/bin/python benchmarks/service_load.py
+    GPUC_BENCH_DATABASE_URL=postgresql://u:pw@host/db .venv/bin/python benchmarks/service_load.py --workers 2
 
 Goals: >= 300 submissions/s on SQLite, >= 1,000/s on PostgreSQL.
 """
@@ -15,15 +17,17 @@ Goals: >= 300 submissions/s on SQLite, >= 1,000/s on PostgreSQL.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import httpx
@@ -43,6 +47,7 @@ class InstantBackend:
     """Every job finishes (exit code 0) at the next poll."""
 
     name = "instant"
+    stops_unknown = True
 
     def __init__(self) -> None:
         self._done: list[int] = []
@@ -81,6 +86,19 @@ def _cluster_file(home: Path, nodes: int) -> Path:
     return path
 
 
+def _schedule(database_url: str, cluster_path: str, home: str, stop: Event) -> None:
+    """The scheduler loop in its own process, as ``gpuc scheduler`` runs it, so it competes with the
+    API for the database, not for this process's interpreter lock with the load generator."""
+    engine = LiveEngine(
+        session_factory(make_engine(database_url)),
+        InstantBackend(),
+        load_cluster(cluster_path),
+        build_policy("quota"),
+        EngineOptions(logs_dir=Path(home) / "jobs"),
+    )
+    engine.run(stop, 0.2)  # type: ignore[arg-type]  # a process Event waits and is set like a thread's
+
+
 def _submit_all(url: str, token: str, jobs: int, clients: int) -> list[float]:
     def worker(count: int, offset: int) -> list[float]:
         latencies = []
@@ -114,6 +132,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("GPUC_BENCH_DATABASE_URL", ""))
     parser.add_argument("--drain-s", type=float, default=120.0, help="how long to let the scheduler catch up")
     parser.add_argument("--no-scheduler", action="store_true", help="measure the API alone")
+    parser.add_argument("--workers", type=int, default=1, help="API server processes (PostgreSQL: cores)")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="gpuc-bench-"))
@@ -130,9 +149,21 @@ def main() -> None:
         "GPUC_CLUSTER": str(cluster_path),
         "GPUC_DATABASE_URL": settings.database_url,
     }
-    gpuc = str(Path(sys.executable).parent / "gpuc")
     server = subprocess.Popen(
-        [gpuc, "server", "--port", str(port), "--no-scheduler"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "gpucommons.service.app:app_from_env",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -147,15 +178,11 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         sessions = session_factory(make_engine(settings.database_url))
-        engine = LiveEngine(
-            sessions,
-            InstantBackend(),
-            load_cluster(str(cluster_path)),
-            build_policy("quota"),
-            EngineOptions(logs_dir=home / "jobs"),
+        spawn = multiprocessing.get_context("spawn")
+        stop = spawn.Event()
+        loop = spawn.Process(
+            target=_schedule, args=(settings.database_url, str(cluster_path), str(home), stop), daemon=True
         )
-        stop = threading.Event()
-        loop = threading.Thread(target=engine.run, args=(stop, 0.2), daemon=True)
         if not args.no_scheduler:
             loop.start()
         started = time.perf_counter()
@@ -181,7 +208,10 @@ def main() -> None:
         def p(q: float) -> float:
             return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
-        print(f"database: {database}; jobs: {args.jobs}; clients: {args.clients}; GPUs: {args.nodes * 8}")
+        print(
+            f"database: {database}; jobs: {args.jobs}; clients: {args.clients}; workers: {args.workers}; "
+            f"GPUs: {args.nodes * 8}; load average: {os.getloadavg()[0]:.2f}"
+        )
         print(f"submissions/s: {args.jobs / submit_s:.0f} ({submit_s:.1f} s)")
         print(f"latency ms: p50 {p(0.5):.1f}  p99 {p(0.99):.1f}  max {latencies[-1] * 1000:.1f}")
         print(
@@ -189,7 +219,7 @@ def main() -> None:
             f"all {scheduled()} scheduled after {drained_s:.1f} s"
         )
     finally:
-        server.kill()
+        os.killpg(server.pid, signal.SIGKILL)  # the workers too
         server.wait(10)
 
 

@@ -23,6 +23,7 @@ settings.register_profile(
 settings.load_profile("default")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.slurm_cluster"]  # the session's Slurm test cluster fixture, ``slurm_env``
 
 
 def make_cluster(*pools: tuple[str, int, int] | tuple[str, int, int, str], name: str = "test") -> Cluster:

@@ -10,12 +10,15 @@ database without touching the environment.
     GPUC_HOST / GPUC_PORT      where ``gpuc server`` listens (default 127.0.0.1:8080)
     GPUC_CLUSTER               preset name or TOML path of the inventory (default ``demo``)
     GPUC_SCHEDULER_INTERVAL_S  seconds between scheduling cycles of the live engine
-    GPUC_BACKEND               execution backend name (``local``, ``slurm``)
+    GPUC_BACKEND               execution backend: ``local`` (processes on this machine) or ``slurm``
+    GPUC_SLURM_CONFIG          TOML file with the Slurm backend's settings (the keys of ``SlurmConfig``,
+                               as ``gpuc site import-slurm --backend-config`` writes them); optional
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,7 +35,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     cluster: str = "demo"
     scheduler_interval_s: float = Field(default=5.0, gt=0)
-    backend: str = "local"
+    backend: Literal["local", "slurm"] = "local"
+    slurm_config: Path | None = None
 
     @model_validator(mode="after")
     def _defaults_under_home(self) -> Settings:

@@ -102,7 +102,7 @@ def check_adopt_finished_meanwhile(env: ContractEnv) -> None:
     first = env.make_backend()
     spec = env.make_spec(6, ["sh", "-c", "exit 4"], 60)
     ref = first.launch(spec)
-    time.sleep(1.0)
+    wait_for(first, 6, env.wait_s)  # the job has ended (however long the backend takes to start it)
     events = env.make_backend().adopt([(6, ref)])
     assert [(e.job_id, e.kind, e.exit_code) for e in events] == [(6, "failed", 4)]
 

@@ -1,16 +1,14 @@
 """SlurmBackend and the inventory import against a real Slurm 22.05 cluster with fake GPU nodes.
 
-Uses the cluster of the environment when ``SLURM_CONF`` is set (``scripts/test.sh`` exports it), else
-starts one with ``<repo>/../shared/slurm/start-test-cluster.sh`` (root only) and stops it afterwards.
+The cluster is the session's ``slurm_env`` (``tests/slurm_cluster.py``): the environment's when
+``SLURM_CONF`` is set (``scripts/test.sh`` exports it), else one started for this run and stopped after.
 Each test pins its jobs to its own nodes so tests never wait for each other's GPUs.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -24,56 +22,18 @@ from gpucommons.cli.app import app
 from gpucommons.clusterfile import load_cluster
 from gpucommons.domain.job import Placement
 from gpucommons.engine.ports import BackendEvent, LaunchSpec
-from tests.backends.contract import CHECKS, ContractEnv, check_adopt_finished_meanwhile
+from tests.backends.contract import CHECKS, ContractEnv
+from tests.slurm_cluster import job_info, slurm
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 
-SCRIPTS = Path(__file__).resolve().parents[2].parent / "shared" / "slurm"
 TERMINAL = {"finished", "failed", "cancelled", "timeout", "lost"}
 NODE_INDEX = {"h100-1": 0, "h100-2": 1, "h100-3": 2, "h100-4": 3, "a100-1": 4, "a100-2": 5}
-
-
-@pytest.fixture(scope="module")
-def slurm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    if os.environ.get("SLURM_CONF"):
-        yield dict(os.environ)
-        return
-    start = SCRIPTS / "start-test-cluster.sh"
-    if not start.exists():
-        pytest.skip(f"no SLURM_CONF and no Slurm test cluster script at {start}")
-    if os.geteuid() != 0:
-        pytest.skip("no SLURM_CONF, and starting the Slurm test cluster needs root")
-    directory = tmp_path_factory.mktemp("slurm")
-    out = subprocess.run([start, directory], capture_output=True, text=True, timeout=300, check=False)
-    if out.returncode != 0:
-        pytest.fail(f"start-test-cluster.sh failed: {out.stderr.strip().splitlines()[-1:]}")
-    env = dict(os.environ)
-    for line in out.stdout.splitlines():
-        name, value = line.removeprefix("export ").split("=", 1)
-        env[name] = value
-    yield env
-    subprocess.run(
-        [SCRIPTS / "stop-test-cluster.sh", directory], capture_output=True, timeout=120, check=False
-    )
 
 
 @pytest.fixture
 def config(slurm_env: dict[str, str]) -> SlurmConfig:
     return SlurmConfig(slurm_conf=slurm_env["SLURM_CONF"], command_timeout_s=20)
-
-
-def slurm(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        args, env=env | {"SLURM_TIME_FORMAT": "%s"}, capture_output=True, text=True, timeout=30
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
-def job_info(env: dict[str, str], ref: str) -> dict[str, str]:
-    return dict(
-        kv.split("=", 1) for kv in slurm(env, "scontrol", "show", "job", "-o", ref).split() if "=" in kv
-    )
 
 
 def make_spec(
@@ -233,17 +193,9 @@ def test_inventory_import_of_the_test_cluster(slurm_env: dict[str, str], tmp_pat
     assert {n.name for n in cluster.nodes} == set(NODE_INDEX)
 
 
-CONTRACT_SKIPS = {
-    check_adopt_finished_meanwhile: "its fixed 1 s wait assumes a job ends within 1 s of launch; a Slurm job "
-    "starts ~1-2 s after sbatch (test_adopt_after_restart_submits_nothing covers an adopted job that ended)",
-}
-
-
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 def test_contract(check: Callable[[ContractEnv], None], config: SlurmConfig, tmp_path: Path) -> None:
     """The backend-neutral contract; its time-limit check waits for Slurm's ~90 s enforcement."""
-    if check in CONTRACT_SKIPS:
-        pytest.skip(CONTRACT_SKIPS[check])
 
     def spec(job_id: int, argv: Sequence[str], time_limit_s: float) -> LaunchSpec:
         return make_spec(tmp_path, job_id, argv, "a100-2", 2, time_limit_s=time_limit_s)

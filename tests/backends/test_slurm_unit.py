@@ -13,9 +13,11 @@ import pytest
 from gpucommons.backends.slurm import SlurmBackend, make_slurm_backend
 from gpucommons.backends.slurm_cli import SlurmCli, SlurmCommandError
 from gpucommons.backends.slurm_submit import SlurmConfig, build_submission
+from gpucommons.config import Settings
 from gpucommons.domain.job import Placement
 from gpucommons.engine.ports import LaunchSpec
 from gpucommons.errors import ConfigError, InvalidRequestError
+from gpucommons.service.scheduler import build_backend
 
 
 class ScriptedCli(SlurmCli):
@@ -167,3 +169,17 @@ def test_unavailable_nodes_map_back_to_gpucommons_names() -> None:
 def test_missing_command_is_a_clear_error() -> None:
     with pytest.raises(SlurmCommandError, match="command not found"):
         SlurmCli(bin_dir="/nonexistent").run(["squeue", "--json"])
+
+
+def test_service_builds_the_slurm_backend_from_its_settings_file(tmp_path: Path) -> None:
+    path = tmp_path / "slurm.toml"
+    path.write_text('requeue = true\n[partitions]\nh100 = "gpu"\n[node_names]\n"h100-1" = "gpu-node-7"\n')
+    backend = build_backend(Settings(home=tmp_path, backend="slurm", slurm_config=path))
+    assert isinstance(backend, SlurmBackend) and backend.stops_unknown is False
+    assert (backend.config.requeue, backend.config.slurm_node("h100-1")) == (True, "gpu-node-7")
+    for text, message in (("partitions = 3\n", "partitions"), ("nope = 1\n", "nope"), ("[x", "slurm.toml")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            build_backend(Settings(home=tmp_path, backend="slurm", slurm_config=path))
+    with pytest.raises(ConfigError, match="cannot read"):
+        build_backend(Settings(home=tmp_path, backend="slurm", slurm_config=tmp_path / "missing.toml"))

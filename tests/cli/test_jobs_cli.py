@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,11 +38,12 @@ class Server:
     home: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the Slurm backend's settings
 
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPUC_")}
-        return {**env, "GPUC_HOME": str(self.home), "GPUC_SCHEDULER_INTERVAL_S": "0.3"}
+        return {**env, "GPUC_HOME": str(self.home), "GPUC_SCHEDULER_INTERVAL_S": "0.3", **self.extra_env}
 
     def start(self, *args: str) -> None:
         cmd = [*GPUC, "up", "--port", str(self.port), *args]

@@ -85,6 +85,7 @@ class LocalBackend:
     """Real processes on this machine; see the module docstring for the on-disk contract."""
 
     name = "local"
+    stops_unknown = True  # everything it reports was started from its own state directory
 
     def __init__(
         self,
@@ -130,6 +131,7 @@ class LocalBackend:
         meta: dict[str, object] = {
             "ref": ref,
             "deadline_s": deadline_s,
+            "launched_s": self.clock(),
             "launch_id": spec.env.get("GPUC_LAUNCH_ID", ""),
         }
         _write_json(job_dir / "meta.json", meta)
@@ -250,20 +252,22 @@ class LocalBackend:
 
     def _adopt_one(self, job_id: int, ref: str) -> BackendEvent | None:
         now = self.clock()
-        started = False
+        started, started_s = False, now
         if ref.startswith(PENDING_REF_PREFIX) or not ref:
             meta = self._read_meta(job_id)
             launch_id = ref.removeprefix(PENDING_REF_PREFIX)
             if not meta or not launch_id or meta.get("launch_id") != launch_id:
                 return BackendEvent(job_id, "lost", now, ref, None, "never launched")
             ref, started = str(meta.get("ref", "")), True
+            launched = meta.get("launched_s")  # when it really started, for metering
+            started_s = float(launched) if isinstance(launched, int | float) else now
         parsed = _parse_ref(ref)
         if parsed is None:
             return BackendEvent(job_id, "lost", now, ref, None, f"unreadable reference {ref!r}")
         self._track_adopted(job_id, ref, parsed)
         tracked = self._jobs[job_id]
         if self._is_alive(tracked):
-            return BackendEvent(job_id, "started", now, ref) if started else None
+            return BackendEvent(job_id, "started", started_s, ref) if started else None
         del self._jobs[job_id]
         return self._check(tracked, now)
 

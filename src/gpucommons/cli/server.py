@@ -9,6 +9,7 @@ import typer
 
 from gpucommons.cli.common import console
 from gpucommons.cli.credentials import Credentials, save_credentials
+from gpucommons.cli.up import BackendOption, ClusterOption, SlurmConfigOption, settings_from_options
 from gpucommons.client import GpucClient
 from gpucommons.config import Settings
 
@@ -18,20 +19,18 @@ def server_command(
     host: Annotated[str | None, typer.Option(help="listen address (default GPUC_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="listen port (default GPUC_PORT or 8080)")] = None,
     scheduler: Annotated[bool, typer.Option(help="run the scheduler loop in this process")] = True,
+    backend: BackendOption = None,
+    cluster: ClusterOption = None,
+    slurm_config: SlurmConfigOption = None,
 ) -> None:
     """Run the gpucommons API server (migrates the database to the newest schema first)."""
     import uvicorn
 
     from gpucommons.service.app import create_app
 
-    overrides: dict[str, object] = {}
-    if home is not None:
-        overrides["home"] = home
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = settings_from_options(
+        home=home, host=host, port=port, backend=backend, cluster=cluster, slurm_config=slurm_config
+    )
     app = create_app(settings)
     if scheduler:
         from gpucommons.service.scheduler import start_in_background

@@ -117,15 +117,19 @@ def sim_command(
         **summarize(result),
         "sim_wall_s": round(wall_s, 3),
     }
-    _write_outputs(out, summary, result)
+    tenants = tenant_rows(result)
+    _write_outputs(out, summary, job_rows(result), tenants)
     if not quiet:
         _print_summary(Console(), summary)
+        _print_tenants(Console(), tenants)
 
 
-def _write_outputs(out: Path, summary: dict[str, Any], result: Any) -> None:
+def _write_outputs(
+    out: Path, summary: dict[str, Any], jobs: list[dict[str, Any]], tenants: list[dict[str, Any]]
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    for name, rows in (("jobs.csv", job_rows(result)), ("tenants.csv", tenant_rows(result))):
+    for name, rows in (("jobs.csv", jobs), ("tenants.csv", tenants)):
         with (out / name).open("w", newline="") as handle:
             if rows:
                 writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -154,4 +158,20 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     ):
         value = summary[key]
         table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}")
+    console.print(table)
+
+
+def _print_tenants(console: Console, rows: list[dict[str, Any]]) -> None:
+    table = Table(title="per tenant (service = run time / time in system)")
+    for column in ("tenant", "jobs", "gpu_hours", "avg_jct_s", "avg_wait_s", "service"):
+        table.add_column(column, justify="left" if column == "tenant" else "right")
+    for row in rows:
+        table.add_row(
+            row["tenant"],
+            f"{row['jobs']:,}",
+            f"{row['gpu_hours']:,.0f}",
+            f"{row['avg_jct_s']:,.0f}",
+            f"{row['avg_wait_s']:,.0f}",
+            f"{row['service']:.3f}",
+        )
     console.print(table)

@@ -4,6 +4,9 @@
 gives it a fresh token, and, unless ``--empty``, a demo institution, project and active award, so a
 newcomer can ``gpuc submit`` at once. It writes the URL and token to ``GPUC_HOME/credentials.json`` (the
 CLI on this machine then needs no ``gpuc login``) and serves the API with the scheduler loop in-process.
+``--backend slurm`` (or ``GPUC_BACKEND=slurm``) executes on a Slurm cluster instead of local processes;
+``--cluster`` then names the file ``gpuc site import-slurm`` wrote, so gpucommons places jobs on Slurm's
+own nodes, and ``--slurm-config`` (``GPUC_SLURM_CONFIG``) the backend settings written beside it.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpucommons.cli.credentials import Credentials, save_credentials
 from gpucommons.config import Settings
+from gpucommons.errors import ConfigError
 from gpucommons.service.scheduler import DEFAULT_POLICY, build_engine, start_in_background
 from gpucommons.store import awards as award_repo
 from gpucommons.store import programs as program_repo
@@ -33,15 +38,27 @@ DEMO_BUDGET_GPU_HOURS = 1_000.0
 DEMO_PRICE_KRW_PER_GPU_HOUR = 2_000.0
 
 
-def _settings(home: Path | None, port: int | None, host: str | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    if home is not None:
-        overrides["home"] = home
-    if port is not None:
-        overrides["port"] = port
-    if host is not None:
-        overrides["host"] = host
-    return Settings(**overrides)
+BackendOption = Annotated[
+    str | None, typer.Option(help="execution backend: local or slurm (default: GPUC_BACKEND or local)")
+]
+ClusterOption = Annotated[
+    str | None, typer.Option(help="cluster preset or TOML file (default: GPUC_CLUSTER or demo)")
+]
+SlurmConfigOption = Annotated[
+    Path | None,
+    typer.Option(help="Slurm backend settings TOML (default: GPUC_SLURM_CONFIG), see import-slurm"),
+]
+
+
+def settings_from_options(**options: Any) -> Settings:
+    """Settings from the environment, with the command-line options that were given on top; a bad
+    value (option or ``GPUC_*`` variable) is one line naming the setting, not a traceback."""
+    try:
+        return Settings(**{name: value for name, value in options.items() if value is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"setting {where}: {first['msg']}") from None
 
 
 def seed_demo(session: Session, admin: UserRow, now: datetime) -> None:
@@ -99,19 +116,25 @@ def up(
     host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
     empty: Annotated[bool, typer.Option("--empty", help="no demo institution, project or award")] = False,
     policy: Annotated[str, typer.Option(envvar="GPUC_POLICY", help="scheduling policy")] = DEFAULT_POLICY,
+    backend: BackendOption = None,
+    cluster: ClusterOption = None,
+    slurm_config: SlurmConfigOption = None,
 ) -> None:
-    """Start the commons on this machine: database, API, scheduler and local backend."""
+    """Start the commons on this machine: database, API, scheduler and backend (local processes,
+    or Slurm with --backend slurm)."""
     import uvicorn
 
     from gpucommons.service.app import create_app
 
-    settings = _settings(home, port, host)
+    settings = settings_from_options(
+        home=home, port=port, host=host, backend=backend, cluster=cluster, slurm_config=slurm_config
+    )
     token = bootstrap(settings, empty)
     url = f"http://{settings.host}:{settings.port}"
     save_credentials(settings.home, Credentials(url=url, token=token, user="admin"))
     app = create_app(settings, migrate=False)
     stop = start_in_background(app, settings, policy)
-    out.print(f"gpucommons is up at {url}")
+    out.print(f"gpucommons is up at {url} (backend {settings.backend}, cluster {settings.cluster})")
     out.print(f"admin token: {token}")
     out.print(f"credentials written to {settings.credentials_path}; try: gpuc submit --gpus 2 -- nvidia-smi")
     try:
@@ -123,9 +146,12 @@ def up(
 def scheduler(
     policy: Annotated[str, typer.Option(envvar="GPUC_POLICY", help="scheduling policy")] = DEFAULT_POLICY,
     once: Annotated[bool, typer.Option("--once", help="run one step and exit")] = False,
+    backend: BackendOption = None,
+    cluster: ClusterOption = None,
+    slurm_config: SlurmConfigOption = None,
 ) -> None:
     """Run the scheduler loop alone (when the server runs with its own loop disabled, or elsewhere)."""
-    settings = Settings()
+    settings = settings_from_options(backend=backend, cluster=cluster, slurm_config=slurm_config)
     upgrade(settings.database_url)
     engine = build_engine(settings, policy)
     if once:

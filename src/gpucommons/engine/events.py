@@ -2,7 +2,9 @@
 
 Events are matched to the job's current segment by ``backend_ref``: an event about an older segment (a
 preempted run that is only now dying) or about a job that is no longer running changes nothing. Lost
-jobs are requeued by rule (``max_lost_requeues``), then marked lost. Flushes, never commits.
+jobs are requeued by rule (``max_lost_requeues``), then marked lost. A ``started`` event moves the
+segment's start to when the backend really started the job (Slurm's StartTime, a second or more after
+the decision), so the GPU-hours charged are the ones the backend reports. Flushes, never commits.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def apply_event(session: Session, cluster: Cluster, event: BackendEvent, max_los
         return False
     if event.kind == "started":
         row.backend_ref = event.backend_ref or row.backend_ref
+        started = to_dt(event.at_s)
+        if row.started_at is not None and started > row.started_at:
+            row.started_at = started
         return True
     at = to_dt(event.at_s)
     if row.started_at is not None and at < row.started_at:

@@ -5,9 +5,17 @@ One ``step()``:
    jobs the database records as running, so after a restart nothing starts twice and vanished jobs are
    requeued (up to ``max_lost_requeues`` times) or marked lost;
 2. apply the backend's events (ends are metered and charged to the award) and forward cancel requests;
-3. ``run_cycle(LiveStore, launch queue, policy, now)`` and commit: the decisions are durable before any
-   process exists (a started job's reference is ``pending:<launch id>`` until launched);
-4. carry them out: cancel preempted jobs, launch started ones, record their references, commit.
+   a job the backend put back in its own queue (``requeued``) is requeued here and its backend copy
+   cancelled, because gpucommons re-places it itself; a job the backend runs that no gpucommons job owns
+   (``unknown``) is logged and counted, and stopped only by backends that own everything they could
+   report (``Backend.stops_unknown``);
+3. ``run_cycle(LiveStore, launch queue, policy, now)`` over the capacity minus the nodes the backend
+   reports unavailable, and commit: the decisions are durable before any process exists (a started
+   job's reference is ``pending:<launch id>`` until launched);
+4. carry them out: cancel preempted jobs, launch started ones, record their references, commit. A launch
+   the backend refuses fails that job, not the cycle.
+
+``event_counts`` (events by kind) and ``unavailable_nodes`` are read by ``/metrics``.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +37,7 @@ from gpucommons.domain.job import Job, Placement
 from gpucommons.engine.cycle import run_cycle
 from gpucommons.engine.events import apply_event
 from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
+from gpucommons.errors import GpucError
 from gpucommons.policy.protocols import PolicyConfig
 from gpucommons.store.jobs import JobRow
 from gpucommons.store.lease import acquire_lease, new_holder, release_lease
@@ -91,6 +101,8 @@ class LiveEngine:
         self.wake = threading.Event()
         self._adopted = False
         self._cancel_sent: set[tuple[int, str]] = set()
+        self.event_counts: Counter[str] = Counter()
+        self.unavailable_nodes: frozenset[str] = frozenset()
 
     def step(self) -> StepReport:
         report = StepReport()
@@ -112,9 +124,10 @@ class LiveEngine:
             report.events += self._apply(session, self.backend.poll())
             self._forward_cancels(session)
             session.commit()
+        self._note_unavailable(frozenset(self.backend.unavailable_nodes()))
         with self.sessions() as session:
             store = LiveStore(
-                session, self.cluster, self.backend.unavailable_nodes(), self.options.usage_half_life_s
+                session, self.cluster, set(self.unavailable_nodes), self.options.usage_half_life_s
             )
             queue = _LaunchQueue()
             try:
@@ -134,12 +147,35 @@ class LiveEngine:
 
     def _apply(self, session: Session, events: list[BackendEvent]) -> int:
         for event in events:
+            self.event_counts[event.kind] += 1
             if event.kind == "unknown":
-                log.warning("stopping a process no job owns: %s (%s)", event.backend_ref, event.detail)
-                self.backend.cancel(0, event.backend_ref)
+                self._unknown(event)
                 continue
             apply_event(session, self.cluster, event, self.options.max_lost_requeues)
+            if event.kind == "requeued" and event.backend_ref:
+                # the job is back in gpucommons' queue; the copy waiting in the backend's queue must not
+                # run as well (its cancellation event belongs to an old segment and changes nothing)
+                self.backend.cancel(event.job_id, event.backend_ref)
         return len(events)
+
+    def _unknown(self, event: BackendEvent) -> None:
+        if self.backend.stops_unknown:
+            log.warning("stopping a process no job owns: %s (%s)", event.backend_ref, event.detail)
+            self.backend.cancel(0, event.backend_ref)
+        else:
+            log.warning(
+                "%s job %s is named like a gpucommons job but no job owns it; left running for an "
+                "operator to resolve (its GPUs are invisible to the scheduler): %s",
+                self.backend.name,
+                event.backend_ref,
+                event.detail,
+            )
+
+    def _note_unavailable(self, nodes: frozenset[str]) -> None:
+        """Remember the backend's unavailable nodes for this cycle, logging when the set changes."""
+        if nodes != self.unavailable_nodes:
+            log.warning("unavailable nodes now: %s", ", ".join(sorted(nodes)) or "none")
+        self.unavailable_nodes = nodes
 
     def _forward_cancels(self, session: Session) -> None:
         query = select(JobRow).where(JobRow.state == "running", JobRow.cancel_requested_at.is_not(None))
@@ -168,7 +204,7 @@ class LiveEngine:
         row.backend = self.backend.name
         try:
             row.backend_ref = self.backend.launch(spec)
-        except OSError as exc:
+        except (OSError, GpucError) as exc:  # refused by the backend (e.g. sbatch): this job fails
             apply_event(
                 session,
                 self.cluster,

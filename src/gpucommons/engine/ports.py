@@ -69,9 +69,14 @@ class BackendEvent:
 
 
 class Backend(Protocol):
-    """A live execution backend (local processes, Slurm). The live engine adapts it to ``Executor``."""
+    """A live execution backend (local processes, Slurm). The live engine adapts it to ``Executor``.
+
+    ``stops_unknown``: whether the engine stops what the backend reports as ``unknown``. True where
+    everything it could report was started by gpucommons (the local backend's own state directory);
+    False where a job merely named like ours may belong to someone else (Slurm): it is reported only."""
 
     name: str
+    stops_unknown: bool
 
     def launch(self, spec: LaunchSpec) -> str:
         """Start the job; returns the backend's reference (a process group id, a Slurm job id)."""

@@ -117,4 +117,3 @@ class InMemoryStore:
         self.busy_gpus += delta_gpus
         self.tenant_running_gpus[job.tenant] = self.tenant_running_gpus.get(job.tenant, 0) + delta_gpus
         self.ledger.change(job.tenant, delta_gpus, now)
-

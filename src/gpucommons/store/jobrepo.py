@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
@@ -92,17 +93,13 @@ def _validate(request: JobRequest, cluster: Cluster) -> tuple[list[str], float, 
 def submit_job(
     session: Session, cluster: Cluster, project_id: int, user_id: int, request: JobRequest, now: datetime
 ) -> tuple[JobRow, bool]:
-    """A new pending job, or the job already submitted with the same idempotency key (``False``)."""
-    if request.idempotency_key:
-        existing = session.scalar(
-            select(JobRow).where(
-                JobRow.project_id == project_id, JobRow.idempotency_key == request.idempotency_key
-            )
-        )
-        if existing is not None:
-            return existing, False
+    """A new pending job, or the job already submitted with the same idempotency key (``False``).
+
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on both databases: a first submission costs a
+    single statement, and a retry, even one racing the first, finds the stored job instead of failing.
+    """
     command, time_limit_s, models = _validate(request, cluster)
-    row = JobRow(
+    values = dict(
         project_id=project_id,
         user_id=user_id,
         name=request.name or command[0].rsplit("/", 1)[-1][:200],
@@ -125,21 +122,24 @@ def submit_job(
         borrowing=False,
         attained_gpu_s=0.0,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:  # a concurrent retry with the same key won the race
-        if not request.idempotency_key:
-            raise
-        existing = session.scalar(
-            select(JobRow).where(
-                JobRow.project_id == project_id, JobRow.idempotency_key == request.idempotency_key
-            )
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(JobRow)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[JobRow.project_id, JobRow.idempotency_key])
+        .returning(JobRow)
+    )
+    row = session.scalars(statement).first()
+    if row is not None:
+        return row, True
+    existing = session.scalar(
+        select(JobRow).where(
+            JobRow.project_id == project_id, JobRow.idempotency_key == request.idempotency_key
         )
-        if existing is None:
-            raise
-        return existing, False
-    return row, True
+    )
+    if existing is None:  # nothing else can conflict; a vanished row means a concurrent delete
+        raise ConflictError(f"job with idempotency key {request.idempotency_key!r} could not be stored")
+    return existing, False
 
 
 def get_job(session: Session, job_id: int) -> JobRow:

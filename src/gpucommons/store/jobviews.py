@@ -19,6 +19,7 @@ UNBLOCK = {
     "new": "nothing: the next scheduling cycle will consider it",
     "no-award": "an active award for the project (apply to a program, or ask an admin to activate one)",
     "budget": "more GPU-hours: an award extension or a new award",
+    "award-model": "accepting the accelerator model of the project's award, or an award for this model",
     "never-fits": "asking for fewer GPUs per node or accepting more accelerator models",
     "resources": "running jobs ending and freeing enough GPUs",
     "priority": "the job ahead of it starting",
@@ -73,7 +74,7 @@ def why(session: Session, cluster: Cluster, row: JobRow, now: datetime) -> Why:
             row.id, row.state, row.reason_code or row.state, detail, None, None, "nothing: it is not waiting"
         )
     estimated = row.estimated_start_at
-    if estimated is None and row.reason_code not in ("no-award", "budget", "never-fits"):
+    if estimated is None and row.reason_code not in ("no-award", "budget", "award-model", "never-fits"):
         estimated = _estimate_from_running(session, cluster, row, now)
     return Why(
         row.id,

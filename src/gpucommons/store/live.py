@@ -4,6 +4,8 @@ It mirrors the simulator's ``InMemoryStore``: ``snapshot(now)`` builds the polic
 ``record(result, now)`` makes the decisions durable in the caller's transaction. Before the policy runs,
 an admission filter keeps back jobs whose project has no active award, or whose awards' GPU-hour budgets
 are spent; those stay pending with that reason (``no-award`` / ``budget``) and the policy never sees them.
+An award grants GPUs of one accelerator model, so a job runs only on its award's model: a job that named
+no models is offered that model alone, and a job that accepts only other models waits (``award-model``).
 
 Started jobs get ``backend_ref = "pending:<launch id>"``: the engine commits that intent before it asks
 the backend to launch, so a crash in between can be resolved by the backend (see ``LocalBackend.adopt``).
@@ -41,8 +43,12 @@ def to_s(at: datetime) -> float:
     return at.timestamp()
 
 
-def active_award(awards: list[AwardRow], now: datetime) -> tuple[AwardRow | None, str, str]:
-    """The award a job of this project is charged to now (the one ending first), or why there is none."""
+def active_award(
+    awards: list[AwardRow], now: datetime, models: frozenset[str] = frozenset()
+) -> tuple[AwardRow | None, str, str]:
+    """The award a job of this project is charged to now (the one ending first), or why there is none.
+    ``models`` are the job's accepted accelerator models (empty: any); only an award for one of them
+    can pay for it."""
     current = [a for a in awards if a.status == "active" and a.starts_at <= now < a.ends_at]
     if not current:
         return None, "no-award", "the project has no active award"
@@ -54,12 +60,23 @@ def active_award(awards: list[AwardRow], now: datetime) -> tuple[AwardRow | None
             "budget",
             f"award {a.id} has used {a.gpu_hours_used:.2f} of {a.gpu_hours_budget:g} GPU-hours",
         )
-    funded.sort(key=lambda a: (a.ends_at, a.id))
-    return funded[0], "", ""
+    accepted = {m.lower() for m in models}
+    usable = [a for a in funded if not accepted or a.model.lower() in accepted]
+    if not usable:
+        granted = ", ".join(sorted({a.model for a in funded}))
+        return (
+            None,
+            "award-model",
+            f"the project's awards are for {granted}; the job accepts only {', '.join(sorted(models))}",
+        )
+    usable.sort(key=lambda a: (a.ends_at, a.id))
+    return usable[0], "", ""
 
 
-def job_of(row: JobRow, tenant: str) -> Job:
-    """The policy's view of a job row; the time limit is both its estimate and (unknown) duration."""
+def job_of(row: JobRow, tenant: str, award_model: str | None = None) -> Job:
+    """The policy's view of a job row; the time limit is both its estimate and (unknown) duration.
+    A job that named no models runs on its award's ``award_model`` only."""
+    models = frozenset(str(m) for m in row.accepted_models or ())
     return Job(
         id=row.id,
         tenant=tenant,
@@ -68,7 +85,7 @@ def job_of(row: JobRow, tenant: str) -> Job:
         duration_s=row.time_limit_s,
         estimate_s=row.time_limit_s,
         gpus_per_node=row.gpus_per_node,
-        accepted_models=frozenset(str(m) for m in row.accepted_models or ()),
+        accepted_models=models or frozenset([award_model] if award_model else ()),
         priority_class=row.priority_class,
         preemptible=row.preemptible,
     )
@@ -152,7 +169,8 @@ class LiveStore:
         pending = []
         for row in self.session.scalars(query):
             self.rows[row.id] = row
-            award, code, detail = active_award(awards.get(row.project_id, []), at)
+            models = frozenset(str(m) for m in row.accepted_models or ())
+            award, code, detail = active_award(awards.get(row.project_id, []), at, models)
             if award is None:
                 if (row.reason_code, row.reason) != (code, detail):
                     row.reason_code, row.reason, row.estimated_start_at = code, detail, None
@@ -160,7 +178,7 @@ class LiveStore:
             self._admitted[row.id] = _Admitted(row, award.id)
             pending.append(
                 PendingJob(
-                    job_of(row, projects[row.project_id]),
+                    job_of(row, projects[row.project_id], award.model),
                     attained_gpu_s=row.attained_gpu_s,
                     queued_since_s=to_s(row.submitted_at),
                     restarts=row.restarts,

@@ -48,10 +48,14 @@ def _project(session: Session, ref: str) -> ProjectRow:
     return row
 
 
-def _read(session: Session, row: JobRow) -> JobRead:
+def _read(session: Session, row: JobRow, project: ProjectRow | None = None) -> JobRead:
     out = JobRead.model_validate(row)
-    project = session.get(ProjectRow, row.project_id)
+    if project is None or project.id != row.project_id:
+        project = session.get(ProjectRow, row.project_id)
     out.project = project.name if project else ""
+    if row.state == "pending":  # allocations exist only while a job runs
+        out.assigned_gpus = []
+        return out
     allocations = session.scalars(
         select(AllocationRow).where(AllocationRow.job_id == row.id).order_by(AllocationRow.id)
     )
@@ -85,14 +89,16 @@ def submit(
     require_project_member(principal, project.id)
     fields = body.model_dump(exclude={"project"})
     fields["models"] = tuple(fields["models"])
-    row, created = jobrepo.submit_job(
-        session, cluster, project.id, principal.user_id, jobrepo.JobRequest(**fields), now
-    )
-    session.commit()
-    if not created:
+    job_request = jobrepo.JobRequest(**fields)
+    with request.app.state.write_lock:  # SQLite: one writer thread at a time, see create_app
+        row, created = jobrepo.submit_job(session, cluster, project.id, principal.user_id, job_request, now)
+        session.commit()
+    if created:
+        request.app.state.submissions_total.inc()
+    else:
         response.status_code = 200
     _wake_scheduler(request)
-    return _read(session, row)
+    return _read(session, row, project)
 
 
 @router.get("/jobs")
