@@ -3,19 +3,41 @@
 Used by every path that stops a running job (finished, failed, cancelled, timed out, lost, preempted),
 so usage is written exactly once per segment: the segment is the job's allocations plus ``started_at``,
 and both are cleared here. Flushes, never commits.
+
+A scheduler step may end hundreds of segments in one session; the award, program, project and
+institution rows they need are held for the session's life (``session.info``), because the session's
+identity map keeps rows only while something references them, and would otherwise load the same four
+rows again for every job.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.metering import DEFAULT_DISCOUNTS, YOUTH_STARTUP_EXTRA_DISCOUNT, Pricing, meter_segment
+from gpucommons.store.base import Base
 from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
 from gpucommons.store.models import AwardRow, InstitutionRow, ProgramRow, ProjectRow
+
+_HELD_ROWS = "gpuc_charging_rows"
+RowT = TypeVar("RowT", bound=Base)
+
+
+def _held(session: Session, row_type: type[RowT], row_id: int | None) -> RowT | None:
+    """``session.get`` that keeps the row referenced until the session closes."""
+    if row_id is None:
+        return None
+    held: dict[tuple[type[Base], int], Base | None] = session.info.setdefault(_HELD_ROWS, {})
+    key = (row_type, row_id)
+    if key not in held:
+        held[key] = session.get(row_type, row_id)
+    row = held[key]
+    return row if isinstance(row, row_type) else None
 
 
 def pricing_of(program: ProgramRow | None) -> Pricing:
@@ -29,18 +51,18 @@ def pricing_of(program: ProgramRow | None) -> Pricing:
 
 def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datetime) -> UsageRow | None:
     """Meter and charge the segment ``job`` ran since ``job.started_at``; free its allocations."""
-    allocations = session.scalars(select(AllocationRow).where(AllocationRow.job_id == job.id)).all()
-    session.execute(delete(AllocationRow).where(AllocationRow.job_id == job.id))
+    freed = delete(AllocationRow).where(AllocationRow.job_id == job.id).returning(AllocationRow.node_index)
+    allocations = session.scalars(freed).all()
     if job.started_at is None or not allocations:
         return None
     duration_s = max(0.0, (ended_at - job.started_at).total_seconds())
     job.attained_gpu_s += job.gpus * duration_s
-    pool = cluster.pool_by_name[cluster.nodes[allocations[0].node_index].pool]
+    pool = cluster.pool_by_name[cluster.nodes[allocations[0]].pool]
     site = cluster.site_by_name[pool.site]
-    award = session.get(AwardRow, job.award_id) if job.award_id is not None else None
-    program = session.get(ProgramRow, award.program_id) if award is not None else None
-    project = session.get(ProjectRow, job.project_id)
-    institution = session.get(InstitutionRow, project.institution_id) if project is not None else None
+    award = _held(session, AwardRow, job.award_id)
+    program = _held(session, ProgramRow, award.program_id if award is not None else None)
+    project = _held(session, ProjectRow, job.project_id)
+    institution = _held(session, InstitutionRow, project.institution_id if project is not None else None)
     kind = institution.kind if institution is not None else "enterprise"
     youth = bool(institution.youth_startup) if institution is not None else False
     usage = meter_segment(pool.model, len(allocations), duration_s, site, pricing_of(program), kind, youth)
