@@ -182,7 +182,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(server: Server) -> None:
         (["submit", "--gpus", "-2", "--", "true"], "gpus must be at least 1"),
         (["submit", "--gpus", "17", "--", "true"], "can ever hold 17"),
         (["submit", "--time", "ninety", "--", "true"], "malformed time limit"),
-        (["show", "999"], "job 999 does not exist"),
+        (["show", "999"], "job 999 not found"),
     ]
     for args, want in cases:
         result = server.gpuc(*args)

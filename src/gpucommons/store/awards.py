@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gpucommons.awarding import AwardRules, Candidate, grant_by_score, reclaimable_gpus
-from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
+from gpucommons.errors import ConflictError, InvalidRequestError
+from gpucommons.store.lookup import get_row
 from gpucommons.store.models import AwardRow, InstitutionRow, ProgramRow, ProjectRow, ProposalRow, ReclaimRow
 from gpucommons.store.programs import get_program, get_proposal, mean_scores
 from gpucommons.store.repos import get_project
@@ -149,10 +150,7 @@ def auto_award(
 
 
 def get_award(session: Session, award_id: int) -> AwardRow:
-    row = session.get(AwardRow, award_id)
-    if row is None:
-        raise NotFoundError(f"award {award_id} not found")
-    return row
+    return get_row(session, AwardRow, award_id, "award")
 
 
 def list_awards(

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
-from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
+from gpucommons.errors import ConflictError, InvalidRequestError
 from gpucommons.policy.placement.shapes import never_fits_reason
 from gpucommons.store.jobs import PRIORITY_CLASSES, JobRow
+from gpucommons.store.lookup import get_row
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 MAX_TIME_LIMIT_S = 30 * 86_400
@@ -143,10 +144,7 @@ def submit_job(
 
 
 def get_job(session: Session, job_id: int) -> JobRow:
-    row = session.get(JobRow, job_id)
-    if row is None:
-        raise NotFoundError(f"job {job_id} does not exist")
-    return row
+    return get_row(session, JobRow, job_id, "job")
 
 
 def list_jobs(

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
+from gpucommons.errors import ConflictError, InvalidRequestError
+from gpucommons.store.lookup import add_named, get_row
 from gpucommons.store.models import INSTITUTION_KINDS, ProgramRow, ProposalRow, ReviewRow
 from gpucommons.store.repos import get_project, get_user
 
@@ -55,19 +56,11 @@ def create_program(session: Session, **fields: Any) -> ProgramRow:
     if unknown:
         raise InvalidRequestError(f"unknown program fields: {', '.join(sorted(unknown))}")
     _validate_program(fields)
-    if session.scalar(select(ProgramRow.id).where(ProgramRow.name == fields["name"])) is not None:
-        raise ConflictError(f"program {fields['name']!r} already exists")
-    row = ProgramRow(**fields)
-    session.add(row)
-    session.flush()
-    return row
+    return add_named(session, ProgramRow(**fields), ProgramRow.name, fields["name"], "program")
 
 
 def get_program(session: Session, program_id: int) -> ProgramRow:
-    row = session.get(ProgramRow, program_id)
-    if row is None:
-        raise NotFoundError(f"program {program_id} not found")
-    return row
+    return get_row(session, ProgramRow, program_id, "program")
 
 
 def list_programs(session: Session) -> list[ProgramRow]:
@@ -122,10 +115,7 @@ def submit_proposal(
 
 
 def get_proposal(session: Session, proposal_id: int) -> ProposalRow:
-    row = session.get(ProposalRow, proposal_id)
-    if row is None:
-        raise NotFoundError(f"proposal {proposal_id} not found")
-    return row
+    return get_row(session, ProposalRow, proposal_id, "proposal")
 
 
 def list_proposals(

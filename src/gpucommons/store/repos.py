@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
+from gpucommons.store.lookup import add_named, get_row, get_row_by_name
 from gpucommons.store.models import (
     INSTITUTION_KINDS,
     PROJECT_ROLES,
@@ -58,19 +59,12 @@ def create_institution(
     _check_choice("region", region, REGIONS)
     if youth_startup and kind != "startup":
         raise InvalidRequestError("youth_startup applies only to institutions of kind startup")
-    if session.scalar(select(InstitutionRow.id).where(InstitutionRow.name == name)) is not None:
-        raise ConflictError(f"institution {name!r} already exists")
     row = InstitutionRow(name=name, kind=kind, region=region, youth_startup=youth_startup)
-    session.add(row)
-    session.flush()
-    return row
+    return add_named(session, row, InstitutionRow.name, name, "institution")
 
 
 def get_institution(session: Session, institution_id: int) -> InstitutionRow:
-    row = session.get(InstitutionRow, institution_id)
-    if row is None:
-        raise NotFoundError(f"institution {institution_id} not found")
-    return row
+    return get_row(session, InstitutionRow, institution_id, "institution")
 
 
 def list_institutions(session: Session) -> list[InstitutionRow]:
@@ -83,26 +77,16 @@ def list_institutions(session: Session) -> list[InstitutionRow]:
 def create_project(session: Session, name: str, institution_id: int, sovereign: bool = False) -> ProjectRow:
     name = _check_name("project", name)
     get_institution(session, institution_id)
-    if session.scalar(select(ProjectRow.id).where(ProjectRow.name == name)) is not None:
-        raise ConflictError(f"project {name!r} already exists")
     row = ProjectRow(name=name, institution_id=institution_id, sovereign=sovereign)
-    session.add(row)
-    session.flush()
-    return row
+    return add_named(session, row, ProjectRow.name, name, "project")
 
 
 def get_project(session: Session, project_id: int) -> ProjectRow:
-    row = session.get(ProjectRow, project_id)
-    if row is None:
-        raise NotFoundError(f"project {project_id} not found")
-    return row
+    return get_row(session, ProjectRow, project_id, "project")
 
 
 def get_project_by_name(session: Session, name: str) -> ProjectRow:
-    row = session.scalar(select(ProjectRow).where(ProjectRow.name == name))
-    if row is None:
-        raise NotFoundError(f"project {name!r} not found")
-    return row
+    return get_row_by_name(session, ProjectRow, name, "project")
 
 
 def list_projects(session: Session, only_ids: set[int] | None = None) -> list[ProjectRow]:
@@ -163,26 +147,15 @@ def project_roles(session: Session, user_id: int) -> dict[int, str]:
 def create_user(session: Session, name: str, role: str = "user") -> UserRow:
     name = _check_name("user", name)
     _check_choice("role", role, USER_ROLES)
-    if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
-        raise ConflictError(f"user {name!r} already exists")
-    row = UserRow(name=name, role=role)
-    session.add(row)
-    session.flush()
-    return row
+    return add_named(session, UserRow(name=name, role=role), UserRow.name, name, "user")
 
 
 def get_user(session: Session, user_id: int) -> UserRow:
-    row = session.get(UserRow, user_id)
-    if row is None:
-        raise NotFoundError(f"user {user_id} not found")
-    return row
+    return get_row(session, UserRow, user_id, "user")
 
 
 def get_user_by_name(session: Session, name: str) -> UserRow:
-    row = session.scalar(select(UserRow).where(UserRow.name == name))
-    if row is None:
-        raise NotFoundError(f"user {name!r} not found")
-    return row
+    return get_row_by_name(session, UserRow, name, "user")
 
 
 def list_users(session: Session) -> list[UserRow]:

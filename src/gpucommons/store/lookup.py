@@ -1,0 +1,40 @@
+"""Lookups every repository needs: a row by id or by unique name (404 when absent), and adding a row
+whose name must be new (409 when taken). One place for the wording of those errors."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from gpucommons.errors import ConflictError, NotFoundError
+from gpucommons.store.base import Base
+
+RowT = TypeVar("RowT", bound=Base)
+
+
+def get_row(session: Session, row_type: type[RowT], row_id: int, what: str) -> RowT:
+    row = session.get(row_type, row_id)
+    if row is None:
+        raise NotFoundError(f"{what} {row_id} not found")
+    return row
+
+
+def get_row_by_name(session: Session, row_type: type[RowT], name: str, what: str) -> RowT:
+    """For row types with a unique ``name`` column."""
+    row = session.scalar(select(row_type).where(getattr(row_type, "name") == name))  # noqa: B009
+    if row is None:
+        raise NotFoundError(f"{what} {name!r} not found")
+    return row
+
+
+def add_named(
+    session: Session, row: RowT, name_column: InstrumentedAttribute[str], name: str, what: str
+) -> RowT:
+    """Add ``row`` after checking no row of its kind has ``name`` yet; flushes so its id is known."""
+    if session.scalar(select(name_column).where(name_column == name)) is not None:
+        raise ConflictError(f"{what} {name!r} already exists")
+    session.add(row)
+    session.flush()
+    return row
