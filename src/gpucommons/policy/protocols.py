@@ -85,7 +85,7 @@ class PolicyConfig:
     placer: Placer
     admission: Admission | None = None
     preemptor: Preemptor | None = None
-    scan_limit: int = 500  # jobs examined per cycle; Slurm's bf_max_job_test default
+    scan_limit: int = 500  # jobs examined per cycle, as Slurm's bf_max_job_test bounds backfill
     full_scan_limit: int = (
         100  # jobs that may try preemption once nothing is free; Slurm's default_queue_depth
     )

@@ -54,7 +54,12 @@ class FgdPlacer(ScoredPlacer):
 
     # -- the request mix -------------------------------------------------------------------------
     def observe_workload(self, jobs: Iterable[Job]) -> None:
-        """Fix the mix to these jobs' shapes (GPU jobs only: CPU-only ones cannot fragment GPUs)."""
+        """Fix the mix to these jobs' shapes (GPU jobs only: CPU-only ones cannot fragment GPUs).
+
+        The ATC'23 measure counts all of a node's free GPU milli as fragments for a CPU-only shape; that
+        changes every candidate's score for a job by the same amount (``-weight x eff``, 0 for CPU-only
+        jobs) and scales the other weights by one factor, so leaving such shapes out changes no choice.
+        """
         self._counts = {}
         for job in jobs:
             if job.gpus > 0:
