@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -90,6 +91,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _ensure_directory(database: Path) -> None:
+    """A SQLite file's folder is created on first use (a new ``GPUC_HOME``), like the file itself."""
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the database folder {database.parent}: {exc.strerror}") from None
+
+
 def make_engine(url: str) -> Engine:
     """An engine for SQLite (WAL, foreign keys, busy timeout; usable from the server's threads) or
     PostgreSQL through psycopg 3."""
@@ -104,6 +113,7 @@ def make_engine(url: str) -> Engine:
             kwargs["poolclass"] = StaticPool  # one shared connection, or each would see an empty db
         else:
             kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW)
+            _ensure_directory(Path(parsed.database))
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
