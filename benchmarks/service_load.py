@@ -48,6 +48,7 @@ class InstantBackend:
 
     name = "instant"
     stops_unknown = True
+    even_gangs = False
 
     def __init__(self) -> None:
         self._done: list[int] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pytest
 from sqlalchemy import select
 
 from gpucommons.clusterfile import load_cluster
@@ -26,6 +27,7 @@ class ScriptedBackend:
 
     name: str = "scripted"
     stops_unknown: bool = False
+    even_gangs: bool = False
     events: list[BackendEvent] = field(default_factory=list)
     launched: list[LaunchSpec] = field(default_factory=list)
     cancelled: list[tuple[int, str]] = field(default_factory=list)
@@ -113,3 +115,15 @@ def test_a_refused_launch_fails_that_job_only(world: World) -> None:
     engine.step()
     failed = row(world, job_id)
     assert failed.state == "failed" and "Requested node configuration" in failed.reason
+
+
+@pytest.mark.parametrize(("even", "want"), [(False, [4, 8]), (True, [6, 6])])
+def test_a_backend_that_needs_even_gangs_gets_the_same_gpus_on_every_node(
+    world: World, even: bool, want: list[int]
+) -> None:
+    """12 H100 GPUs on 8-GPU nodes: 6 + 6 for Slurm-like backends (best fit alone gives 8 + 4)."""
+    backend = ScriptedBackend(even_gangs=even)
+    engine = engine_with(world, backend)
+    world.submit(["true"], gpus=12)
+    engine.step()
+    assert sorted(len(g) for _, g in backend.launched[0].placement.node_gpus) == want

@@ -85,6 +85,7 @@ class LocalBackend:
     """Real processes on this machine; see the module docstring for the on-disk contract."""
 
     name = "local"
+    even_gangs = False  # each node's share is set per process through CUDA_VISIBLE_DEVICES
     stops_unknown = True  # everything it reports was started from its own state directory
 
     def __init__(

@@ -66,6 +66,7 @@ class SlurmBackend:
     calls it from one loop."""
 
     name = "slurm"
+    even_gangs = True  # one sbatch request: the same GPUs per node on every node
     stops_unknown = False  # a job named like ours may be someone else's: report it, never cancel it
 
     def __init__(

@@ -127,7 +127,11 @@ class LiveEngine:
         self._note_unavailable(frozenset(self.backend.unavailable_nodes()))
         with self.sessions() as session:
             store = LiveStore(
-                session, self.cluster, set(self.unavailable_nodes), self.options.usage_half_life_s
+                session,
+                self.cluster,
+                set(self.unavailable_nodes),
+                self.options.usage_half_life_s,
+                even_gangs=self.backend.even_gangs,
             )
             queue = _LaunchQueue()
             try:

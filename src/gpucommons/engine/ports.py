@@ -73,10 +73,15 @@ class Backend(Protocol):
 
     ``stops_unknown``: whether the engine stops what the backend reports as ``unknown``. True where
     everything it could report was started by gpucommons (the local backend's own state directory);
-    False where a job merely named like ours may belong to someone else (Slurm): it is reported only."""
+    False where a job merely named like ours may belong to someone else (Slurm): it is reported only.
+
+    ``even_gangs``: whether a job must hold the same number of GPUs on every node it uses (one Slurm
+    job carries a single per-node GPU request); the engine then fixes each job's gang shape before the
+    policy places it."""
 
     name: str
     stops_unknown: bool
+    even_gangs: bool
 
     def launch(self, spec: LaunchSpec) -> str:
         """Start the job; returns the backend's reference (a process group id, a Slurm job id)."""

@@ -26,6 +26,7 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.decisions import CycleResult, PendingReason
+from gpucommons.policy.placement.shapes import even_gang
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 from gpucommons.store.charging import end_segment
 from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
@@ -106,9 +107,11 @@ class LiveStore:
         cluster: Cluster,
         unavailable_nodes: set[str] | None = None,
         usage_half_life_s: float = 7 * 86_400.0,
+        even_gangs: bool = False,
     ) -> None:
         self.session = session
         self.cluster = cluster
+        self.even_gangs = even_gangs
         self.unavailable_nodes = unavailable_nodes or set()
         self.usage_half_life_s = usage_half_life_s
         self.rows: dict[int, JobRow] = {}
@@ -176,9 +179,10 @@ class LiveStore:
                     row.reason_code, row.reason, row.estimated_start_at = code, detail, None
                 continue
             self._admitted[row.id] = _Admitted(row, award.id)
+            job = job_of(row, projects[row.project_id], award.model)
             pending.append(
                 PendingJob(
-                    job_of(row, projects[row.project_id], award.model),
+                    even_gang(job, self.cluster) if self.even_gangs else job,
                     attained_gpu_s=row.attained_gpu_s,
                     queued_since_s=to_s(row.submitted_at),
                     restarts=row.restarts,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 from gpucommons.domain.cluster import Cluster
@@ -29,6 +30,19 @@ def _fits_pool(cluster: Cluster, pool: int, gpus: int, gpus_per_node: int | None
         and gpus % gpus_per_node == 0
         and gpus // gpus_per_node <= p.node_count
     )
+
+
+def even_gang(job: Job, cluster: Cluster) -> Job:
+    """``job`` with a fixed, even gang shape: one node when some accepted pool's nodes are big enough,
+    else the largest per-node count that divides its GPUs and fits a node. Jobs that set
+    ``gpus_per_node`` or share a GPU are returned as they are."""
+    if job.gpus_per_node is not None or job.shared:
+        return job
+    largest = max(
+        (cluster.pools[p].gpus_per_node for p in accepted_pools(cluster, job.accepted_models)), default=0
+    )
+    per_node = next((d for d in range(min(job.gpus, largest), 0, -1) if job.gpus % d == 0), job.gpus)
+    return replace(job, gpus_per_node=per_node)
 
 
 def never_fits_reason(job: Job, cluster: Cluster) -> PendingReason | None:
