@@ -83,8 +83,8 @@ def schedule(snapshot: Snapshot, config: PolicyConfig, now: float) -> CycleResul
 
 def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     """Phases 2 and 3: consider jobs in order until nothing more can start; returns the reason the
-    unexamined rest waits (``None`` if every job was examined). Jobs that can never fit do not count
-    toward ``scan_limit``, so a pile of them cannot hide a job that fits."""
+    unexamined rest waits (``None`` if every job was examined). Jobs that can never fit get their own
+    reason and count toward neither limit, so a pile of them cannot hide a job that fits."""
     capacity = cycle.snapshot.capacity
     cluster = cycle.snapshot.cluster
     limit = cycle.config.scan_limit
@@ -96,19 +96,20 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     full_limit = cycle.config.full_scan_limit
     examined_full = 0
     for pending in ordered:
-        if capacity.free_total == 0:
-            if not can_preempt:
-                return NO_CAPACITY
-            if examined_full >= full_limit:
-                return PendingReason(
-                    "not-examined", f"no free accelerators; {full_limit} jobs tried preemption"
-                )
-            examined_full += 1
-        if examined >= limit:
-            return PendingReason("not-examined", f"beyond the first {limit} jobs examined this cycle")
+        full = capacity.free_total == 0
+        if full and not can_preempt:
+            return NO_CAPACITY
         # Cheap rejections first: most of a long queue stops here.
         reason = never_fits_reason(pending.job, cluster)
         if reason is None:
+            if examined >= limit:
+                return PendingReason("not-examined", f"beyond the first {limit} jobs examined this cycle")
+            if full:
+                if examined_full >= full_limit:
+                    return PendingReason(
+                        "not-examined", f"no free accelerators; {full_limit} jobs tried preemption"
+                    )
+                examined_full += 1
             examined += 1
             reason = gate.check(pending, now)
         if reason is not None:

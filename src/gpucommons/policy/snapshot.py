@@ -6,9 +6,12 @@ them must not change them until the cycle's decisions are recorded.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
@@ -48,6 +51,74 @@ class RunningJob:
         return self.started_s + max(0.0, self.job.estimate_s - done_s)
 
 
+class RunningColumns:
+    """Running jobs as parallel NumPy columns (id, GPUs, start, attained service, preemptible), so
+    per-cycle scans over every running job (LAS ranking) run vectorized. Rows are in no particular
+    order. Add and remove are O(1) amortized (a removed row is replaced by the last one)."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._n = 0
+        self._row: dict[int, int] = {}
+        self._ids = np.zeros(capacity, dtype=np.int64)
+        self._gpus = np.zeros(capacity, dtype=np.float64)
+        self._started = np.zeros(capacity, dtype=np.float64)
+        self._attained = np.zeros(capacity, dtype=np.float64)
+        self._preemptible = np.zeros(capacity, dtype=np.bool_)
+
+    @classmethod
+    def of(cls, running: Iterable[RunningJob]) -> RunningColumns:
+        columns = cls()
+        for r in running:
+            columns.add(r)
+        return columns
+
+    def __len__(self) -> int:
+        return self._n
+
+    def add(self, running: RunningJob) -> None:
+        n = self._n
+        if n == len(self._ids):
+            size = 2 * n
+            self._ids = np.resize(self._ids, size)
+            self._gpus = np.resize(self._gpus, size)
+            self._started = np.resize(self._started, size)
+            self._attained = np.resize(self._attained, size)
+            self._preemptible = np.resize(self._preemptible, size)
+        job = running.job
+        self._row[job.id] = n
+        self._ids[n] = job.id
+        self._gpus[n] = job.gpus
+        self._started[n] = running.started_s
+        self._attained[n] = running.attained_gpu_s
+        self._preemptible[n] = job.preemptible
+        self._n = n + 1
+
+    def remove(self, job_id: int) -> None:
+        i = self._row.pop(job_id)
+        last = self._n - 1
+        if i != last:
+            moved = int(self._ids[last])
+            self._row[moved] = i
+            for column in (self._ids, self._gpus, self._started, self._attained, self._preemptible):
+                column[i] = column[last]
+        self._n = last
+
+    def ids(self) -> npt.NDArray[np.int64]:
+        return self._ids[: self._n]
+
+    def gpus(self) -> npt.NDArray[np.float64]:
+        return self._gpus[: self._n]
+
+    def started_s(self) -> npt.NDArray[np.float64]:
+        return self._started[: self._n]
+
+    def attained_gpu_s(self) -> npt.NDArray[np.float64]:
+        return self._attained[: self._n]
+
+    def preemptible(self) -> npt.NDArray[np.bool_]:
+        return self._preemptible[: self._n]
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Immutable (to the policy) view of the cluster at one instant. ``pending`` iterates in
@@ -65,6 +136,11 @@ class Snapshot:
     running_ends: Sequence[tuple[float, int]] | None = None
     # The pending jobs of each tenant that has any, each in (submit_s, id) order; ``None``: derive it.
     pending_by_tenant: Mapping[str, Collection[PendingJob]] | None = None
+    # ``running`` as NumPy columns; ``None``: derive them (O(running) per call).
+    running_columns: RunningColumns | None = None
+    # ``pending`` split in two, each in (submit_s, id) order: jobs that never ran (``attained_gpu_s``
+    # 0, ``restarts`` 0), then the others (requeued after a preemption); ``None``: not available.
+    pending_parts: tuple[Collection[PendingJob], Sequence[PendingJob]] | None = None
 
     def tenant_queues(self) -> Mapping[str, Collection[PendingJob]]:
         """Pending jobs grouped by tenant, each group in (submit_s, id) order."""
@@ -74,6 +150,12 @@ class Snapshot:
         for p in self.pending:
             groups.setdefault(p.job.tenant, []).append(p)
         return groups
+
+    def columns(self) -> RunningColumns:
+        """Running jobs as NumPy columns."""
+        if self.running_columns is not None:
+            return self.running_columns
+        return RunningColumns.of(self.running.values())
 
     def ends(self) -> Sequence[tuple[float, int]]:
         """Running jobs' (expected end, job id), earliest first."""

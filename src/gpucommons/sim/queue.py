@@ -9,8 +9,8 @@ would need) dominated replays of preemptive policies on a saturated cluster.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
-from collections.abc import Collection, Iterator
+from bisect import bisect_left
+from collections.abc import Collection, Iterator, Sequence
 
 from gpucommons.policy.snapshot import PendingJob
 
@@ -23,19 +23,24 @@ class JobQueue:
     def __init__(self) -> None:
         self._arrived: dict[int, PendingJob] = {}
         self._requeued: list[tuple[float, int, PendingJob]] = []  # sorted by (submit_s, id)
+        self._requeued_jobs: list[PendingJob] = []  # the same jobs, alone, in the same order
 
     def arrive(self, pending: PendingJob) -> None:
         """A new job; callers add arrivals in (submit_s, id) order."""
         self._arrived[pending.job.id] = pending
 
     def requeue(self, pending: PendingJob) -> None:
-        insort(self._requeued, (pending.job.submit_s, pending.job.id, pending))
+        entry = (pending.job.submit_s, pending.job.id, pending)
+        i = bisect_left(self._requeued, entry[:2])
+        self._requeued.insert(i, entry)
+        self._requeued_jobs.insert(i, pending)
 
     def pop(self, pending_job_id: int, submit_s: float) -> PendingJob:
         found = self._arrived.pop(pending_job_id, None)
         if found is not None:
             return found
         i = bisect_left(self._requeued, (submit_s, pending_job_id))
+        del self._requeued_jobs[i]
         return self._requeued.pop(i)[2]
 
     def __len__(self) -> int:
@@ -46,6 +51,11 @@ class JobQueue:
         if not self._requeued:
             return self._arrived.values()
         return _MergedView(self)
+
+    def parts(self) -> tuple[Collection[PendingJob], Sequence[PendingJob]]:
+        """(jobs that arrived and never ran, requeued jobs), each in (submit_s, id) order; read-only
+        views valid until the queue changes."""
+        return self._arrived.values(), self._requeued_jobs
 
     def merged(self) -> Iterator[PendingJob]:
         return heapq.merge(self._arrived.values(), (r[2] for r in self._requeued), key=_order)

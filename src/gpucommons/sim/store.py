@@ -11,7 +11,7 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.decisions import CycleResult
-from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+from gpucommons.policy.snapshot import PendingJob, RunningColumns, RunningJob, Snapshot
 from gpucommons.policy.usage import UsageLedger
 from gpucommons.sim.queue import JobQueue
 
@@ -45,6 +45,7 @@ class InMemoryStore:
         self.busy_gpus = 0
         self._ends: list[tuple[float, int]] = []  # (expected end, job id) of running jobs, sorted
         self._by_tenant: dict[str, JobQueue] = {}  # tenants with pending jobs
+        self._columns = RunningColumns()  # ``running`` as NumPy columns
 
     # -- StateStore ------------------------------------------------------------------------------
     def snapshot(self, now: float) -> Snapshot:
@@ -58,6 +59,8 @@ class InMemoryStore:
             quota_gpus=self.quota_gpus,
             running_ends=self._ends,
             pending_by_tenant={t: q.view() for t, q in self._by_tenant.items()},
+            running_columns=self._columns,
+            pending_parts=self.pending.parts(),
         )
 
     def record(self, result: CycleResult, now: float) -> None:
@@ -69,6 +72,7 @@ class InMemoryStore:
             running = RunningJob(start.job, start.placement, now, pending.attained_gpu_s, start.borrowing)
             self.running[start.job.id] = running
             insort(self._ends, (running.expected_end_s(), start.job.id))
+            self._columns.add(running)
             self._hold(start.job, start.job.gpus, now)
             record = self.records[start.job.id]
             if record.first_start_s is None:
@@ -101,6 +105,7 @@ class InMemoryStore:
     def _stop(self, job_id: int, now: float, requeue: bool) -> None:
         running = self.running.pop(job_id)
         del self._ends[bisect_left(self._ends, (running.expected_end_s(), job_id))]
+        self._columns.remove(job_id)
         self.capacity.give(running.placement)
         self._hold(running.job, -running.job.gpus, now)
         record = self.records[job_id]

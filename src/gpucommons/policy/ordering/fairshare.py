@@ -10,7 +10,7 @@ equal shares). A tenant that used exactly its share gets 0.5; one that used noth
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from gpucommons.policy.snapshot import PendingJob, Snapshot
@@ -58,5 +58,53 @@ class MultifactorOrdering:
             return (-prio, job.submit_s, job.id)
 
         if w_size == 0:
-            return heapq.merge(*queues.values(), key=key)
+            return _merge(queues, factors, now, (w_fs, w_age, w_size, max_age), total_gpus)
         return sorted(snapshot.pending, key=key)
+
+
+def _merge(
+    queues: Mapping[str, Collection[PendingJob]],
+    factors: Mapping[str, float],
+    now: float,
+    weights: tuple[float, float, float, float],
+    total_gpus: int,
+) -> Iterator[PendingJob]:
+    """``heapq.merge`` of the tenants' queues by ``(-priority, submit_s, id)``, yielding the same
+    sequence: a queue keeps yielding while its next key is below every other queue's head, so the
+    heap is touched once per switch between queues, not once per job."""
+    w_fs, w_age, w_size, max_age = weights
+    heap: list[tuple[tuple[float, float, int], int, PendingJob, Iterator[PendingJob], float]] = []
+    for n, (tenant, queue) in enumerate(queues.items()):
+        it = iter(queue)
+        first = next(it, None)
+        if first is not None:
+            job = first.job
+            fs = w_fs * factors[tenant]
+            age = min(1.0, max(0.0, now - job.submit_s) / max_age)
+            prio = fs + w_age * age + w_size * job.gpus / total_gpus
+            heap.append(((-prio, job.submit_s, job.id), n, first, it, fs))
+    heapq.heapify(heap)
+    while heap:
+        _, n, p, it, fs = heap[0]
+        yield p
+        if len(heap) == 1:
+            bound = None
+        elif len(heap) == 2 or heap[1][0] < heap[2][0]:
+            bound = heap[1][0]
+        else:
+            bound = heap[2][0]
+        for p in it:
+            job = p.job
+            # min(1.0, max(0.0, now - submit_s) / max_age), without the calls
+            waited = now - job.submit_s
+            age = (waited if waited > 0.0 else 0.0) / max_age
+            if age > 1.0:
+                age = 1.0
+            prio = fs + w_age * age + w_size * job.gpus / total_gpus
+            key = (-prio, job.submit_s, job.id)
+            if bound is not None and bound < key:
+                heapq.heapreplace(heap, (key, n, p, it, fs))
+                break
+            yield p
+        else:
+            heapq.heappop(heap)
