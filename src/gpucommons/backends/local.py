@@ -181,9 +181,6 @@ class LocalBackend:
         return set(self.down_nodes)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def running_count(self) -> int:
-        return len(self._jobs)
-
     def _environment(self, spec: LaunchSpec) -> dict[str, str]:
         env = dict(os.environ)
         env.update(spec.env)

@@ -106,6 +106,7 @@ def sim_command(
             jobs, inventory, config, options, on_progress=lambda done: progress.update(task, completed=done)
         )
     wall_s = time.perf_counter() - started
+    tenants = tenant_rows(result)
     summary: dict[str, Any] = {
         "policy": policy,
         "placement": placement,
@@ -114,10 +115,9 @@ def sim_command(
         "cluster_gpus": inventory.total_gpus,
         "seed": seed,
         "load": load,
-        **summarize(result),
+        **summarize(result, tenants),
         "sim_wall_s": round(wall_s, 3),
     }
-    tenants = tenant_rows(result)
     _write_outputs(out, summary, job_rows(result), tenants)
     if not quiet:
         _print_summary(Console(), summary)

@@ -42,11 +42,6 @@ class Job:
         """True when the job asks for part of one accelerator rather than whole ones."""
         return self.gpus == 1 and self.gpu_milli < 1000
 
-    @property
-    def gpu_share(self) -> float:
-        """Accelerators requested, counting a share as a fraction (0.25 for ``gpu_milli=250``)."""
-        return self.gpu_milli / 1000 if self.shared else float(self.gpus)
-
     def accepts(self, model: str) -> bool:
         return not self.accepted_models or model in self.accepted_models
 

@@ -155,9 +155,6 @@ class Capacity:
     def free_indices(self, node: int) -> tuple[int, ...]:
         return _bits(self._mask[node]) if self._up[node] else ()
 
-    def is_up(self, node: int) -> bool:
-        return self._up[node]
-
     def nodes_with_free(self, pool: int, count: int) -> Sequence[int]:
         """Up nodes of ``pool`` with exactly ``count`` free GPUs (a live view: copy before mutating)."""
         return self._buckets[pool][count]
@@ -170,13 +167,6 @@ class Capacity:
             return MILLI
         share = self._share[node]
         return MILLI - share[gpu] if share is not None and share[gpu] else 0
-
-    def shared_gpus(self, node: int) -> tuple[tuple[int, int], ...]:
-        """``(gpu, free milli)`` for the GPUs of ``node`` that hold shares and still have room."""
-        share = self._share[node]
-        if share is None or not self._up[node]:
-            return ()
-        return tuple((g, MILLI - u) for g, u in enumerate(share) if 0 < u < MILLI)
 
     def cpu_free_milli(self, node: int) -> int:
         return self._cpu[node]

@@ -88,10 +88,19 @@ def tenant_rows(result: SimResult) -> list[dict[str, Any]]:
     return rows
 
 
-def summarize(result: SimResult) -> dict[str, Any]:
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if len(values) else 0.0
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else 0.0
+
+
+def summarize(result: SimResult, tenants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run's headline figures; pass ``tenant_rows(result)`` if already computed."""
     done = _finished(result.records)
     jct = np.array([_jct_s(r) for r in done], dtype=np.float64)
-    run = np.array([r.run_s for r in done], dtype=float)
+    run = np.array([r.run_s for r in done], dtype=np.float64)
     wait = jct - run
     slowdown = (
         np.maximum(1.0, jct / np.maximum(run, BOUNDED_SLOWDOWN_FLOOR_S)) if len(done) else np.array([1.0])
@@ -100,25 +109,22 @@ def summarize(result: SimResult) -> dict[str, Any]:
     capacity = result.total_gpus * makespan
     window = result.total_gpus * (result.last_arrival_s - result.start_s)
 
-    def stat(values: np.ndarray, fn: str, q: float = 0.0) -> float:
-        if len(values) == 0:
-            return 0.0
-        return float(np.percentile(values, q)) if fn == "p" else float(np.mean(values))
-
+    if tenants is None:
+        tenants = tenant_rows(result)
     return {
         "jobs_total": len(result.records),
         "jobs_finished": len(done),
-        "avg_jct_s": stat(jct, "mean"),
-        "median_jct_s": stat(jct, "p", 50),
-        "p95_jct_s": stat(jct, "p", 95),
-        "p99_jct_s": stat(jct, "p", 99),
-        "avg_wait_s": stat(wait, "mean"),
-        "p99_wait_s": stat(wait, "p", 99),
-        "avg_bounded_slowdown": stat(slowdown, "mean"),
+        "avg_jct_s": _mean(jct),
+        "median_jct_s": _percentile(jct, 50),
+        "p95_jct_s": _percentile(jct, 95),
+        "p99_jct_s": _percentile(jct, 99),
+        "avg_wait_s": _mean(wait),
+        "p99_wait_s": _percentile(wait, 99),
+        "avg_bounded_slowdown": _mean(slowdown),
         "utilization": result.busy_gpu_s_arrivals / window if window > 0 else 0.0,
         "utilization_makespan": result.busy_gpu_s / capacity if capacity > 0 else 0.0,
         "makespan_s": makespan,
-        "jain_fairness": jain([row["service"] for row in tenant_rows(result)]),
+        "jain_fairness": jain([row["service"] for row in tenants]),
         "preemptions": sum(r.preemptions for r in result.records),
         "preemption_loss_gpu_s": result.preemption_loss_gpu_s,
         "events": result.events,

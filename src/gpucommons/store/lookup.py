@@ -1,4 +1,4 @@
-"""Lookups every repository needs: a row by id or by unique name (404 when absent), and adding a row
+"""Lookups every repository needs: a row by id (404 when absent), and adding a row
 whose name must be new (409 when taken). One place for the wording of those errors."""
 
 from __future__ import annotations
@@ -18,14 +18,6 @@ def get_row(session: Session, row_type: type[RowT], row_id: int, what: str) -> R
     row = session.get(row_type, row_id)
     if row is None:
         raise NotFoundError(f"{what} {row_id} not found")
-    return row
-
-
-def get_row_by_name(session: Session, row_type: type[RowT], name: str, what: str) -> RowT:
-    """For row types with a unique ``name`` column."""
-    row = session.scalar(select(row_type).where(getattr(row_type, "name") == name))  # noqa: B009
-    if row is None:
-        raise NotFoundError(f"{what} {name!r} not found")
     return row
 
 

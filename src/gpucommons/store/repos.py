@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
-from gpucommons.store.lookup import add_named, get_row, get_row_by_name
+from gpucommons.store.lookup import add_named, get_row
 from gpucommons.store.models import (
     INSTITUTION_KINDS,
     PROJECT_ROLES,
@@ -85,10 +85,6 @@ def get_project(session: Session, project_id: int) -> ProjectRow:
     return get_row(session, ProjectRow, project_id, "project")
 
 
-def get_project_by_name(session: Session, name: str) -> ProjectRow:
-    return get_row_by_name(session, ProjectRow, name, "project")
-
-
 def list_projects(session: Session, only_ids: set[int] | None = None) -> list[ProjectRow]:
     """All projects, or only those in ``only_ids`` (the caller's own, for non-staff)."""
     query = select(ProjectRow).order_by(ProjectRow.id)
@@ -154,10 +150,6 @@ def get_user(session: Session, user_id: int) -> UserRow:
     return get_row(session, UserRow, user_id, "user")
 
 
-def get_user_by_name(session: Session, name: str) -> UserRow:
-    return get_row_by_name(session, UserRow, name, "user")
-
-
 def list_users(session: Session) -> list[UserRow]:
     return list(session.scalars(select(UserRow).order_by(UserRow.id)))
 
@@ -182,10 +174,6 @@ def create_token(
     session.add(row)
     session.flush()
     return row, raw
-
-
-def find_token(session: Session, raw: str) -> ApiTokenRow | None:
-    return session.scalar(select(ApiTokenRow).where(ApiTokenRow.token_sha256 == hash_token(raw)))
 
 
 def bootstrap_admin(session: Session, name: str, now: datetime) -> tuple[UserRow, str]:
