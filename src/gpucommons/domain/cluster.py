@@ -11,11 +11,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from gpucommons.domain.accelerators import AcceleratorModel
+from gpucommons.domain.power import CapSchedule, CapWindow
 
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """A data-centre site: where power, price and carbon come from."""
+    """A data-centre site: where power, price and carbon come from, and what it may draw.
+
+    ``power_cap_mw`` is the facility cap (``None``: uncapped); ``cap_windows`` lower or raise it at
+    set hours of the week, read at ``utc_offset_h`` (Korea: 9); see ``domain/power.py``."""
 
     name: str
     region: str = "capital"
@@ -24,6 +28,12 @@ class Site:
     pue: float = 1.3
     price_krw_per_kwh: float = 182.7
     carbon_g_per_kwh: float = 417.3
+    cap_windows: tuple[CapWindow, ...] = ()
+    utc_offset_h: float = 0.0
+
+    @property
+    def cap_schedule(self) -> CapSchedule:
+        return CapSchedule(self.power_cap_mw, self.cap_windows, self.utc_offset_h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +56,7 @@ class Pool:
     cpus_per_node: int = 64
     memory_gib_per_node: int = 1024
     topology: Topology = field(default_factory=Topology)
+    node_base_w: float | None = None  # a busy node's draw beside its devices; None: the power model's
 
     @property
     def gpus(self) -> int:

@@ -20,6 +20,10 @@ class Job:
     ``memory_mib`` are needed on every node the job uses; ``topology="required"`` means a multi-node job
     must fit inside one NVLink domain (pools with ``nvlink_domain_nodes > 1``) or one network block, while
     ``"preferred"`` only asks the placer to try.
+
+    Residency and placement filters (design note 0006): ``sovereign`` jobs may run only on sovereign
+    sites; ``accepted_sites`` empty means any site. Admission stages narrow both (and
+    ``accepted_models``) before the placer sees the job, so every placer honours them alike.
     """
 
     id: int
@@ -36,6 +40,8 @@ class Job:
     cpu_milli: int = 0
     memory_mib: int = 0
     topology: str = "preferred"
+    sovereign: bool = False
+    accepted_sites: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def shared(self) -> bool:

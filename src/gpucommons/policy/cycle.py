@@ -56,6 +56,8 @@ def _shape(job: Job) -> tuple[object, ...]:
         job.gpus,
         job.gpus_per_node,
         job.accepted_models,
+        job.accepted_sites,
+        job.sovereign,
         job.gpu_milli,
         job.cpu_milli,
         job.memory_mib,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpucommons.policy.decisions import PendingReason
-from gpucommons.policy.placement.shapes import accepted_pools
+from gpucommons.policy.placement.shapes import job_pools
 from gpucommons.policy.snapshot import PendingJob, Snapshot
 
 
@@ -105,7 +105,7 @@ class _BackfillGate:
         """Earliest time enough GPUs of accepted models are free, and how many are spare then."""
         snap = self.snapshot
         cap = snap.capacity
-        pools = accepted_pools(snap.cluster, pending.job.accepted_models)
+        pools = job_pools(snap.cluster, pending.job)
         pool_ok = set(pools)
         free = 0
         for p in pools:

@@ -11,7 +11,8 @@ from gpucommons.engine.cycle import run_cycle
 from gpucommons.policy.protocols import PolicyConfig
 from gpucommons.sim.executor import SimulatedExecutor
 from gpucommons.sim.kernel import EventQueue
-from gpucommons.sim.store import InMemoryStore, JobRecord
+from gpucommons.sim.monitor import PowerMonitor
+from gpucommons.sim.store import InMemoryStore, JobRecord, Segment
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class SimResult:
     events: int
     cycles: int
     preemption_loss_gpu_s: float
+    cluster: Cluster
+    segments: Sequence[Segment]  # every run segment, in the order they ended
+    power: PowerMonitor  # each site's projected draw over time, its energy and any cap breach
 
 
 def simulate(
@@ -47,6 +51,7 @@ def simulate(
     store = InMemoryStore(cluster, options.quota_gpus, options.usage_half_life_s)
     finishes: EventQueue[tuple[int, int]] = EventQueue()
     executor = SimulatedExecutor(finishes, options.restart_overhead_s)
+    monitor = PowerMonitor(cluster)
     next_arrival = 0
     start_s = arrivals[0].submit_s if arrivals else 0.0
     now = start_s
@@ -77,6 +82,7 @@ def simulate(
         if store.pending:
             run_cycle(store, executor, config, t)
             cycles += 1
+        monitor.observe(t, store.draw.site_w)
     return SimResult(
         records=[store.records[j.id] for j in arrivals],
         total_gpus=cluster.total_gpus,
@@ -88,4 +94,7 @@ def simulate(
         events=events,
         cycles=cycles,
         preemption_loss_gpu_s=executor.loss_gpu_s,
+        cluster=cluster,
+        segments=store.segments,
+        power=monitor,
     )

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from gpucommons.domain.cluster import Cluster
-from gpucommons.domain.job import Job
+from gpucommons.domain.job import Job, Placement
+from gpucommons.domain.power import PowerModel
 from gpucommons.policy.capacity import Capacity
+from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import CycleResult
 from gpucommons.policy.snapshot import PendingJob, RunningColumns, RunningJob, Snapshot
 from gpucommons.policy.usage import UsageLedger
@@ -27,14 +29,38 @@ class JobRecord:
     run_s: float = 0.0  # wall seconds holding GPUs, all segments
 
 
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One uninterrupted stretch a job held its devices: where, on what, how many, when."""
+
+    job_id: int
+    tenant: str
+    site: str
+    model: str
+    devices: float  # whole devices, or the share of one (gpu_milli / 1000)
+    start_s: float
+    end_s: float
+
+
+def _where(cluster: Cluster, placement: Placement) -> tuple[str, str, float]:
+    if not placement.node_gpus:
+        return "", "", 0.0
+    node = cluster.nodes[placement.node_gpus[0][0]]
+    site = cluster.pool_by_name[node.pool].site
+    return site, node.model, placement.gpus * placement.milli / 1000
+
+
 class InMemoryStore:
     def __init__(
         self,
         cluster: Cluster,
         quota_gpus: Mapping[str, int] | None = None,
         usage_half_life_s: float = 7 * 86_400.0,
+        power_model: PowerModel = PowerModel(),
     ) -> None:
         self.cluster = cluster
+        self.draw = SiteDraw(cluster, power_model)
+        self.segments: list[Segment] = []
         self.capacity = Capacity(cluster)
         self.pending = JobQueue()
         self.running: dict[int, RunningJob] = {}
@@ -69,6 +95,7 @@ class InMemoryStore:
         for start in result.starts:
             pending = self._unqueue(start.job)
             self.capacity.take(start.placement)  # GPUs, shares, CPU and memory (design note 0002)
+            self.draw.add(start.placement)
             running = RunningJob(start.job, start.placement, now, pending.attained_gpu_s, start.borrowing)
             self.running[start.job.id] = running
             insort(self._ends, (running.expected_end_s(), start.job.id))
@@ -107,6 +134,11 @@ class InMemoryStore:
         del self._ends[bisect_left(self._ends, (running.expected_end_s(), job_id))]
         self._columns.remove(job_id)
         self.capacity.give(running.placement)
+        self.draw.remove(running.placement)
+        site, model, devices = _where(self.cluster, running.placement)
+        self.segments.append(
+            Segment(job_id, running.job.tenant, site, model, devices, running.started_s, now)
+        )
         self._hold(running.job, -running.job.gpus, now)
         record = self.records[job_id]
         record.run_s += now - running.started_s

@@ -18,7 +18,7 @@ from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity, StateKey
 from gpucommons.policy.placement.fit import flat_topology, is_plain
 from gpucommons.policy.placement.scored import Score, ScoredPlacer
-from gpucommons.policy.placement.shapes import accepted_pools
+from gpucommons.policy.placement.shapes import job_pools
 
 
 class BestFitPlacer(ScoredPlacer):
@@ -28,7 +28,7 @@ class BestFitPlacer(ScoredPlacer):
         return (float(option - eff), float(node_free), float(key[1] - job.cpu_milli))
 
     def place(self, job: Job, capacity: Capacity) -> Placement | None:
-        pools = accepted_pools(capacity.cluster, job.accepted_models)
+        pools = job_pools(capacity.cluster, job)
         if not is_plain(job) or not flat_topology(capacity.cluster, pools):
             return super().place(job, capacity)
         if capacity.free_total < job.gpus or not pools:

@@ -17,7 +17,7 @@ from gpucommons.domain.accelerators import AcceleratorModel
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import MILLI, Capacity
-from gpucommons.policy.placement.shapes import accepted_pools
+from gpucommons.policy.placement.shapes import job_pools
 
 REQUIRED = "required"
 
@@ -75,7 +75,7 @@ def flat_topology(cluster: Cluster, pools: tuple[int, ...]) -> bool:
 def usable_pools(job: Job, cluster: Cluster) -> tuple[tuple[int, int], ...]:
     """``(pool, share milli)`` for pools the job accepts; the share is 1000 for whole-GPU jobs."""
     out: list[tuple[int, int]] = []
-    for pool in accepted_pools(cluster, job.accepted_models):
+    for pool in job_pools(cluster, job):
         if job.shared:
             eff = share_milli(cluster.pools[pool].model, job.gpu_milli)
             if eff is not None:

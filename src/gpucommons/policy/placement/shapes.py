@@ -11,11 +11,27 @@ from gpucommons.policy.decisions import PendingReason
 
 
 @lru_cache(maxsize=4096)
-def accepted_pools(cluster: Cluster, accepted_models: frozenset[str]) -> tuple[int, ...]:
-    """Indices of the pools whose model the job accepts (all pools when the list is empty)."""
+def accepted_pools(
+    cluster: Cluster,
+    accepted_models: frozenset[str],
+    accepted_sites: frozenset[str] = frozenset(),
+    sovereign: bool = False,
+) -> tuple[int, ...]:
+    """Indices of the pools whose model and site the job accepts (empty sets accept any), leaving out
+    non-sovereign sites for a sovereign job: residency is a placement filter, not a post-check."""
+    sites = cluster.site_by_name
     return tuple(
-        i for i, p in enumerate(cluster.pools) if not accepted_models or p.model.name in accepted_models
+        i
+        for i, p in enumerate(cluster.pools)
+        if (not accepted_models or p.model.name in accepted_models)
+        and (not accepted_sites or p.site in accepted_sites)
+        and (not sovereign or sites[p.site].sovereign)
     )
+
+
+def job_pools(cluster: Cluster, job: Job) -> tuple[int, ...]:
+    """The pools ``job`` may be placed in (``accepted_pools`` for its models, sites and residency)."""
+    return accepted_pools(cluster, job.accepted_models, job.accepted_sites, job.sovereign)
 
 
 @lru_cache(maxsize=65536)
@@ -39,7 +55,7 @@ def even_gang(job: Job, cluster: Cluster) -> Job:
     if job.gpus_per_node is not None or job.shared:
         return job
     largest = max(
-        (cluster.pools[p].gpus_per_node for p in accepted_pools(cluster, job.accepted_models)), default=0
+        (cluster.pools[p].gpus_per_node for p in job_pools(cluster, job)), default=0
     )
     per_node = next((d for d in range(min(job.gpus, largest), 0, -1) if job.gpus % d == 0), job.gpus)
     return replace(job, gpus_per_node=per_node)
@@ -47,14 +63,24 @@ def even_gang(job: Job, cluster: Cluster) -> Job:
 
 def never_fits_reason(job: Job, cluster: Cluster) -> PendingReason | None:
     """A reason when no accepted pool could hold the job even if it were empty; else ``None``."""
-    return _never_fits(cluster, job.gpus, job.gpus_per_node, job.accepted_models)
+    return _never_fits(
+        cluster, job.gpus, job.gpus_per_node, job.accepted_models, job.accepted_sites, job.sovereign
+    )
 
 
 @lru_cache(maxsize=65536)
 def _never_fits(
-    cluster: Cluster, gpus: int, gpus_per_node: int | None, accepted_models: frozenset[str]
+    cluster: Cluster,
+    gpus: int,
+    gpus_per_node: int | None,
+    accepted_models: frozenset[str],
+    accepted_sites: frozenset[str],
+    sovereign: bool,
 ) -> PendingReason | None:
-    if any(_fits_pool(cluster, p, gpus, gpus_per_node) for p in accepted_pools(cluster, accepted_models)):
+    pools = accepted_pools(cluster, accepted_models, accepted_sites, sovereign)
+    if any(_fits_pool(cluster, p, gpus, gpus_per_node) for p in pools):
         return None
+    if sovereign and not any(s.sovereign for s in cluster.sites):
+        return PendingReason("residency", "the job must stay on sovereign sites and the cluster has none")
     shape = f"{gpus} GPU(s)" + (f" as {gpus_per_node} per node" if gpus_per_node else "")
     return PendingReason("never-fits", f"no accepted pool can ever hold {shape}")

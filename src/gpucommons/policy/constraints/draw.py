@@ -1,0 +1,80 @@
+"""Per-site projected power draw, kept incrementally as placements start and stop.
+
+One class serves the ``power`` admission stage (what a start would add), the simulator's power monitor
+(the series a replay reports) and the live ``/metrics``, so all three compute the same figure from the
+formula in ``domain/power.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.job import Placement
+from gpucommons.domain.power import PowerModel
+
+MILLI = 1000
+
+
+class SiteDraw:
+    """Projected draw per site in watts (PUE included) of a set of placements."""
+
+    def __init__(self, cluster: Cluster, model: PowerModel, placements: Iterable[Placement] = ()) -> None:
+        self.cluster = cluster
+        self.model = model
+        site_of_pool = {p.name: p.site for p in cluster.pools}
+        pue = {s.name: s.pue for s in cluster.sites}
+        pools = cluster.pool_by_name
+        self._site: list[str] = [site_of_pool[n.pool] for n in cluster.nodes]
+        # Per node: watts one whole busy device adds, and watts the node adds once busy (PUE included).
+        self._device_w: list[float] = []
+        self._base_w: list[float] = []
+        for n in cluster.nodes:
+            pool = pools[n.pool]
+            factor = pue[pool.site]
+            tdp = pool.model.tdp_w
+            self._device_w.append(factor * model.device_w(tdp))
+            self._base_w.append(factor * model.node_base_w(tdp, pool.gpus_per_node, pool.node_base_w))
+        self._jobs_on: list[int] = [0] * len(cluster.nodes)
+        self.site_w: dict[str, float] = {s.name: 0.0 for s in cluster.sites}
+        for placement in placements:
+            self.add(placement)
+
+    def delta_w(self, placement: Placement) -> tuple[str, float]:
+        """The site a placement is on and the watts it would add there (placements never span sites:
+        a job's nodes come from one pool)."""
+        site = ""
+        watts = 0.0
+        share = placement.milli / MILLI
+        for node, gpus in placement.node_gpus:
+            site = self._site[node]
+            watts += self._device_w[node] * share * len(gpus)
+            if self._jobs_on[node] == 0:
+                watts += self._base_w[node]
+        return site, watts
+
+    def add(self, placement: Placement) -> float:
+        """Count a placement as running; returns the watts it added."""
+        site, watts = self.delta_w(placement)
+        for node, _ in placement.node_gpus:
+            self._jobs_on[node] += 1
+        if site:
+            self.site_w[site] += watts
+        return watts
+
+    def remove(self, placement: Placement) -> None:
+        """Stop counting a placement (the exact inverse of ``add``)."""
+        share = placement.milli / MILLI
+        for node, gpus in placement.node_gpus:
+            site = self._site[node]
+            self._jobs_on[node] -= 1
+            watts = self._device_w[node] * share * len(gpus)
+            if self._jobs_on[node] == 0:
+                watts += self._base_w[node]
+            self.site_w[site] -= watts
+        for site, w in self.site_w.items():
+            if abs(w) < 1e-6:  # float residue of add/remove pairs
+                self.site_w[site] = 0.0
+
+    def snapshot(self) -> Mapping[str, float]:
+        return dict(self.site_w)
