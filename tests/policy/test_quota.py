@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from gpucommons.policy.constraints import Commons
 from gpucommons.policy.cycle import schedule
-from gpucommons.policy.quota import QuotaAdmission
+from gpucommons.policy.decisions import PendingReason, Start
+from gpucommons.policy.protocols import Admitted
+from gpucommons.policy.quota import QuotaStage
 from gpucommons.policy.registry import build_policy
 from tests.conftest import make_cluster, make_job, make_snapshot, pending, running
 
@@ -17,32 +20,33 @@ A_RUNNING = running(make_job(100, 2, tenant="a"), [(0, (0, 1))])  # tenant a hol
 @pytest.mark.parametrize(
     ("name", "admission", "tenant", "gpus", "want_code", "want_borrowing"),
     [
-        ("within quota: guaranteed", QuotaAdmission(), "a", 2, None, False),
-        ("beyond quota: borrows", QuotaAdmission(), "a", 3, None, True),
-        ("no quota at all: borrows", QuotaAdmission(), "z", 1, None, True),
-        ("beyond quota, borrowing off: waits", QuotaAdmission(allow_borrowing=False), "a", 3, "quota", False),
-        ("borrowing within the limit", QuotaAdmission(borrowing_limit_gpus=1), "a", 3, None, True),
-        ("borrowing past the limit: waits", QuotaAdmission(borrowing_limit_gpus=1), "a", 4, "quota", False),
+        ("within quota: guaranteed", QuotaStage(), "a", 2, None, False),
+        ("beyond quota: borrows", QuotaStage(), "a", 3, None, True),
+        ("no quota at all: borrows", QuotaStage(), "z", 1, None, True),
+        ("beyond quota, borrowing off: waits", QuotaStage(allow_borrowing=False), "a", 3, "quota", False),
+        ("borrowing within the limit", QuotaStage(borrowing_limit_gpus=1), "a", 3, None, True),
+        ("borrowing past the limit: waits", QuotaStage(borrowing_limit_gpus=1), "a", 4, "quota", False),
     ],
 )
 def test_admission_check(
-    name: str, admission: QuotaAdmission, tenant: str, gpus: int, want_code: str | None, want_borrowing: bool
+    name: str, admission: QuotaStage, tenant: str, gpus: int, want_code: str | None, want_borrowing: bool
 ) -> None:
     snapshot = make_snapshot(CLUSTER, busy=(A_RUNNING,), quotas={"a": 4})
-    reason, borrowing = admission.open(snapshot, 0.0).check(pending(make_job(1, gpus, tenant=tenant)))
-    assert (reason.code if reason else None) == want_code
-    assert borrowing is want_borrowing
+    job = pending(make_job(1, gpus, tenant=tenant))
+    verdict = admission.open(snapshot, 0.0).admit(job, Admitted(job.job))
+    assert (verdict.code if isinstance(verdict, PendingReason) else None) == want_code
+    assert (isinstance(verdict, Admitted) and verdict.borrowing) is want_borrowing
 
 
 def test_gate_counts_starts_and_preemptions_of_the_cycle() -> None:
     snapshot = make_snapshot(CLUSTER, busy=(A_RUNNING,), quotas={"a": 4})
-    gate = QuotaAdmission().open(snapshot, 0.0)
+    gate = QuotaStage().open(snapshot, 0.0)
     two = make_job(1, 2, tenant="a")
-    assert gate.check(pending(two)) == (None, False)
-    gate.started(two, borrowing=False)
-    assert gate.check(pending(make_job(2, 1, tenant="a"))) == (None, True)
+    assert gate.check(two) == (None, False)
+    gate.started(Start(two, A_RUNNING.placement))
+    assert gate.check(make_job(2, 1, tenant="a")) == (None, True)
     gate.preempted(A_RUNNING)
-    assert gate.check(pending(make_job(3, 2, tenant="a"))) == (None, False)
+    assert gate.check(make_job(3, 2, tenant="a")) == (None, False)
 
 
 def test_starts_within_one_cycle_switch_to_borrowing_at_the_quota() -> None:
@@ -53,15 +57,7 @@ def test_starts_within_one_cycle_switch_to_borrowing_at_the_quota() -> None:
 
 
 def test_quota_reason_when_borrowing_is_off() -> None:
-    base = build_policy("quota")
-    config = type(base)(
-        "quota-strict",
-        base.ordering,
-        base.discipline,
-        base.placer,
-        QuotaAdmission(allow_borrowing=False),
-        base.preemptor,
-    )
+    config = build_policy("quota", commons=Commons(borrowing=False))
     waiting = [make_job(1, 3, tenant="a"), make_job(2, 1, tenant="b", submit_s=1.0)]
     result = schedule(make_snapshot(CLUSTER, waiting, (A_RUNNING,), quotas={"a": 4, "b": 1}), config, 10.0)
     assert [s.job.id for s in result.starts] == [2]

@@ -24,6 +24,7 @@ any instant is unambiguous.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -61,13 +62,16 @@ class CapWindow:
 
     def spans_s(self) -> list[tuple[float, float]]:
         """The window's stretches within one local week, in seconds after Monday 00:00."""
-        return [(d * SECONDS_PER_DAY + self.start_min * 60.0, d * SECONDS_PER_DAY + self.end_min * 60.0) for d in sorted(self.days)]
+        return [
+            (d * SECONDS_PER_DAY + self.start_min * 60.0, d * SECONDS_PER_DAY + self.end_min * 60.0)
+            for d in sorted(self.days)
+        ]
 
 
 def windows_overlap(windows: tuple[CapWindow, ...]) -> tuple[CapWindow, CapWindow] | None:
     """The first two windows that overlap in the week, or ``None``."""
     spans = sorted((a, b, i) for i, w in enumerate(windows) for a, b in w.spans_s())
-    for (_, b1, i), (a2, _, j) in zip(spans, spans[1:], strict=False):
+    for (_, b1, i), (a2, _, j) in itertools.pairwise(spans):
         if a2 < b1:
             return windows[i], windows[j]
     return None

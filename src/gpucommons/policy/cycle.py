@@ -1,15 +1,21 @@
-"""``schedule()``: one scheduling cycle, in numbered phases.
+"""``schedule()``: one scheduling cycle, in named phases.
 
-1. Order the queue (the policy's ``Ordering``).
-2. For each job in that order:
-   a. reject shapes that can never fit (``never-fits``);
-   b. ask the queue discipline whether the job may start out of turn (strict line / backfill);
-   c. ask admission (quotas) whether the tenant may start it, and whether it borrows;
-   d. place it; if it does not fit and the policy preempts, try displacing candidate victims;
-   e. record a start, or a pending reason (which the discipline may refine, e.g. a reservation).
-3. Stop early when no later job can start: the strict line is blocked, nothing is free and nothing can be
-   preempted, ``scan_limit`` jobs were examined, or nothing is free and ``full_scan_limit`` jobs have
-   tried preemption. The rest shares one reason (``CycleResult.others``).
+0. ``_open``: open the discipline's gate and each admission stage's gate for this cycle.
+1. ``_evict``: stop what a stage requires stopped before anything starts (a site cap that fell).
+2. ``_scan``: walk the queue in the policy's order (``Ordering``); for each job:
+   a. ``_filter``: reject shapes that can never fit (``never-fits``, ``residency``);
+   b. ``_admit``: the stages in order (award, residency, gangs, quota, power) may refuse the job or
+      narrow it (models, sites, gang shape) and say whether it borrows. A job refused here, or by the
+      filter, counts toward no scan limit: a pile of unfunded jobs cannot hide a funded one;
+   c. ask the queue discipline whether the job may start out of turn (strict line / backfill);
+   d. ``_place``: place it; each stage must ``accept`` the placement (power); if it does not fit and
+      the policy preempts, ``_place_by_preemption`` tries displacing candidate victims;
+   e. ``_record_start``: book the start with every stage, or record a pending reason (which the
+      discipline may refine, e.g. a reservation).
+3. Stop early when no later job can start: the strict line is blocked, nothing is free (no whole GPU,
+   and no pending job could use a share or CPUs alone) and nothing can be preempted, ``scan_limit``
+   jobs were examined, or nothing is free and ``full_scan_limit`` jobs have tried preemption. The rest
+   shares one reason (``CycleResult.others``).
 
 All trial allocations happen inside ``capacity.what_if()`` so the snapshot is unchanged on return.
 
@@ -29,7 +35,7 @@ from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.decisions import CycleResult, PendingReason, Preemption, Start
 from gpucommons.policy.placement.shapes import never_fits_reason
-from gpucommons.policy.protocols import AdmissionGate, Gate, PolicyConfig
+from gpucommons.policy.protocols import Admitted, Gate, PolicyConfig, StageGate
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 NO_CAPACITY = PendingReason("not-examined", "no free accelerators left in this cycle")
@@ -41,7 +47,7 @@ class _Cycle:
     config: PolicyConfig
     now: float
     gate: Gate
-    admission: AdmissionGate | None
+    stages: tuple[StageGate, ...]
     starts: list[Start] = field(default_factory=list)
     preemptions: list[Preemption] = field(default_factory=list)
     pending: list[tuple[int, PendingReason]] = field(default_factory=list)
@@ -65,44 +71,95 @@ def _shape(job: Job) -> tuple[object, ...]:
     )
 
 
+def _needs_whole_gpus(job: Job) -> bool:
+    return job.gpus > 0 and not job.shared
+
+
 def schedule(snapshot: Snapshot, config: PolicyConfig, now: float) -> CycleResult:
     """Decide which pending jobs start where, and which running jobs are preempted, at time ``now``."""
     capacity = snapshot.capacity
     with capacity.what_if():
-        cycle = _Cycle(
-            snapshot,
-            config,
-            now,
-            gate=config.discipline.open(snapshot, now),
-            admission=config.admission.open(snapshot, now) if config.admission else None,
-        )
-        if capacity.free_total == 0 and config.preemptor is None:
+        cycle = _open(snapshot, config, now)
+        _evict(cycle)
+        if capacity.free_total == 0 and config.preemptor is None and snapshot.pending_fractional == 0:
             others: PendingReason | None = NO_CAPACITY  # nothing can start: skip ordering the queue
         else:
             others = _scan(cycle, config.ordering.order(snapshot, now))
     return CycleResult(tuple(cycle.starts), tuple(cycle.preemptions), tuple(cycle.pending), others)
 
 
+def _open(snapshot: Snapshot, config: PolicyConfig, now: float) -> _Cycle:
+    """Phase 0: each piece's per-cycle state; stages with nothing to check this cycle drop out."""
+    gates = tuple(g for g in (stage.open(snapshot, now) for stage in config.stages) if g is not None)
+    return _Cycle(snapshot, config, now, gate=config.discipline.open(snapshot, now), stages=gates)
+
+
+def _evict(cycle: _Cycle) -> None:
+    """Phase 1: stop the running jobs a stage requires stopped (e.g. a cap fell below the draw)."""
+    capacity = cycle.snapshot.capacity
+    for stage in cycle.stages:
+        for victim, reason in stage.evictions():
+            if victim.job.id in cycle.displaced:
+                continue
+            capacity.give(victim.placement)
+            cycle.displaced.add(victim.job.id)
+            cycle.preemptions.append(Preemption(victim.job.id, 0, reason))
+            for other in cycle.stages:
+                other.preempted(victim)
+
+
+def _filter(job: Job, cycle: _Cycle) -> PendingReason | None:
+    """Phase 2a: a reason when no pool the job accepts could ever hold it."""
+    return never_fits_reason(job, cycle.snapshot.cluster)
+
+
+def _admit(pending: PendingJob, cycle: _Cycle) -> Admitted | PendingReason:
+    """Phase 2b: the stages in order; the first refusal wins."""
+    admitted = Admitted(pending.job)
+    for stage in cycle.stages:
+        verdict = stage.admit(pending, admitted)
+        if isinstance(verdict, PendingReason):
+            return verdict
+        admitted = verdict
+    if admitted.job is not pending.job:
+        reason = _filter(admitted.job, cycle)  # a narrowed job may no longer fit anywhere
+        if reason is not None:
+            return reason
+    return admitted
+
+
 def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     """Phases 2 and 3: consider jobs in order until nothing more can start; returns the reason the
-    unexamined rest waits (``None`` if every job was examined). Jobs that can never fit get their own
-    reason and count toward neither limit, so a pile of them cannot hide a job that fits."""
+    unexamined rest waits (``None`` if every job was examined). Jobs that can never fit, or that a
+    stage refuses, get their own reason and count toward neither limit."""
     capacity = cycle.snapshot.capacity
-    cluster = cycle.snapshot.cluster
     limit = cycle.config.scan_limit
     can_preempt = cycle.config.preemptor is not None
+    fractional_possible = cycle.snapshot.pending_fractional != 0
     gate = cycle.gate
     now = cycle.now
     waiting = cycle.pending
+    staged = bool(cycle.stages)
     examined = 0
     full_limit = cycle.config.full_scan_limit
     examined_full = 0
     for pending in ordered:
         full = capacity.free_total == 0
         if full and not can_preempt:
-            return NO_CAPACITY
+            if not fractional_possible:
+                return NO_CAPACITY
+            if _needs_whole_gpus(pending.job):
+                waiting.append((pending.job.id, NO_CAPACITY))
+                continue
         # Cheap rejections first: most of a long queue stops here.
-        reason = never_fits_reason(pending.job, cluster)
+        reason = _filter(pending.job, cycle)
+        admitted = Admitted(pending.job)
+        if reason is None and staged:
+            verdict = _admit(pending, cycle)
+            if isinstance(verdict, PendingReason):
+                reason = verdict
+            else:
+                admitted = verdict
         if reason is None:
             if examined >= limit:
                 return PendingReason("not-examined", f"beyond the first {limit} jobs examined this cycle")
@@ -116,50 +173,78 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
             reason = gate.check(pending, now)
         if reason is not None:
             waiting.append((pending.job.id, reason))
-        elif not _consider(cycle, pending):
+        elif not _consider(cycle, pending, admitted):
             closed = gate.closed()
             if closed is not None:
                 return closed
     return None
 
 
-def _consider(cycle: _Cycle, pending: PendingJob) -> bool:
-    """Phase 2c-e for a job the discipline lets through; returns whether it starts."""
-    job = pending.job
-    borrowing = False
-    reason = None
-    if cycle.admission is not None:
-        reason, borrowing = cycle.admission.check(pending)
+def _consider(cycle: _Cycle, pending: PendingJob, admitted: Admitted) -> bool:
+    """Phases 2d-e for a job the stages and the discipline let through; returns whether it starts."""
+    job = admitted.job
+    preemptor = cycle.config.preemptor
+    key = (_shape(job), None if preemptor is None else preemptor.scope_key(pending, admitted.borrowing))
+    reason = cycle.failed.get(key)
     if reason is None:
-        preemptor = cycle.config.preemptor
-        key = (_shape(job), None if preemptor is None else preemptor.scope_key(pending, borrowing))
-        reason = cycle.failed.get(key)
+        placement, reason = _place(cycle, job)
+        if placement is None and reason is None and preemptor is not None:
+            placement = _place_by_preemption(cycle, pending, admitted, key[1])
+        if placement is not None:
+            _record_start(cycle, pending, Start(job, placement, admitted.borrowing))
+            return True
         if reason is None:
-            placement = cycle.config.placer.place(job, cycle.snapshot.capacity)
-            if placement is None and preemptor is not None:
-                placement = _place_by_preemption(cycle, pending, borrowing, key[1])
-            if placement is not None:
-                cycle.starts.append(Start(job, placement, borrowing))
-                cycle.gate.started(pending, cycle.now)
-                if cycle.admission is not None:
-                    cycle.admission.started(job, borrowing)
-                return True
-            reason = PendingReason("resources", f"no room for {job.gpus} GPU(s) now")
+            where = " on sovereign sites" if job.sovereign else ""
+            reason = PendingReason("resources", f"no room for {job.gpus} GPU(s){where} now")
             cycle.failed[key] = reason
-        reason = cycle.gate.blocked(pending, reason, cycle.now)
-    cycle.pending.append((job.id, reason))
+    reason = cycle.gate.blocked(pending, reason, cycle.now)
+    cycle.pending.append((pending.job.id, reason))
     return False
 
 
+def _accepts(
+    cycle: _Cycle, job: Job, placement: Placement, victims: Sequence[RunningJob] = ()
+) -> PendingReason | None:
+    for stage in cycle.stages:
+        reason = stage.accept(job, placement, victims)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _place(cycle: _Cycle, job: Job) -> tuple[Placement | None, PendingReason | None]:
+    """Phase 2d: a placement every stage accepts (kept allocated), or why there is none: ``(None,
+    None)`` when it did not fit, ``(None, reason)`` when a stage refused the placement found."""
+    capacity = cycle.snapshot.capacity
+    mark = capacity.mark()
+    placement = cycle.config.placer.place(job, capacity)
+    if placement is None:
+        return None, None
+    refused = _accepts(cycle, job, placement)
+    if refused is not None:
+        capacity.rollback(mark)
+        return None, refused
+    return placement, None
+
+
+def _record_start(cycle: _Cycle, pending: PendingJob, start: Start) -> None:
+    """Phase 2e: book a start with every stage (which may annotate it) and with the discipline."""
+    for stage in cycle.stages:
+        start = stage.started(start)
+    cycle.starts.append(start)
+    cycle.gate.started(pending, cycle.now)
+
+
 def _place_by_preemption(
-    cycle: _Cycle, pending: PendingJob, borrowing: bool, scope: Hashable
+    cycle: _Cycle, pending: PendingJob, admitted: Admitted, scope: Hashable
 ) -> Placement | None:
     """Release candidate victims one at a time until the job fits; undo everything if it never does."""
     assert cycle.config.preemptor is not None
     capacity: Capacity = cycle.snapshot.capacity
+    job = admitted.job
     scoped = cycle.candidates.get(scope)
     if scoped is None:
-        scoped = cycle.config.preemptor.candidates(pending, borrowing, cycle.snapshot, cycle.now)
+        scoped = cycle.config.preemptor.candidates(pending, admitted.borrowing, cycle.snapshot, cycle.now)
         cycle.candidates[scope] = scoped
     candidates = [r for r in scoped if r.job.id not in cycle.displaced]
     if not candidates:
@@ -169,14 +254,17 @@ def _place_by_preemption(
     for victim in candidates:
         capacity.give(victim.placement)
         victims.append(victim)
-        placement = cycle.config.placer.place(pending.job, capacity)
+        placement = cycle.config.placer.place(job, capacity)
         if placement is not None:
+            needed = _restore_unneeded(capacity, victims, placement)
+            if _accepts(cycle, job, placement, needed) is not None:
+                break
             cycle.failed.clear()  # a victim's surplus GPUs may now fit shapes that failed before
-            for v in _restore_unneeded(capacity, victims, placement):
+            for v in needed:
                 cycle.displaced.add(v.job.id)
                 cycle.preemptions.append(Preemption(v.job.id, pending.job.id, "displaced by higher priority"))
-                if cycle.admission is not None:
-                    cycle.admission.preempted(v)
+                for stage in cycle.stages:
+                    stage.preempted(v)
             return placement
     capacity.rollback(mark)
     return None

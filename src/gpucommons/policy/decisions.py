@@ -13,20 +13,28 @@ class PendingReason:
 
     Codes: ``never-fits`` (no pool can ever hold it), ``resources`` (no room now), ``priority`` (a job
     ahead holds the line), ``reservation`` (starting it would delay a reserved job), ``quota``
-    (tenant at its limit), ``not-examined`` (cycle stopped before reaching it: no free capacity).
+    (tenant at its limit), ``not-examined`` (cycle stopped before reaching it: no free capacity), and
+    the commons' stages: ``no-award``, ``budget`` and ``award-model`` (award), ``residency`` (no
+    sovereign site could ever hold it), ``power`` (a site cap). ``figures`` holds the numbers behind
+    the reason (e.g. ``draw_mw``, ``cap_mw``) for APIs and ``gpuc why``.
     """
 
     code: str
     detail: str
     blocking_job: int | None = None
     estimated_start_s: float | None = None
+    figures: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Start:
+    """A decision to start ``job`` on ``placement``; ``award_id`` is the award it is charged to (when
+    the award stage runs)."""
+
     job: Job
     placement: Placement
     borrowing: bool = False
+    award_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """The pluggable pieces of a policy, as small Protocols defined by their one consumer (``cycle.py``).
 
-A ``PolicyConfig`` bundles one of each. Policies differ only in which pieces they bundle; the cycle
-never looks at a policy's name.
+A ``PolicyConfig`` bundles an ordering, a discipline, a placer, an ordered list of admission stages
+and an optional preemptor. Policies differ only in which pieces they bundle; the cycle never looks at
+a policy's name. A new rule of the commons (a constraint on who may start where) is a ``Stage``: one
+module in ``policy/constraints/`` (design note 0006).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Protocol
 
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
-from gpucommons.policy.decisions import PendingReason
+from gpucommons.policy.decisions import PendingReason, Start
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 
@@ -48,18 +50,46 @@ class Placer(Protocol):
     def place(self, job: Job, capacity: Capacity) -> Placement | None: ...
 
 
-class AdmissionGate(Protocol):
-    """Per-cycle quota bookkeeping. ``check`` returns (reason to wait, whether the start borrows)."""
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A job the stages so far let through: the job as it may be placed (a stage may narrow its
+    models or sites, or fix its gang shape) and whether starting it would borrow beyond a guarantee."""
 
-    def check(self, pending: PendingJob) -> tuple[PendingReason | None, bool]: ...
+    job: Job
+    borrowing: bool = False
 
-    def started(self, job: Job, borrowing: bool) -> None: ...
+
+class StageGate(Protocol):
+    """One admission stage's state for one cycle. The cycle calls ``admit`` before placement (in stage
+    order, each seeing the previous stage's ``Admitted``), ``accept`` on the placement found (with the
+    victims it would displace), and ``started`` / ``preempted`` to keep the stage's running tallies."""
+
+    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason: ...
+
+    def accept(
+        self, job: Job, placement: Placement, victims: Sequence[RunningJob]
+    ) -> PendingReason | None: ...
+
+    def started(self, start: Start) -> Start:
+        """Book a start; may annotate it (e.g. with the award it is charged to)."""
+        ...
 
     def preempted(self, running: RunningJob) -> None: ...
 
+    def evictions(self) -> Sequence[tuple[RunningJob, str]]:
+        """Running jobs this stage requires stopped before anything starts (a cap that fell), with
+        the reason; asked once, when the cycle opens."""
+        ...
 
-class Admission(Protocol):
-    def open(self, snapshot: Snapshot, now: float) -> AdmissionGate: ...
+
+class Stage(Protocol):
+    """An admission rule. ``open`` returns ``None`` when the rule has nothing to check this cycle (no
+    capped site, no awards), so an unused rule costs nothing per job."""
+
+    @property
+    def name(self) -> str: ...
+
+    def open(self, snapshot: Snapshot, now: float) -> StageGate | None: ...
 
 
 class Preemptor(Protocol):
@@ -83,7 +113,7 @@ class PolicyConfig:
     ordering: Ordering
     discipline: Discipline
     placer: Placer
-    admission: Admission | None = None
+    stages: tuple[Stage, ...] = ()
     preemptor: Preemptor | None = None
     scan_limit: int = 500  # jobs examined per cycle, as Slurm's bf_max_job_test bounds backfill
     full_scan_limit: int = (

@@ -1,9 +1,11 @@
-"""Guaranteed quotas with borrowing and reclaim (Kueue's ClusterQueue in one cohort).
+"""Guaranteed quotas with borrowing and reclaim (Kueue's ClusterQueue in one cohort), as an admission
+stage fed by awards.
 
-Each tenant has a nominal quota of GPUs (from its awards). A job that keeps its tenant within quota
-starts as guaranteed; beyond it the job may borrow idle capacity (up to ``borrowing_limit_gpus``), and is
-marked ``borrowing``. A guaranteed job that does not fit may reclaim capacity by preempting other
-tenants' borrowing jobs (``ReclaimPreemptor``).
+Each tenant has a nominal quota of GPUs: the guarantees of its awards active now when the snapshot
+carries awards, else ``Snapshot.quota_gpus``. A job that keeps its tenant within quota starts as
+guaranteed; beyond it the job may borrow idle capacity (up to ``borrowing_limit_gpus``), and is marked
+``borrowing``. With borrowing off each award is a static partition. A guaranteed job that does not fit
+may reclaim capacity by preempting other tenants' borrowing jobs (``ReclaimPreemptor``).
 """
 
 from __future__ import annotations
@@ -12,21 +14,35 @@ from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gpucommons.domain.job import Job
-from gpucommons.policy.decisions import PendingReason
+from gpucommons.domain.job import Job, Placement
+from gpucommons.policy.decisions import PendingReason, Start
+from gpucommons.policy.protocols import Admitted
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 
+def nominal_quotas(snapshot: Snapshot, now: float) -> Mapping[str, int]:
+    """Guaranteed GPUs per tenant at ``now``: its active awards' guarantees (reclaims already taken
+    off), or the snapshot's fixed quotas when the run has no awards."""
+    if snapshot.awards is None:
+        return snapshot.quota_gpus
+    quotas: dict[str, int] = {}
+    for tenant, awards in snapshot.awards.items():
+        total = sum(a.guaranteed_gpus for a in awards if a.active_at(now))
+        if total:
+            quotas[tenant] = total
+    return quotas
+
+
 @dataclass
-class _QuotaGate:
+class QuotaGate:
     quotas: Mapping[str, int]
     used: defaultdict[str, int]
     allow_borrowing: bool
     borrowing_limit_gpus: int | None
     _reasons: dict[str, PendingReason] = field(default_factory=dict)
 
-    def check(self, pending: PendingJob) -> tuple[PendingReason | None, bool]:
-        job = pending.job
+    def check(self, job: Job) -> tuple[PendingReason | None, bool]:
+        """(reason to wait, whether the start borrows)."""
         nominal = self.quotas.get(job.tenant, 0)
         used = self.used[job.tenant]
         if used + job.gpus <= nominal:
@@ -36,24 +52,39 @@ class _QuotaGate:
             self.borrowing_limit_gpus is not None and borrowed_after > self.borrowing_limit_gpus
         ):
             detail = f"tenant {job.tenant} uses {used} of its {nominal} guaranteed GPUs"
-            return PendingReason("quota", detail), False
+            figures = (("used_gpus", float(used)), ("guaranteed_gpus", float(nominal)))
+            return PendingReason("quota", detail, figures=figures), False
         return None, True
 
-    def started(self, job: Job, borrowing: bool) -> None:
-        self.used[job.tenant] += job.gpus
+    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason:
+        reason, borrowing = self.check(admitted.job)
+        if reason is not None:
+            return reason
+        return Admitted(admitted.job, borrowing) if borrowing else admitted
+
+    def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
+        return None
+
+    def started(self, start: Start) -> Start:
+        self.used[start.job.tenant] += start.job.gpus
+        return start
 
     def preempted(self, running: RunningJob) -> None:
         self.used[running.job.tenant] -= running.job.gpus
 
+    def evictions(self) -> Sequence[tuple[RunningJob, str]]:
+        return ()
+
 
 @dataclass(frozen=True)
-class QuotaAdmission:
+class QuotaStage:
     allow_borrowing: bool = True
     borrowing_limit_gpus: int | None = None
+    name: str = "quota"
 
-    def open(self, snapshot: Snapshot, now: float) -> _QuotaGate:
-        return _QuotaGate(
-            snapshot.quota_gpus,
+    def open(self, snapshot: Snapshot, now: float) -> QuotaGate:
+        return QuotaGate(
+            nominal_quotas(snapshot, now),
             defaultdict(int, snapshot.tenant_running_gpus),
             self.allow_borrowing,
             self.borrowing_limit_gpus,

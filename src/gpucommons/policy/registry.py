@@ -4,9 +4,15 @@ look names up; the core receives built objects."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from gpucommons.errors import UnknownNameError
+from gpucommons.policy.constraints import Commons
+from gpucommons.policy.constraints.award import AwardStage
+from gpucommons.policy.constraints.gangs import EvenGangStage
+from gpucommons.policy.constraints.power import PowerStage
+from gpucommons.policy.constraints.residency import ResidencyStage
 from gpucommons.policy.discipline import EasyBackfill, SkipAhead, StrictLine
 from gpucommons.policy.ordering.fairshare import MultifactorOrdering
 from gpucommons.policy.ordering.fifo import FifoOrdering
@@ -17,8 +23,8 @@ from gpucommons.policy.placement.fgd_plus import FgdPlusPlacer
 from gpucommons.policy.placement.first_fit import FirstFitPlacer
 from gpucommons.policy.placement.packing import PackingPlacer
 from gpucommons.policy.placement.spread import SpreadPlacer
-from gpucommons.policy.protocols import Placer, PolicyConfig
-from gpucommons.policy.quota import QuotaAdmission, ReclaimPreemptor
+from gpucommons.policy.protocols import Placer, PolicyConfig, Stage
+from gpucommons.policy.quota import QuotaStage, ReclaimPreemptor
 
 PLACERS: dict[str, Callable[[], Placer]] = {
     "first-fit": FirstFitPlacer,
@@ -48,7 +54,7 @@ def _las(placer: Placer) -> PolicyConfig:
 
 def _quota(placer: Placer) -> PolicyConfig:
     return PolicyConfig(
-        "quota", FifoOrdering(), SkipAhead(), placer, admission=QuotaAdmission(), preemptor=ReclaimPreemptor()
+        "quota", FifoOrdering(), SkipAhead(), placer, stages=(QuotaStage(),), preemptor=ReclaimPreemptor()
     )
 
 
@@ -73,7 +79,33 @@ def build_placer(name: str) -> Placer:
     return factory()
 
 
-def build_policy(name: str, placer: str = "best-fit") -> PolicyConfig:
-    """The named policy with the named placer, e.g. ``build_policy("las", placer="best-fit")``."""
+def commons_stages(base: tuple[Stage, ...], commons: Commons) -> tuple[Stage, ...]:
+    """The admission stages of a policy under ``commons``, in the order they run: award (narrows
+    models), residency (narrows sites), even gangs (fixes the shape), quota (guarantees, borrowing),
+    power (narrows sites by headroom; checks the placement)."""
+    stages: list[Stage] = []
+    if commons.awards:
+        stages.append(AwardStage())
+    if commons.residency:
+        stages.append(ResidencyStage())
+    if commons.even_gangs:
+        stages.append(EvenGangStage())
+    quota = [s for s in base if isinstance(s, QuotaStage)]
+    if quota:
+        stages.extend(
+            QuotaStage(commons.borrowing and q.allow_borrowing, q.borrowing_limit_gpus) for q in quota
+        )
+    elif not commons.borrowing:
+        stages.append(QuotaStage(allow_borrowing=False))
+    stages.extend(s for s in base if not isinstance(s, QuotaStage))
+    if commons.power:
+        stages.append(PowerStage(commons.power_model, commons.power_preempt))
+    return tuple(stages)
+
+
+def build_policy(name: str, placer: str = "best-fit", commons: Commons | None = None) -> PolicyConfig:
+    """The named policy with the named placer under the commons' rules, e.g.
+    ``build_policy("las", "best-fit", Commons(awards=True, borrowing=False))``."""
     factory: Callable[[Placer], PolicyConfig] = _lookup(POLICIES, "policy", name)
-    return factory(build_placer(placer))
+    config = factory(build_placer(placer))
+    return replace(config, stages=commons_stages(config.stages, commons or Commons()))

@@ -13,9 +13,11 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
+from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
+from gpucommons.policy.constraints.draw import SiteDraw
 
 
 def _empty() -> Mapping[str, int]:
@@ -34,13 +36,15 @@ class PendingJob:
 
 @dataclass(frozen=True, slots=True)
 class RunningJob:
-    """A job holding accelerators. ``borrowing`` marks a start beyond its tenant's guaranteed quota."""
+    """A job holding accelerators. ``borrowing`` marks a start beyond its tenant's guaranteed quota;
+    ``award_id`` the award its run is charged to."""
 
     job: Job
     placement: Placement
     started_s: float
     attained_gpu_s: float = 0.0
     borrowing: bool = False
+    award_id: int | None = None
 
     def attained_at(self, now: float) -> float:
         return self.attained_gpu_s + self.job.gpus * max(0.0, now - self.started_s)
@@ -141,6 +145,15 @@ class Snapshot:
     # ``pending`` split in two, each in (submit_s, id) order: jobs that never ran (``attained_gpu_s``
     # 0, ``restarts`` 0), then the others (requeued after a preemption); ``None``: not available.
     pending_parts: tuple[Collection[PendingJob], Sequence[PendingJob]] | None = None
+    # The commons' inputs (design note 0006). ``awards``: each tenant's awards (``None``: the run has
+    # no award stage, and quotas come from ``quota_gpus``); ``sovereign_tenants``: tenants whose jobs
+    # stay on sovereign sites; ``site_draw``: projected draw of the running jobs (``None``: derive it).
+    awards: Mapping[str, Sequence[Award]] | None = None
+    sovereign_tenants: frozenset[str] = frozenset()
+    site_draw: SiteDraw | None = None
+    # Pending jobs that need no whole GPU (shared or CPU-only); ``None``: unknown. When 0 the cycle
+    # stops as soon as no whole GPU is free.
+    pending_fractional: int | None = None
 
     def tenant_queues(self) -> Mapping[str, Collection[PendingJob]]:
         """Pending jobs grouped by tenant, each group in (submit_s, id) order."""

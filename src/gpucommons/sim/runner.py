@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
+from gpucommons.domain.power import SECONDS_PER_WEEK, PowerModel
 from gpucommons.engine.cycle import run_cycle
 from gpucommons.policy.protocols import PolicyConfig
 from gpucommons.sim.executor import SimulatedExecutor
@@ -20,6 +22,13 @@ class SimOptions:
     restart_overhead_s: float = 30.0
     usage_half_life_s: float = 7 * 86_400.0
     quota_gpus: Mapping[str, int] | None = None
+    # The commons' inputs (design note 0006): each tenant's awards (for the award stage and, when
+    # given, the quotas: the guarantees of its active awards), its institution kind (reports group by
+    # it), and the tenants whose jobs must stay on sovereign sites.
+    awards: Mapping[str, Sequence[Award]] | None = None
+    tenant_kinds: Mapping[str, str] = field(default_factory=dict)
+    sovereign_tenants: frozenset[str] = frozenset()
+    power_model: PowerModel = field(default_factory=PowerModel)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,30 @@ class SimResult:
     cluster: Cluster
     segments: Sequence[Segment]  # every run segment, in the order they ended
     power: PowerMonitor  # each site's projected draw over time, its energy and any cap breach
+    tenant_kinds: Mapping[str, str] = field(default_factory=dict)  # tenant -> institution kind
+
+
+class _CapClock:
+    """When the next site cap changes (a cap window opens or closes): the replay runs a cycle then, so
+    a falling cap can evict and a rising one can start what waited for it."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._schedules = [s.cap_schedule for s in cluster.sites if s.cap_windows]
+        self._next: float | None = None
+
+    def next_change_s(self, now: float) -> float | None:
+        if not self._schedules:
+            return None
+        if self._next is None or self._next <= now:
+            changes = [c for c in (s.next_change_s(now) for s in self._schedules) if c is not None]
+            self._next = min(changes) if changes else None
+        return self._next
+
+    def may_unblock(self, store: InMemoryStore, now: float, progress_s: float) -> bool:
+        """Whether waiting for cap changes could still start a pending job: there are jobs waiting and
+        less than a week of cap changes (one full cycle of every schedule) has passed without any job
+        arriving, starting or finishing."""
+        return bool(self._schedules) and bool(store.pending) and now - progress_s < SECONDS_PER_WEEK
 
 
 def simulate(
@@ -48,7 +81,15 @@ def simulate(
 ) -> SimResult:
     """Replay ``jobs`` (any order) on ``cluster`` under ``config``; deterministic for the same inputs."""
     arrivals = sorted(jobs, key=lambda j: (j.submit_s, j.id))
-    store = InMemoryStore(cluster, options.quota_gpus, options.usage_half_life_s)
+    store = InMemoryStore(
+        cluster,
+        options.quota_gpus,
+        options.usage_half_life_s,
+        options.power_model,
+        options.awards,
+        options.sovereign_tenants,
+    )
+    caps = _CapClock(cluster)
     finishes: EventQueue[tuple[int, int]] = EventQueue()
     executor = SimulatedExecutor(finishes, options.restart_overhead_s)
     monitor = PowerMonitor(cluster)
@@ -59,10 +100,14 @@ def simulate(
     busy_at_last_arrival = 0.0
     last_arrival_s = arrivals[-1].submit_s if arrivals else 0.0
     events = cycles = finished = 0
-    while next_arrival < len(arrivals) or len(finishes):
+    progress_s = now  # last time a job arrived, started or finished
+    while next_arrival < len(arrivals) or len(finishes) or caps.may_unblock(store, now, progress_s):
         t_arrival = arrivals[next_arrival].submit_s if next_arrival < len(arrivals) else float("inf")
         t_finish = finishes.peek_time()
         t = t_arrival if t_finish is None else min(t_arrival, t_finish)
+        cap_change = caps.next_change_s(now)
+        if cap_change is not None and cap_change < t:
+            t = cap_change
         if now < last_arrival_s:
             busy_at_last_arrival = busy_gpu_s + store.busy_gpus * (min(t, last_arrival_s) - now)
         busy_gpu_s += store.busy_gpus * (t - now)
@@ -79,9 +124,13 @@ def simulate(
                 finished += 1
                 if on_progress is not None:
                     on_progress(finished)
-        if store.pending:
-            run_cycle(store, executor, config, t)
+        if store.pending or (t == cap_change and store.running):
+            result = run_cycle(store, executor, config, t)
             cycles += 1
+            if result.starts:
+                progress_s = t
+        if t in (t_arrival, t_finish):
+            progress_s = t
         monitor.observe(t, store.draw.site_w)
     return SimResult(
         records=[store.records[j.id] for j in arrivals],
@@ -97,4 +146,5 @@ def simulate(
         cluster=cluster,
         segments=store.segments,
         power=monitor,
+        tenant_kinds=options.tenant_kinds,
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.domain.power import PowerModel
@@ -42,6 +43,10 @@ class Segment:
     end_s: float
 
 
+def _fractional(job: Job) -> bool:
+    return job.gpus == 0 or job.shared
+
+
 def _where(cluster: Cluster, placement: Placement) -> tuple[str, str, float]:
     if not placement.node_gpus:
         return "", "", 0.0
@@ -57,10 +62,21 @@ class InMemoryStore:
         quota_gpus: Mapping[str, int] | None = None,
         usage_half_life_s: float = 7 * 86_400.0,
         power_model: PowerModel = PowerModel(),
+        awards: Mapping[str, Sequence[Award]] | None = None,
+        sovereign_tenants: frozenset[str] = frozenset(),
     ) -> None:
         self.cluster = cluster
         self.draw = SiteDraw(cluster, power_model)
         self.segments: list[Segment] = []
+        # Awards are charged when a segment ends, as the live service charges award rows.
+        self.awards: dict[str, list[Award]] | None = (
+            None if awards is None else {t: list(a) for t, a in awards.items()}
+        )
+        self._award_at: dict[int, tuple[str, int]] = {
+            a.id: (t, i) for t, group in (self.awards or {}).items() for i, a in enumerate(group)
+        }
+        self.sovereign_tenants = sovereign_tenants
+        self.pending_fractional = 0  # pending jobs needing no whole GPU (shared or CPU-only)
         self.capacity = Capacity(cluster)
         self.pending = JobQueue()
         self.running: dict[int, RunningJob] = {}
@@ -87,6 +103,10 @@ class InMemoryStore:
             pending_by_tenant={t: q.view() for t, q in self._by_tenant.items()},
             running_columns=self._columns,
             pending_parts=self.pending.parts(),
+            awards=None if self.awards is None else MappingProxyType(self.awards),
+            sovereign_tenants=self.sovereign_tenants,
+            site_draw=self.draw,
+            pending_fractional=self.pending_fractional,
         )
 
     def record(self, result: CycleResult, now: float) -> None:
@@ -96,7 +116,9 @@ class InMemoryStore:
             pending = self._unqueue(start.job)
             self.capacity.take(start.placement)  # GPUs, shares, CPU and memory (design note 0002)
             self.draw.add(start.placement)
-            running = RunningJob(start.job, start.placement, now, pending.attained_gpu_s, start.borrowing)
+            running = RunningJob(
+                start.job, start.placement, now, pending.attained_gpu_s, start.borrowing, start.award_id
+            )
             self.running[start.job.id] = running
             insort(self._ends, (running.expected_end_s(), start.job.id))
             self._columns.add(running)
@@ -108,6 +130,8 @@ class InMemoryStore:
     # -- simulator events ------------------------------------------------------------------------
     def submit(self, job: Job) -> None:
         pending = PendingJob(job, queued_since_s=job.submit_s)
+        if _fractional(job):
+            self.pending_fractional += 1
         self.pending.arrive(pending)
         self._tenant_queue(job.tenant).arrive(pending)
         self.records[job.id] = JobRecord(job)
@@ -123,6 +147,8 @@ class InMemoryStore:
         queue.pop(job.id, job.submit_s)
         if not len(queue):
             del self._by_tenant[job.tenant]
+        if _fractional(job):
+            self.pending_fractional -= 1
         return self.pending.pop(job.id, job.submit_s)
 
     def finish(self, job_id: int, now: float) -> None:
@@ -140,6 +166,7 @@ class InMemoryStore:
             Segment(job_id, running.job.tenant, site, model, devices, running.started_s, now)
         )
         self._hold(running.job, -running.job.gpus, now)
+        self._charge(running, now)
         record = self.records[job_id]
         record.run_s += now - running.started_s
         if requeue:
@@ -147,8 +174,18 @@ class InMemoryStore:
             pending = PendingJob(
                 running.job, running.attained_at(now), queued_since_s=now, restarts=record.preemptions
             )
+            if _fractional(running.job):
+                self.pending_fractional += 1
             self.pending.requeue(pending)
             self._tenant_queue(running.job.tenant).requeue(pending)
+
+    def _charge(self, running: RunningJob, now: float) -> None:
+        if running.award_id is None or self.awards is None:
+            return
+        tenant, i = self._award_at[running.award_id]
+        award = self.awards[tenant][i]
+        used = award.gpu_hours_used + running.job.gpus * (now - running.started_s) / 3600.0
+        self.awards[tenant][i] = replace(award, gpu_hours_used=used)
 
     def _hold(self, job: Job, delta_gpus: int, now: float) -> None:
         self.busy_gpus += delta_gpus

@@ -78,3 +78,15 @@ class SiteDraw:
 
     def snapshot(self) -> Mapping[str, float]:
         return dict(self.site_w)
+
+    def copy(self) -> SiteDraw:
+        """An independent copy (the power stage tallies a cycle's trial starts on one)."""
+        other = SiteDraw.__new__(SiteDraw)
+        other.cluster, other.model = self.cluster, self.model
+        other._site, other._device_w, other._base_w = self._site, self._device_w, self._base_w
+        other._jobs_on = list(self._jobs_on)
+        other.site_w = dict(self.site_w)
+        return other
+
+    def site_of(self, placement: Placement) -> str:
+        return self._site[placement.node_gpus[0][0]] if placement.node_gpus else ""

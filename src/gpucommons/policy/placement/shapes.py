@@ -54,9 +54,7 @@ def even_gang(job: Job, cluster: Cluster) -> Job:
     ``gpus_per_node`` or share a GPU are returned as they are."""
     if job.gpus_per_node is not None or job.shared:
         return job
-    largest = max(
-        (cluster.pools[p].gpus_per_node for p in job_pools(cluster, job)), default=0
-    )
+    largest = max((cluster.pools[p].gpus_per_node for p in job_pools(cluster, job)), default=0)
     per_node = next((d for d in range(min(job.gpus, largest), 0, -1) if job.gpus % d == 0), job.gpus)
     return replace(job, gpus_per_node=per_node)
 

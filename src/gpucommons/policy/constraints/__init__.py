@@ -1,0 +1,37 @@
+"""Admission stages: the rules that make the pool a commons, each a pure module behind one Protocol
+(``Stage`` in ``policy/protocols.py``), listed in order in ``PolicyConfig.stages``.
+
+- ``award``: an active award for the model the job would run on, with budget left for it;
+- ``residency``: sovereign jobs only on sovereign sites (a placement filter);
+- ``even_gangs``: the same GPUs on every node, for backends that need it (Slurm);
+- ``quota``: guarantees from awards, borrowing of idle capacity, and reclaim;
+- ``power``: a start only while the site's projected draw stays under its cap.
+
+``Commons`` says which of them a run uses; ``registry.build_policy`` turns it into stages. Design note
+0006 has the protocol, the power model and how the live snapshot gets the same inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gpucommons.domain.power import PowerModel
+
+
+@dataclass(frozen=True)
+class Commons:
+    """Which commons rules a policy enforces, and how.
+
+    ``awards``: jobs need an active, funded award (the snapshot carries the awards). ``borrowing``:
+    False makes each tenant's award a static partition (it never runs beyond its guarantee), for any
+    ordering policy. ``power``: enforce site caps (no effect on uncapped sites); ``power_preempt``: a
+    falling cap preempts the newest preemptible jobs until the site is back under it. ``even_gangs``:
+    reshape jobs to the same GPUs per node before placement."""
+
+    awards: bool = False
+    residency: bool = True
+    borrowing: bool = True
+    power: bool = True
+    power_preempt: bool = False
+    power_model: PowerModel = field(default_factory=PowerModel)
+    even_gangs: bool = False

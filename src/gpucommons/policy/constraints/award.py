@@ -1,0 +1,130 @@
+"""The ``award`` stage: a job starts only when its tenant holds an active award that pays for the model
+it would run on and whose remaining GPU-hour budget covers what is already running on it plus this job.
+
+Budget arithmetic, in GPU-hours, per award: ``remaining = budget - used - projected``, where
+``projected`` is what the award's running jobs will spend if they run to their time limits (their
+segments are charged when they end) and grows with each start of this cycle. A job needs
+``gpus * (time limit - time already served) / 3600``. An award without a budget never runs out.
+
+Admission narrows the job to the models its funded awards pay for (a job that named no models may run
+on any of them), so the placer only offers devices an award pays for. The start is charged to the
+funded award for the placed model that ends first (ties: lowest id), as the live service always did.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from gpucommons.domain.award import Award
+from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.job import Job, Placement
+from gpucommons.policy.decisions import PendingReason, Start
+from gpucommons.policy.protocols import Admitted
+from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def needed_gpu_hours(job: Job, attained_gpu_s: float = 0.0) -> float:
+    """GPU-hours a job still needs by its time limit."""
+    return max(0.0, job.gpus * job.estimate_s - attained_gpu_s) / SECONDS_PER_HOUR
+
+
+def _projected_gpu_hours(running: RunningJob) -> float:
+    return running.job.gpus * max(0.0, running.expected_end_s() - running.started_s) / SECONDS_PER_HOUR
+
+
+@dataclass
+class AwardGate:
+    cluster: Cluster
+    awards: Mapping[str, Sequence[Award]]
+    now: float
+    projected: defaultdict[int, float]
+    need: dict[int, float] = field(default_factory=dict)  # job id -> GPU-hours, from its admission
+
+    def _current(self, tenant: str) -> list[Award]:
+        return [a for a in self.awards.get(tenant, ()) if a.active_at(self.now)]
+
+    def _left(self, award: Award) -> float:
+        return award.remaining_gpu_hours - self.projected[award.id]
+
+    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason:
+        job = admitted.job
+        current = self._current(job.tenant)
+        if not current:
+            return PendingReason("no-award", f"tenant {job.tenant} has no active award")
+        need = needed_gpu_hours(job, pending.attained_gpu_s)
+        self.need[job.id] = need
+        funded = [a for a in current if self._left(a) >= need - 1e-9]
+        if not funded:
+            best = max(current, key=lambda a: (self._left(a), -a.id))
+            left = max(0.0, self._left(best))
+            budget = best.gpu_hours_budget or 0.0
+            detail = (
+                f"award {best.id} has {left:,.2f} of {budget:,.2f} GPU-hours left after running jobs; "
+                f"the job needs {need:,.2f}"
+            )
+            figures = (("left_gpu_hours", left), ("budget_gpu_hours", budget), ("needed_gpu_hours", need))
+            return PendingReason("budget", detail, figures=figures)
+        if any(not a.models for a in funded):
+            return admitted
+        paid = frozenset(m for a in funded for m in a.models)
+        if job.accepted_models:
+            usable = frozenset(m for m in job.accepted_models if m.lower() in {p.lower() for p in paid})
+        else:
+            usable = frozenset(self._catalog_names(paid))
+        if not usable:
+            detail = (
+                f"the tenant's awards are for {', '.join(sorted(paid))}; "
+                f"the job accepts only {', '.join(sorted(job.accepted_models))}"
+            )
+            return PendingReason("award-model", detail)
+        if usable == job.accepted_models:
+            return admitted
+        return Admitted(replace(job, accepted_models=usable), admitted.borrowing)
+
+    def _catalog_names(self, models: frozenset[str]) -> set[str]:
+        """The cluster's spelling of award model names (awards compare case-insensitively)."""
+        lowered = {m.lower() for m in models}
+        names = {p.model.name for p in self.cluster.pools if p.model.name.lower() in lowered}
+        return names or set(models)
+
+    def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
+        return None
+
+    def started(self, start: Start) -> Start:
+        node = self.cluster.nodes[start.placement.node_gpus[0][0]] if start.placement.node_gpus else None
+        model = node.model if node is not None else ""
+        need = self.need.get(start.job.id, needed_gpu_hours(start.job))
+        usable = [
+            a for a in self._current(start.job.tenant) if a.pays_for(model) and self._left(a) >= need - 1e-9
+        ] or [a for a in self._current(start.job.tenant) if a.pays_for(model)]
+        if not usable:
+            return start
+        usable.sort(key=lambda a: (a.ends_s, a.id))
+        award = usable[0]
+        self.projected[award.id] += need
+        return replace(start, award_id=award.id)
+
+    def preempted(self, running: RunningJob) -> None:
+        if running.award_id is not None:
+            self.projected[running.award_id] -= _projected_gpu_hours(running)
+
+    def evictions(self) -> Sequence[tuple[RunningJob, str]]:
+        return ()
+
+
+@dataclass(frozen=True)
+class AwardStage:
+    name: str = "award"
+
+    def open(self, snapshot: Snapshot, now: float) -> AwardGate | None:
+        if snapshot.awards is None:
+            return None
+        projected: defaultdict[int, float] = defaultdict(float)
+        for running in snapshot.running.values():
+            if running.award_id is not None:
+                projected[running.award_id] += _projected_gpu_hours(running)
+        return AwardGate(snapshot.cluster, snapshot.awards, now, projected)

@@ -1,0 +1,45 @@
+"""The ``even-gangs`` stage: for backends whose one job carries a single per-node GPU request (Slurm's
+``--gres``), a job must hold the same number of GPUs on every node. The stage fixes each job's gang
+shape (``shapes.even_gang``) after the award stage has narrowed its models, so the largest node it may
+use is known, and before placement, so every placer sees the shape the backend can run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.job import Job, Placement
+from gpucommons.policy.decisions import PendingReason, Start
+from gpucommons.policy.placement.shapes import even_gang
+from gpucommons.policy.protocols import Admitted
+from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+
+
+@dataclass(frozen=True)
+class EvenGangGate:
+    cluster: Cluster
+
+    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason:
+        shaped = even_gang(admitted.job, self.cluster)
+        return admitted if shaped is admitted.job else Admitted(shaped, admitted.borrowing)
+
+    def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
+        return None
+
+    def started(self, start: Start) -> Start:
+        return start
+
+    def preempted(self, running: RunningJob) -> None:
+        return None
+
+    def evictions(self) -> Sequence[tuple[RunningJob, str]]:
+        return ()
+
+
+@dataclass(frozen=True)
+class EvenGangStage:
+    name: str = "even-gangs"
+
+    def open(self, snapshot: Snapshot, now: float) -> EvenGangGate:
+        return EvenGangGate(snapshot.cluster)

@@ -1,0 +1,45 @@
+"""The ``residency`` stage: jobs of sovereign tenants are marked sovereign, so placement offers them
+only pools at sovereign sites (``shapes.accepted_pools``). Residency is a filter on where a job may be
+placed, never a check after the fact; a job marked sovereign by its submitter is filtered the same way
+without this stage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from gpucommons.domain.job import Job, Placement
+from gpucommons.policy.decisions import PendingReason, Start
+from gpucommons.policy.protocols import Admitted
+from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+
+
+@dataclass(frozen=True)
+class ResidencyGate:
+    sovereign_tenants: frozenset[str]
+
+    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason:
+        job = admitted.job
+        if job.sovereign or job.tenant not in self.sovereign_tenants:
+            return admitted
+        return Admitted(replace(job, sovereign=True), admitted.borrowing)
+
+    def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
+        return None
+
+    def started(self, start: Start) -> Start:
+        return start
+
+    def preempted(self, running: RunningJob) -> None:
+        return None
+
+    def evictions(self) -> Sequence[tuple[RunningJob, str]]:
+        return ()
+
+
+@dataclass(frozen=True)
+class ResidencyStage:
+    name: str = "residency"
+
+    def open(self, snapshot: Snapshot, now: float) -> ResidencyGate | None:
+        return ResidencyGate(snapshot.sovereign_tenants) if snapshot.sovereign_tenants else None
