@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpucommons.backends.local import LocalBackend
 from gpucommons.clusterfile import load_cluster
-from gpucommons.engine.live import EngineOptions, LiveEngine
+from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.policy.registry import build_policy
 from gpucommons.store import awards as award_repo
 from gpucommons.store import programs as program_repo
@@ -39,7 +39,12 @@ class World:
         backend = LocalBackend(self.root / "backend", grace_s=1.0)
         kwargs = {"clock": clock} if clock is not None else {}
         return LiveEngine(
-            self.sessions, backend, load_cluster("demo"), build_policy("quota"), options, **kwargs
+            self.sessions,
+            backend,
+            load_cluster("demo"),
+            build_policy("quota", commons=live_commons(backend)),
+            options,
+            **kwargs,
         )
 
     def submit(

@@ -9,6 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from gpucommons.clusterfile import load_cluster
+from gpucommons.policy.constraints import Commons
+from gpucommons.policy.cycle import schedule
+from gpucommons.policy.registry import build_policy
 from gpucommons.store.jobrepo import JobRequest, submit_job
 from gpucommons.store.jobs import AllocationRow, JobRow
 from gpucommons.store.live import LiveStore
@@ -29,11 +32,18 @@ def _submit(world: World, models: tuple[str, ...], gpus: int = 1) -> int:
 
 def test_unrestricted_job_is_offered_only_the_award_model(world: World) -> None:
     any_model = _submit(world, ())
+    cluster = load_cluster("demo")
+    now = datetime.now(UTC).timestamp()
     with world.sessions() as session:
-        snapshot = LiveStore(session, load_cluster("demo")).snapshot(datetime.now(UTC).timestamp())
-    [pending] = snapshot.pending
-    assert pending.job.id == any_model
-    assert pending.job.accepted_models == frozenset({"H100"})
+        snapshot = LiveStore(session, cluster).snapshot(now)
+    assert snapshot.awards is not None and [
+        a.models for awards in snapshot.awards.values() for a in awards
+    ] == [frozenset({"H100"})]
+    result = schedule(snapshot, build_policy("quota", commons=Commons(awards=True)), now)
+    [start] = result.starts
+    assert start.job.id == any_model and start.award_id == world.award_id
+    assert start.job.accepted_models == frozenset({"H100"})
+    assert {cluster.nodes[n].model for n in start.placement.nodes} == {"H100"}
     with world.sessions() as session:  # the job's own request is stored as it was asked
         row = session.get(JobRow, any_model)
         assert row is not None and row.accepted_models == []

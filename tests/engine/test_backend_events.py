@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from gpucommons.clusterfile import load_cluster
-from gpucommons.engine.live import EngineOptions, LiveEngine
+from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.engine.ports import BackendEvent, LaunchSpec
 from gpucommons.errors import GpucError
 from gpucommons.policy.registry import build_policy
@@ -56,7 +56,13 @@ class ScriptedBackend:
 
 def engine_with(world: World, backend: ScriptedBackend) -> LiveEngine:
     options = EngineOptions(logs_dir=world.root / "jobs")
-    return LiveEngine(world.sessions, backend, load_cluster("demo"), build_policy("quota"), options)
+    return LiveEngine(
+        world.sessions,
+        backend,
+        load_cluster("demo"),
+        build_policy("quota", commons=live_commons(backend)),
+        options,
+    )
 
 
 def row(world: World, job_id: int) -> JobRow:

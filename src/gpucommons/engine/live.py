@@ -38,12 +38,19 @@ from gpucommons.engine.cycle import run_cycle
 from gpucommons.engine.events import apply_event
 from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
 from gpucommons.errors import GpucError
+from gpucommons.policy.constraints import Commons
 from gpucommons.policy.protocols import PolicyConfig
 from gpucommons.store.jobs import JobRow
 from gpucommons.store.lease import acquire_lease, new_holder, release_lease
 from gpucommons.store.live import PENDING_REF_PREFIX, LiveStore, to_dt
 
 log = logging.getLogger(__name__)
+
+
+def live_commons(backend: Backend) -> Commons:
+    """The commons' rules in the live service: awards always (a job runs only on what an award pays
+    for), residency and power always, even gangs where the backend needs them."""
+    return Commons(awards=True, even_gangs=backend.even_gangs)
 
 
 def job_dir(logs_dir: Path, job_id: int) -> Path:
@@ -131,7 +138,6 @@ class LiveEngine:
                 self.cluster,
                 set(self.unavailable_nodes),
                 self.options.usage_half_life_s,
-                even_gangs=self.backend.even_gangs,
             )
             queue = _LaunchQueue()
             try:

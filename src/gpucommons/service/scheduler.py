@@ -19,7 +19,7 @@ from gpucommons.backends.local import LocalBackend
 from gpucommons.backends.slurm import make_slurm_backend
 from gpucommons.clusterfile import load_cluster
 from gpucommons.config import Settings
-from gpucommons.engine.live import EngineOptions, LiveEngine
+from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.engine.ports import Backend
 from gpucommons.errors import ConfigError, UnknownNameError
 from gpucommons.policy.registry import build_policy
@@ -67,11 +67,12 @@ def build_backend(settings: Settings) -> Backend:
 
 def build_engine(settings: Settings, policy: str = DEFAULT_POLICY, lease_ttl_s: float = 15.0) -> LiveEngine:
     sessions = session_factory(make_engine(settings.database_url))
+    backend = build_backend(settings)
     return LiveEngine(
         sessions,
-        build_backend(settings),
+        backend,
         load_cluster(settings.cluster),
-        build_policy(policy),
+        build_policy(policy, commons=live_commons(backend)),
         EngineOptions(logs_dir=settings.home / "jobs", lease_ttl_s=lease_ttl_s),
     )
 
