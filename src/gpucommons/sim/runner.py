@@ -46,6 +46,8 @@ class SimResult:
     cluster: Cluster
     segments: Sequence[Segment]  # every run segment, in the order they ended
     power: PowerMonitor  # each site's projected draw over time, its energy and any cap breach
+    # Each tenant's awards at the end of the run, their spend charged (``None``: the run had none).
+    awards: Mapping[str, Sequence[Award]] | None = None
     tenant_kinds: Mapping[str, str] = field(default_factory=dict)  # tenant -> institution kind
 
 
@@ -146,5 +148,6 @@ def simulate(
         cluster=cluster,
         segments=store.segments,
         power=monitor,
+        awards=store.awards,
         tenant_kinds=options.tenant_kinds,
     )
