@@ -221,7 +221,7 @@ class GpucClient:
     # jobs ---------------------------------------------------------------------------------------------
 
     def submit_job(self, **fields: Any) -> JobRead:
-        """Fields of ``JobCreate``: project, gpus, command or script, models, time_limit, ..."""
+        """Fields of ``JobCreate``: project, gpus, command or script, models, time_limit, sovereign, ..."""
         return self._get(JobRead, "POST", "/jobs", fields)
 
     def list_jobs(

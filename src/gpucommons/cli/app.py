@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gpucommons.cli import admin, awards, jobs, programs, proposals, server, sim, site, up
 from gpucommons.errors import GpucError
@@ -40,5 +41,6 @@ def main() -> None:
     try:
         app()
     except GpucError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        message = escape(str(exc))  # a message may quote user input holding brackets: print it as is
+        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -1,4 +1,5 @@
-"""``gpuc sim --mode fill``: the FGD paper's fill experiment; writes summary.json and curve.csv."""
+"""``gpuc sim --mode fill``: the FGD paper's fill experiment; writes summary.json and curve.csv (both with
+the datacenter power, ``power_w``, under the PWR paper's node power model)."""
 
 from __future__ import annotations
 
@@ -47,13 +48,15 @@ def run_fill_command(
         "gpu_allocation_ratio": result.gpu_allocation_ratio,
         "fragmentation_ratio": result.fragmentation_ratio,
         "placements_per_s": round(result.arrived / wall_s, 1) if wall_s > 0 else None,
+        "power_w": result.power_w,
         "sim_wall_s": round(wall_s, 3),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     with (out / "curve.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(
-            handle, fieldnames=["arrived_demand", "gpu_allocation_ratio", "fragmentation_ratio"]
+            handle,
+            fieldnames=["arrived_demand", "gpu_allocation_ratio", "fragmentation_ratio", "power_w"],
         )
         writer.writeheader()
         writer.writerows(asdict(p) for p in result.curve)
@@ -62,5 +65,6 @@ def run_fill_command(
             f"{placement} fill to {demand:.0%} on {cluster.name} (seed {seed}): "
             f"GPU allocation {result.gpu_allocation_ratio:.2%}, "
             f"fragmentation {result.fragmentation_ratio:.2%}, "
+            f"power {result.power_w / 1000:,.1f} kW, "
             f"{result.placed:,} placed / {result.failed:,} failed"
         )

@@ -48,6 +48,7 @@ def submit(
     name: Annotated[str, typer.Option(help="a name for the job")] = "",
     priority: Annotated[str, typer.Option(help="low, normal or high")] = "normal",
     key: Annotated[str | None, typer.Option(help="idempotency key (default: a fresh one per call)")] = None,
+    sovereign: Annotated[bool, typer.Option("--sovereign", help="run only on sovereign sites")] = False,
 ) -> None:
     """Submit a job: gpuc submit --gpus 2 -- python train.py"""
     client = _client()
@@ -60,6 +61,7 @@ def submit(
         gpus_per_node=gpus_per_node,
         name=name,
         priority_class=priority,
+        sovereign=sovereign,
         idempotency_key=key or uuid.uuid4().hex,
         workdir=os.getcwd(),
     )
@@ -89,18 +91,19 @@ def show(
         print(job.model_dump_json(indent=2))
         return
     for field, value in job.model_dump().items():
-        out.print(f"{field:>20}: {value}")
+        out.print(f"{field:>20}: {value}", markup=False)
 
 
 def why(job_id: int) -> None:
-    """Why a job waits, its place in line, when it should start, and what would unblock it."""
+    """Why a job waits, its place in line, when it should start, and what would unblock it. The code is
+    the rule that holds it (a commons stage such as budget or power), the detail gives its figures."""
     w = _client().why_job(job_id)
-    out.print(f"job {w.job_id} is {w.state}: {w.code} - {w.detail}")
+    out.print(f"job {w.job_id} is {w.state}: {w.code} - {w.detail}", markup=False)
     if w.position is not None:
         out.print(f"position in line: {w.position}")
     if w.estimated_start_at is not None:
         out.print(f"estimated start: {w.estimated_start_at.isoformat(timespec='seconds')}")
-    out.print(f"would unblock it: {w.unblock}")
+    out.print(f"would unblock it: {w.unblock}", markup=False)
 
 
 def logs(

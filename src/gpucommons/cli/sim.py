@@ -1,4 +1,5 @@
-"""``gpuc sim``: replay a trace through a policy and write summary.json, jobs.csv and tenants.csv."""
+"""``gpuc sim``: replay a trace through a policy and write summary.json, jobs.csv, tenants.csv, kinds.csv
+and power.csv (with ``--plots``, power.png and wait_cdf.png too)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,22 @@ from gpucommons.clusterfile import load_cluster
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.errors import InvalidRequestError, UnknownNameError
+from gpucommons.policy.constraints import Commons
 from gpucommons.policy.registry import build_policy
-from gpucommons.sim.metrics import job_rows, summarize, tenant_rows
+from gpucommons.sim.metrics import job_rows, kind_rows, summarize, tenant_rows, waits_s_by_kind
+from gpucommons.sim.plots import require_matplotlib, write_plots
+from gpucommons.sim.report_power import power_rows
 from gpucommons.sim.runner import SimOptions, simulate
 from gpucommons.sim.scenario import proportional_quotas, scale_load
+from gpucommons.sim.scenariofile import (
+    RunInputs,
+    Scenario,
+    check_power_cap_mw,
+    load_scenario,
+    parse_on_off,
+    with_power_cap,
+)
+from gpucommons.sim.tenants import TenantTable, parse_unlisted, read_tenants
 from gpucommons.sim.traces.locate import trace_file
 from gpucommons.sim.traces.openb import NODE_FILE as OPENB_NODE_FILE
 from gpucommons.sim.traces.openb import POD_FILE as OPENB_POD_FILE
@@ -56,17 +69,71 @@ def resolve_cluster(name: str) -> Cluster:
     return load_cluster(name)
 
 
+def _sim_options(
+    jobs: list[Job], inventory: Cluster, table: TenantTable | None, run: RunInputs
+) -> SimOptions:
+    """With a tenants file its awards are the guarantees; without one each tenant is guaranteed its share
+    of the trace's GPU-seconds, the baseline replays have always used."""
+    if table is None:
+        quotas = proportional_quotas(jobs, inventory.total_gpus)
+        return SimOptions(quota_gpus=quotas, power_model=run.power_model)
+    table = table.cover({j.tenant for j in jobs}, run.unlisted)
+    return SimOptions(
+        quota_gpus=table.quotas(),
+        awards=table.awards(),
+        tenant_kinds=table.kinds(),
+        sovereign_tenants=table.sovereign(),
+        power_model=run.power_model,
+    )
+
+
+def _plots_option(value: bool) -> bool:
+    """Check for matplotlib while parsing, so a missing extra fails before a long replay, not after."""
+    if value:
+        require_matplotlib()
+    return value
+
+
 def sim_command(
-    trace: Annotated[str, typer.Option(help="philly, synthetic, or a Philly-format CSV path")] = "philly",
+    trace: Annotated[
+        str | None, typer.Option(help="philly (default), synthetic, or a Philly-format CSV path")
+    ] = None,
     cluster: Annotated[
-        str, typer.Option(help="preset name (philly, korea-2026, demo) or TOML path")
-    ] = "philly",
-    policy: Annotated[str, typer.Option(help="fifo, backfill, fairshare, las, quota")] = "fifo",
-    placement: Annotated[str, typer.Option(help="placer name")] = "best-fit",
+        str | None, typer.Option(help="preset name (philly: default, korea-2026, demo) or TOML path")
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="fifo (default), backfill, fairshare, las, quota")
+    ] = None,
+    placement: Annotated[str | None, typer.Option(help="placer name (default best-fit)")] = None,
     seed: Annotated[int, typer.Option(help="seed for synthetic workloads and tie-breaking")] = 42,
     limit_jobs: Annotated[int | None, typer.Option(help="replay only the first N jobs")] = None,
-    load: Annotated[float, typer.Option(help="multiply the arrival rate by F")] = 1.0,
+    load: Annotated[float | None, typer.Option(help="multiply the arrival rate by F (default 1)")] = None,
     synthetic_jobs: Annotated[int, typer.Option(help="jobs to generate for --trace synthetic")] = 10_000,
+    tenants_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--tenants", help="tenants CSV: awards, kinds, sovereignty (default: shares of the trace)"
+        ),
+    ] = None,
+    unlisted: Annotated[
+        str | None, typer.Option(help="trace tenants missing from --tenants: error (default) or best-effort")
+    ] = None,
+    borrowing: Annotated[
+        str | None, typer.Option(help="on (default): borrow idle capacity; off: awards are partitions")
+    ] = None,
+    power_cap_mw: Annotated[
+        float | None, typer.Option(help="the same cap on every site, in MW, in place of the cluster's")
+    ] = None,
+    power_preempt: Annotated[
+        bool | None,
+        typer.Option(
+            "--power-preempt/--no-power-preempt",
+            help="a falling cap preempts jobs (default: it only holds starts)",
+        ),
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="scenario TOML (or a shipped one: philly-commons); options override it")
+    ] = None,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("sim-out"),
     quiet: Annotated[bool, typer.Option(help="no progress bar or table")] = False,
     mode: Annotated[
@@ -75,21 +142,47 @@ def sim_command(
     demand: Annotated[
         float, typer.Option(help="fill mode: stop at this share of cluster GPUs requested")
     ] = 1.3,
+    plots: Annotated[
+        bool,
+        typer.Option(help="replay mode: also write power.png and wait_cdf.png", callback=_plots_option),
+    ] = False,
 ) -> None:
     """Replay a trace through the real policy core and report JCT, wait, utilization and fairness."""
     if limit_jobs is not None and limit_jobs <= 0:
         raise InvalidRequestError(f"--limit-jobs must be > 0, got {limit_jobs}")
+    if mode not in ("replay", "fill"):
+        raise InvalidRequestError(f"--mode must be replay or fill, got {mode!r}")
+    given = Scenario(
+        cluster=cluster,
+        tenants=tenants_file,
+        trace=trace,
+        load=load,
+        policy=policy,
+        placement=placement,
+        borrowing=parse_on_off(borrowing, "--borrowing"),
+        power_cap_mw=check_power_cap_mw(power_cap_mw),
+        power_preempt=power_preempt,
+        unlisted=None if unlisted is None else parse_unlisted(unlisted),
+    )
+    run = given.over(Scenario() if scenario is None else load_scenario(scenario)).resolve()
+    trace, cluster, policy, placement, load = run.trace, run.cluster, run.policy, run.placement, run.load
+    inventory = resolve_cluster(cluster)
+    if run.power_cap_mw is not None:
+        inventory = with_power_cap(inventory, run.power_cap_mw)
     if mode == "fill":
-        inventory = resolve_cluster(cluster)
         pods = load_trace(trace, limit_jobs, seed, inventory.total_gpus, synthetic_jobs)
         run_fill_command(pods, inventory, trace, placement, demand, seed, out, quiet)
         return
-    if mode != "replay":
-        raise InvalidRequestError(f"--mode must be replay or fill, got {mode!r}")
-    config = build_policy(policy, placement)
-    inventory = resolve_cluster(cluster)
+    commons = Commons(
+        awards=run.tenants is not None,
+        borrowing=run.borrowing,
+        power_preempt=run.power_preempt,
+        power_model=run.power_model,
+    )
+    config = build_policy(policy, placement, commons)  # before the trace: a typo fails at once
+    table = read_tenants(run.tenants, {p.model.name for p in inventory.pools}) if run.tenants else None
     jobs = scale_load(load_trace(trace, limit_jobs, seed, inventory.total_gpus, synthetic_jobs), load)
-    options = SimOptions(quota_gpus=proportional_quotas(jobs, inventory.total_gpus))
+    options = _sim_options(jobs, inventory, table, run)
     console = Console(stderr=True)
     started = time.perf_counter()
     with Progress(
@@ -107,6 +200,7 @@ def sim_command(
         )
     wall_s = time.perf_counter() - started
     tenants = tenant_rows(result)
+    kinds = kind_rows(result)
     summary: dict[str, Any] = {
         "policy": policy,
         "placement": placement,
@@ -115,24 +209,52 @@ def sim_command(
         "cluster_gpus": inventory.total_gpus,
         "seed": seed,
         "load": load,
-        **summarize(result, tenants),
+        **summarize(result, tenants, kinds),
         "sim_wall_s": round(wall_s, 3),
     }
-    _write_outputs(out, summary, job_rows(result), tenants)
+    _write_outputs(out, summary, job_rows(result), tenants, kinds, power_rows(result.power))
+    if plots:
+        write_plots(out, result, waits_s_by_kind(result))
     if not quiet:
         _print_summary(Console(), summary)
         _print_tenants(Console(), tenants)
 
 
+POWER_CSV_FIELDS = ["t_s", "site", "power_mw"]
+KINDS_CSV_FIELDS = [
+    "kind",
+    "tenants",
+    "jobs",
+    "jobs_finished",
+    "gpu_hours",
+    "avg_wait_s",
+    "p90_wait_s",
+    "gpu_hours_share",
+]
+
+
 def _write_outputs(
-    out: Path, summary: dict[str, Any], jobs: list[dict[str, Any]], tenants: list[dict[str, Any]]
+    out: Path,
+    summary: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    tenants: list[dict[str, Any]],
+    kinds: list[dict[str, Any]],
+    power: list[dict[str, Any]],
 ) -> None:
+    """summary.json and the CSVs; kinds.csv and power.csv always carry their header (empty cells for
+    ``None``: a figure that does not exist, such as the wait of a kind with no finished job)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    for name, rows in (("jobs.csv", jobs), ("tenants.csv", tenants)):
+    files: tuple[tuple[str, list[dict[str, Any]], list[str] | None], ...] = (
+        ("jobs.csv", jobs, None),
+        ("tenants.csv", tenants, None),
+        ("kinds.csv", kinds, KINDS_CSV_FIELDS),
+        ("power.csv", power, POWER_CSV_FIELDS),
+    )
+    for name, rows, fields in files:
         with (out / name).open("w", newline="") as handle:
-            if rows:
-                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            if rows or fields:
+                writer = csv.DictWriter(handle, fieldnames=fields or list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
 
@@ -154,10 +276,15 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         "utilization",
         "jain_fairness",
         "makespan_s",
-        "sim_wall_s",
+        "jobs_never_served",
+        "energy_kwh",
+        "cost_krw",
     ):
         value = summary[key]
         table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}")
+    for site, mw in summary["peak_site_power_mw"].items():
+        table.add_row(f"peak MW {site}", f"{mw:,.3f}")
+    table.add_row("sim_wall_s", f"{summary['sim_wall_s']:,.3f}")
     console.print(table)
 
 
@@ -170,8 +297,13 @@ def _print_tenants(console: Console, rows: list[dict[str, Any]]) -> None:
             row["tenant"],
             f"{row['jobs']:,}",
             f"{row['gpu_hours']:,.0f}",
-            f"{row['avg_jct_s']:,.0f}",
-            f"{row['avg_wait_s']:,.0f}",
+            _or_dash(row["avg_jct_s"]),
+            _or_dash(row["avg_wait_s"]),
             f"{row['service']:.3f}",
         )
     console.print(table)
+
+
+def _or_dash(value: float | None) -> str:
+    """A tenant with no finished job has no average: shown as a dash, not as a misleading 0."""
+    return "-" if value is None else f"{value:,.0f}"

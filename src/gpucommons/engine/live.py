@@ -15,7 +15,8 @@ One ``step()``:
 4. carry them out: cancel preempted jobs, launch started ones, record their references, commit. A launch
    the backend refuses fails that job, not the cycle.
 
-``event_counts`` (events by kind) and ``unavailable_nodes`` are read by ``/metrics``.
+``event_counts`` (events by kind), ``unavailable_nodes`` and ``site_power_w`` (each site's projected draw
+of the jobs running after the last cycle, by the power stage's formula) are read by ``/metrics``.
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
+from gpucommons.domain.power import PowerModel
 from gpucommons.engine.cycle import run_cycle
 from gpucommons.engine.events import apply_event
 from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
 from gpucommons.errors import GpucError
 from gpucommons.policy.constraints import Commons
+from gpucommons.policy.constraints.draw import SiteDraw
+from gpucommons.policy.decisions import CycleResult
 from gpucommons.policy.protocols import PolicyConfig
+from gpucommons.policy.snapshot import Snapshot
 from gpucommons.store.jobs import JobRow
 from gpucommons.store.lease import acquire_lease, new_holder, release_lease
 from gpucommons.store.live import PENDING_REF_PREFIX, LiveStore, to_dt
@@ -89,6 +94,30 @@ class _LaunchQueue:
         self.preempts.append(job_id)
 
 
+@dataclass
+class _SeenStore:
+    """The ``StateStore`` handed to ``run_cycle``: the live store, keeping the snapshot it built."""
+
+    store: LiveStore
+    seen: Snapshot | None = None
+
+    def snapshot(self, now: float) -> Snapshot:
+        self.seen = self.store.snapshot(now)
+        return self.seen
+
+    def record(self, result: CycleResult, now: float) -> None:
+        self.store.record(result, now)
+
+
+def site_power_w(snapshot: Snapshot, result: CycleResult) -> dict[str, float]:
+    """Each site's projected draw in watts of the jobs running after ``result``: the snapshot's running
+    jobs less the preempted ones, plus the starts."""
+    preempted = {p.job_id for p in result.preemptions}
+    placements = [r.placement for i, r in snapshot.running.items() if i not in preempted]
+    placements.extend(s.placement for s in result.starts)
+    return dict(SiteDraw(snapshot.cluster, PowerModel(), placements).snapshot())
+
+
 class LiveEngine:
     def __init__(
         self,
@@ -110,6 +139,7 @@ class LiveEngine:
         self._cancel_sent: set[tuple[int, str]] = set()
         self.event_counts: Counter[str] = Counter()
         self.unavailable_nodes: frozenset[str] = frozenset()
+        self.site_power_w: dict[str, float] = {}
 
     def step(self) -> StepReport:
         report = StepReport()
@@ -119,6 +149,7 @@ class LiveEngine:
             session.commit()
         if not held:
             self._adopted = False
+            self.site_power_w = {}  # another scheduler acts: its figures, not ours
             return report
         report.held_lease = True
         with self.sessions() as session:
@@ -140,13 +171,16 @@ class LiveEngine:
                 self.options.usage_half_life_s,
             )
             queue = _LaunchQueue()
+            seen = _SeenStore(store)
             try:
-                run_cycle(store, queue, self.policy, now)
+                result = run_cycle(seen, queue, self.policy, now)
                 session.commit()
             except IntegrityError as exc:  # another writer changed allocations under us: next cycle
                 session.rollback()
                 log.warning("scheduling cycle rolled back: %s", exc.orig)
                 return report
+            if seen.seen is not None:
+                self.site_power_w = site_power_w(seen.seen, result)
             for job_id in queue.preempts:
                 self.backend.cancel(job_id, store.preempted_refs.get(job_id, ""))
             for job, placement in queue.starts:

@@ -35,7 +35,7 @@ from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.decisions import CycleResult, PendingReason, Preemption, Start
 from gpucommons.policy.placement.shapes import never_fits_reason
-from gpucommons.policy.protocols import Admitted, Gate, PolicyConfig, StageGate
+from gpucommons.policy.protocols import BORROWS, Admitted, Gate, PolicyConfig, StageGate
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 NO_CAPACITY = PendingReason("not-examined", "no free accelerators left in this cycle")
@@ -48,6 +48,7 @@ class _Cycle:
     now: float
     gate: Gate
     stages: tuple[StageGate, ...]
+    checking: tuple[StageGate, ...] = ()  # the stages whose ``accept`` can refuse a placement
     starts: list[Start] = field(default_factory=list)
     preemptions: list[Preemption] = field(default_factory=list)
     pending: list[tuple[int, PendingReason]] = field(default_factory=list)
@@ -91,7 +92,8 @@ def schedule(snapshot: Snapshot, config: PolicyConfig, now: float) -> CycleResul
 def _open(snapshot: Snapshot, config: PolicyConfig, now: float) -> _Cycle:
     """Phase 0: each piece's per-cycle state; stages with nothing to check this cycle drop out."""
     gates = tuple(g for g in (stage.open(snapshot, now) for stage in config.stages) if g is not None)
-    return _Cycle(snapshot, config, now, gate=config.discipline.open(snapshot, now), stages=gates)
+    checking = tuple(g for g in gates if g.checks_placements)
+    return _Cycle(snapshot, config, now, config.discipline.open(snapshot, now), gates, checking)
 
 
 def _evict(cycle: _Cycle) -> None:
@@ -108,21 +110,26 @@ def _evict(cycle: _Cycle) -> None:
                 other.preempted(victim)
 
 
-def _filter(job: Job, cycle: _Cycle) -> PendingReason | None:
-    """Phase 2a: a reason when no pool the job accepts could ever hold it."""
-    return never_fits_reason(job, cycle.snapshot.cluster)
+_filter = never_fits_reason
+"""Phase 2a: a reason when no pool the job accepts could ever hold it (``shapes.never_fits_reason``,
+called directly: it runs for every job of a long queue)."""
 
 
-def _admit(pending: PendingJob, cycle: _Cycle) -> Admitted | PendingReason:
-    """Phase 2b: the stages in order; the first refusal wins."""
-    admitted = Admitted(pending.job)
+def _admit(pending: PendingJob, cycle: _Cycle) -> Admitted | PendingReason | None:
+    """Phase 2b: the stages in order; the first refusal wins. ``None``: admitted as submitted."""
+    admitted: Admitted | None = None
     for stage in cycle.stages:
         verdict = stage.admit(pending, admitted)
+        if verdict is None:
+            continue
         if isinstance(verdict, PendingReason):
             return verdict
-        admitted = verdict
-    if admitted.job is not pending.job:
-        reason = _filter(admitted.job, cycle)  # a narrowed job may no longer fit anywhere
+        if verdict is BORROWS:
+            admitted = Admitted(pending.job if admitted is None else admitted.job, True)
+        else:
+            admitted = verdict  # type: ignore[assignment]  # an Admitted: the only other answer
+    if admitted is not None and admitted.job is not pending.job:
+        reason = _filter(admitted.job, cycle.snapshot.cluster)  # a narrowed job may fit nowhere now
         if reason is not None:
             return reason
     return admitted
@@ -133,6 +140,7 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     unexamined rest waits (``None`` if every job was examined). Jobs that can never fit, or that a
     stage refuses, get their own reason and count toward neither limit."""
     capacity = cycle.snapshot.capacity
+    cluster = cycle.snapshot.cluster
     limit = cycle.config.scan_limit
     can_preempt = cycle.config.preemptor is not None
     fractional_possible = cycle.snapshot.pending_fractional != 0
@@ -140,6 +148,8 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     now = cycle.now
     waiting = cycle.pending
     staged = bool(cycle.stages)
+    # One stage (the common case: quota alone) is called directly, without the ``_admit`` loop.
+    only = cycle.stages[0].admit if len(cycle.stages) == 1 else None
     examined = 0
     full_limit = cycle.config.full_scan_limit
     examined_full = 0
@@ -152,14 +162,20 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
                 waiting.append((pending.job.id, NO_CAPACITY))
                 continue
         # Cheap rejections first: most of a long queue stops here.
-        reason = _filter(pending.job, cycle)
-        admitted = Admitted(pending.job)
+        reason = _filter(pending.job, cluster)
+        job, borrowing = pending.job, False
         if reason is None and staged:
-            verdict = _admit(pending, cycle)
-            if isinstance(verdict, PendingReason):
+            verdict = _admit(pending, cycle) if only is None else only(pending, None)
+            if verdict is None:
+                pass
+            elif verdict is BORROWS:
+                borrowing = True
+            elif isinstance(verdict, PendingReason):
                 reason = verdict
             else:
-                admitted = verdict
+                job, borrowing = verdict  # type: ignore[misc]  # an Admitted
+                if only is not None and job is not pending.job:
+                    reason = _filter(job, cluster)  # a narrowed job may fit nowhere now
         if reason is None:
             if examined >= limit:
                 return PendingReason("not-examined", f"beyond the first {limit} jobs examined this cycle")
@@ -173,25 +189,25 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
             reason = gate.check(pending, now)
         if reason is not None:
             waiting.append((pending.job.id, reason))
-        elif not _consider(cycle, pending, admitted):
+        elif not _consider(cycle, pending, job, borrowing):
             closed = gate.closed()
             if closed is not None:
                 return closed
     return None
 
 
-def _consider(cycle: _Cycle, pending: PendingJob, admitted: Admitted) -> bool:
-    """Phases 2d-e for a job the stages and the discipline let through; returns whether it starts."""
-    job = admitted.job
+def _consider(cycle: _Cycle, pending: PendingJob, job: Job, borrowing: bool) -> bool:
+    """Phases 2d-e for a job the stages and the discipline let through (``job``: as the stages narrowed
+    it; ``borrowing``: whether it starts beyond a guarantee); returns whether it starts."""
     preemptor = cycle.config.preemptor
-    key = (_shape(job), None if preemptor is None else preemptor.scope_key(pending, admitted.borrowing))
+    key = (_shape(job), None if preemptor is None else preemptor.scope_key(pending, borrowing))
     reason = cycle.failed.get(key)
     if reason is None:
         placement, reason = _place(cycle, job)
         if placement is None and reason is None and preemptor is not None:
-            placement = _place_by_preemption(cycle, pending, admitted, key[1])
+            placement = _place_by_preemption(cycle, pending, Admitted(job, borrowing), key[1])
         if placement is not None:
-            _record_start(cycle, pending, Start(job, placement, admitted.borrowing))
+            _record_start(cycle, pending, Start(job, placement, borrowing))
             return True
         if reason is None:
             where = " on sovereign sites" if job.sovereign else ""
@@ -205,7 +221,7 @@ def _consider(cycle: _Cycle, pending: PendingJob, admitted: Admitted) -> bool:
 def _accepts(
     cycle: _Cycle, job: Job, placement: Placement, victims: Sequence[RunningJob] = ()
 ) -> PendingReason | None:
-    for stage in cycle.stages:
+    for stage in cycle.checking:
         reason = stage.accept(job, placement, victims)
         if reason is not None:
             return reason
@@ -216,6 +232,8 @@ def _place(cycle: _Cycle, job: Job) -> tuple[Placement | None, PendingReason | N
     """Phase 2d: a placement every stage accepts (kept allocated), or why there is none: ``(None,
     None)`` when it did not fit, ``(None, reason)`` when a stage refused the placement found."""
     capacity = cycle.snapshot.capacity
+    if not cycle.checking:
+        return cycle.config.placer.place(job, capacity), None
     mark = capacity.mark()
     placement = cycle.config.placer.place(job, capacity)
     if placement is None:
@@ -257,7 +275,7 @@ def _place_by_preemption(
         placement = cycle.config.placer.place(job, capacity)
         if placement is not None:
             needed = _restore_unneeded(capacity, victims, placement)
-            if _accepts(cycle, job, placement, needed) is not None:
+            if cycle.checking and _accepts(cycle, job, placement, needed) is not None:
                 break
             cycle.failed.clear()  # a victim's surplus GPUs may now fit shapes that failed before
             for v in needed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol, TypeAlias
 
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
@@ -50,21 +50,45 @@ class Placer(Protocol):
     def place(self, job: Job, capacity: Capacity) -> Placement | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
+class Admitted(NamedTuple):
     """A job the stages so far let through: the job as it may be placed (a stage may narrow its
-    models or sites, or fix its gang shape) and whether starting it would borrow beyond a guarantee."""
+    models or sites, or fix its gang shape) and whether starting it would borrow beyond a guarantee.
+    (A named tuple: the quota stage makes one for every borrowing job it examines, and a tuple costs a
+    third of a frozen dataclass to build.)"""
 
     job: Job
     borrowing: bool = False
 
 
+class _Borrows:
+    """The type of ``BORROWS``."""
+
+    def __repr__(self) -> str:
+        return "BORROWS"
+
+
+BORROWS = _Borrows()
+"""What ``StageGate.admit`` returns for "let it through as it is, but it borrows": the quota stage
+says this of most jobs in a busy cycle, so it must cost no allocation."""
+
+
+Verdict: TypeAlias = "Admitted | PendingReason | _Borrows | None"
+"""What a stage says of a job before placement (see ``StageGate.admit``)."""
+
+
 class StageGate(Protocol):
     """One admission stage's state for one cycle. The cycle calls ``admit`` before placement (in stage
-    order, each seeing the previous stage's ``Admitted``), ``accept`` on the placement found (with the
-    victims it would displace), and ``started`` / ``preempted`` to keep the stage's running tallies."""
+    order, each seeing what the previous stages made of the job: ``None`` while it is still the job
+    as submitted and not borrowing), ``accept`` on the placement found (with the victims it would
+    displace), and ``started`` / ``preempted`` to keep the stage's running tallies. ``admit`` returns
+    ``None`` to let the job through unchanged (the common case costs no allocation), an ``Admitted``
+    to narrow it or mark it borrowing, or the reason it waits."""
 
-    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason: ...
+    checks_placements: bool
+    """Whether ``accept`` can refuse anything (the cycle skips the call, and the undo mark it needs,
+    for stages that only admit)."""
+
+    def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict: ...
 
     def accept(
         self, job: Job, placement: Placement, victims: Sequence[RunningJob]

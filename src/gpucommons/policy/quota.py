@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.decisions import PendingReason, Start
-from gpucommons.policy.protocols import Admitted
+from gpucommons.policy.protocols import BORROWS, Admitted, Verdict
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 
@@ -56,11 +56,17 @@ class QuotaGate:
             return PendingReason("quota", detail, figures=figures), False
         return None, True
 
-    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason:
-        reason, borrowing = self.check(admitted.job)
-        if reason is not None:
-            return reason
-        return Admitted(admitted.job, borrowing) if borrowing else admitted
+    checks_placements = False
+
+    def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict:
+        job = pending.job if admitted is None else admitted.job
+        after = self.used[job.tenant] + job.gpus - self.quotas.get(job.tenant, 0)
+        if after <= 0:
+            return admitted  # guaranteed (no allocation: this runs for every job of the queue)
+        if self.allow_borrowing and (self.borrowing_limit_gpus is None or after <= self.borrowing_limit_gpus):
+            return BORROWS if admitted is None else Admitted(job, True)
+        reason, _ = self.check(job)
+        return reason
 
     def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
         return None
@@ -84,7 +90,7 @@ class QuotaStage:
 
     def open(self, snapshot: Snapshot, now: float) -> QuotaGate:
         return QuotaGate(
-            nominal_quotas(snapshot, now),
+            dict(nominal_quotas(snapshot, now)),
             defaultdict(int, snapshot.tenant_running_gpus),
             self.allow_borrowing,
             self.borrowing_limit_gpus,

@@ -22,6 +22,7 @@ from gpucommons.policy.placement.fgd import FgdPlacer
 from gpucommons.policy.placement.fgd_plus import FgdPlusPlacer
 from gpucommons.policy.placement.first_fit import FirstFitPlacer
 from gpucommons.policy.placement.packing import PackingPlacer
+from gpucommons.policy.placement.pwr import FgdPwrPlacer, PwrPlacer
 from gpucommons.policy.placement.spread import SpreadPlacer
 from gpucommons.policy.protocols import Placer, PolicyConfig, Stage
 from gpucommons.policy.quota import QuotaStage, ReclaimPreemptor
@@ -33,6 +34,8 @@ PLACERS: dict[str, Callable[[], Placer]] = {
     "spread": SpreadPlacer,
     "fgd": FgdPlacer,
     "fgd-plus": FgdPlusPlacer,
+    "pwr": PwrPlacer,
+    "fgd-pwr": FgdPwrPlacer,
 }
 
 

@@ -10,7 +10,10 @@ simulator's convention (their GPU request is 0).
 
 Reported: ``gpu_allocation_ratio`` = GPU milli allocated / cluster GPU milli at the end, and a curve
 sampled every ``step`` of arrived demand with the allocation ratio and the fragmentation ratio: the
-expected GPU milli the pod mix could not use (FGD's measure) over cluster GPU milli.
+expected GPU milli the pod mix could not use (FGD's measure) over cluster GPU milli. ``power_w`` (at each
+point and at the end) is the datacenter's draw in watts under the PWR paper's node power model
+(``policy/placement/pwr.py``: idle GPUs and sockets at idle power, busy ones at peak, every node counted),
+whatever the placer, so placers compare at equal allocation.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from gpucommons.domain.job import Job
 from gpucommons.errors import InvalidRequestError
 from gpucommons.policy.capacity import MILLI, Capacity
 from gpucommons.policy.placement.fgd import FgdPlacer
+from gpucommons.policy.placement.pwr import NodePowerModel, PowerMeter
 from gpucommons.policy.protocols import Placer
 
 
@@ -40,6 +44,7 @@ class CurvePoint:
     arrived_demand: float  # GPUs requested so far / cluster GPUs
     gpu_allocation_ratio: float
     fragmentation_ratio: float
+    power_w: float  # datacenter power under the PWR paper's model
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class FillResult:
     gpu_allocation_ratio: float
     fragmentation_ratio: float
     curve: Sequence[CurvePoint]
+    power_w: float
 
 
 def job_milli(job: Job) -> int:
@@ -88,14 +94,22 @@ def fill_stream(pods: Sequence[Job], cluster_gpus: int, demand: float, seed: int
 
 
 def run_fill(
-    pods: Sequence[Job], cluster: Cluster, placer: Placer, demand: float, seed: int, step: float = 0.01
+    pods: Sequence[Job],
+    cluster: Cluster,
+    placer: Placer,
+    demand: float,
+    seed: int,
+    step: float = 0.01,
+    power: NodePowerModel | None = None,
 ) -> FillResult:
-    """Place the fill stream with ``placer``; deterministic for the same inputs."""
+    """Place the fill stream with ``placer``; deterministic for the same inputs. ``power``: the node
+    power model the draw is measured with (default: the PWR paper's)."""
     stream = fill_stream(pods, cluster.total_gpus, demand, seed)
     if isinstance(placer, WorkloadAware):
         placer.observe_workload(pods)
     meter = FgdPlacer()
     meter.observe_workload(pods)
+    watts = PowerMeter(power)
     capacity = Capacity(cluster)
     cluster_milli = cluster.total_gpus * MILLI
     curve: list[CurvePoint] = []
@@ -106,9 +120,9 @@ def run_fill(
             placed += 1
         arrived_milli += job_milli(job)
         while arrived_milli / cluster_milli >= next_sample - 1e-12:
-            curve.append(_point(capacity, meter, arrived_milli / cluster_milli))
+            curve.append(_point(capacity, meter, watts, arrived_milli / cluster_milli))
             next_sample += step
-    last = _point(capacity, meter, arrived_milli / cluster_milli)
+    last = _point(capacity, meter, watts, arrived_milli / cluster_milli)
     return FillResult(
         cluster_gpus=cluster.total_gpus,
         demand=demand,
@@ -119,6 +133,7 @@ def run_fill(
         gpu_allocation_ratio=last.gpu_allocation_ratio,
         fragmentation_ratio=last.fragmentation_ratio,
         curve=tuple(curve),
+        power_w=last.power_w,
     )
 
 
@@ -128,10 +143,11 @@ def cluster_fragmentation_milli(capacity: Capacity, meter: FgdPlacer) -> float:
     return sum(meter.fragmentation(key) * len(nodes) for key, nodes in capacity.classes().items())
 
 
-def _point(capacity: Capacity, meter: FgdPlacer, arrived: float) -> CurvePoint:
+def _point(capacity: Capacity, meter: FgdPlacer, watts: PowerMeter, arrived: float) -> CurvePoint:
     cluster_milli = capacity.cluster.total_gpus * MILLI
     return CurvePoint(
         arrived_demand=round(arrived, 6),
         gpu_allocation_ratio=round(capacity.allocated_milli / cluster_milli, 6),
         fragmentation_ratio=round(cluster_fragmentation_milli(capacity, meter) / cluster_milli, 6),
+        power_w=round(watts.cluster_w(capacity), 1),
     )

@@ -103,6 +103,7 @@ def simulate(
     last_arrival_s = arrivals[-1].submit_s if arrivals else 0.0
     events = cycles = finished = 0
     progress_s = now  # last time a job arrived, started or finished
+    seen_changes = -1  # ``store.draw.changes`` at the monitor's last observation
     while next_arrival < len(arrivals) or len(finishes) or caps.may_unblock(store, now, progress_s):
         t_arrival = arrivals[next_arrival].submit_s if next_arrival < len(arrivals) else float("inf")
         t_finish = finishes.peek_time()
@@ -133,7 +134,9 @@ def simulate(
                 progress_s = t
         if t in (t_arrival, t_finish):
             progress_s = t
-        monitor.observe(t, store.draw.site_w)
+        if store.draw.changes != seen_changes or t == cap_change:
+            monitor.observe(t, store.draw.site_w)  # the draw holds between calls
+            seen_changes = store.draw.changes
     return SimResult(
         records=[store.records[j.id] for j in arrivals],
         total_gpus=cluster.total_gpus,

@@ -6,6 +6,7 @@ from bisect import bisect_left, insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import NamedTuple
 
 from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
@@ -30,9 +31,9 @@ class JobRecord:
     run_s: float = 0.0  # wall seconds holding GPUs, all segments
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One uninterrupted stretch a job held its devices: where, on what, how many, when."""
+class Segment(NamedTuple):
+    """One uninterrupted stretch a job held its devices: where, on what, how many, when. (A named
+    tuple: a replay makes one per run segment, hundreds of thousands.)"""
 
     job_id: int
     tenant: str

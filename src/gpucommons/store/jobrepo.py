@@ -47,7 +47,8 @@ def parse_time_limit(text: str) -> float:
 
 @dataclass(frozen=True)
 class JobRequest:
-    """What a submission asks for; ``command`` is an argv, or ``script`` a shell script."""
+    """What a submission asks for; ``command`` is an argv, or ``script`` a shell script. A ``sovereign``
+    job runs only on sovereign sites (on a cluster without one it is accepted and waits, ``residency``)."""
 
     gpus: int
     command: Sequence[str] = ()
@@ -57,6 +58,7 @@ class JobRequest:
     time_limit: str = "1h"
     priority_class: str = "normal"
     preemptible: bool = True
+    sovereign: bool = False
     name: str = ""
     idempotency_key: str | None = None
     workdir: str = ""
@@ -112,6 +114,7 @@ def submit_job(
         time_limit_s=time_limit_s,
         priority_class=request.priority_class,
         preemptible=request.preemptible,
+        sovereign=request.sovereign,
         idempotency_key=request.idempotency_key or None,
         state="pending",
         reason_code="new",

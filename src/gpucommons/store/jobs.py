@@ -36,7 +36,8 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class JobRow(Base):
     """A submitted job and its current segment. ``reason_code``/``reason`` say why it waits (from
-    admission or the last scheduling cycle); ``backend_ref`` names its process or Slurm job while it
+    admission or the last scheduling cycle); ``sovereign`` keeps it on sovereign sites (every job of a
+    sovereign project is kept there too); ``backend_ref`` names its process or Slurm job while it
     runs (``pending:<launch id>`` between the decision to start it and the launch)."""
 
     __tablename__ = "jobs"
@@ -61,6 +62,7 @@ class JobRow(Base):
     time_limit_s: Mapped[float] = mapped_column(Float)
     priority_class: Mapped[str] = mapped_column(String(16), default="normal")
     preemptible: Mapped[bool] = mapped_column(Boolean, default=True)
+    sovereign: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     reason_code: Mapped[str] = mapped_column(String(32), default="")

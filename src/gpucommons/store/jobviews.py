@@ -1,5 +1,9 @@
 """Read-only answers about jobs: why one waits (reason, place in line, estimated start, what would
-unblock it) and usage balances per project and award."""
+unblock it) and usage balances per project and award.
+
+A job a commons stage refuses waits with the stage's name as its code (``no-award``, ``budget`` and
+``award-model`` from the award stage, ``residency``, ``quota``, ``power``) and the stage's detail with its
+figures ("site daejeon would draw 10.04 MW, cap 10.00 MW"), as the scheduling cycle recorded them."""
 
 from __future__ import annotations
 
@@ -25,11 +29,16 @@ UNBLOCK = {
     "priority": "the job ahead of it starting",
     "reservation": "the reserved job ahead of it starting, or a shorter time limit to backfill",
     "quota": "the project's running jobs ending, or a larger guaranteed award",
+    "residency": "a sovereign site in the cluster (the job must stay on sovereign sites)",
+    "power": "the site's draw falling under its cap: its running jobs ending, or a higher cap",
     "not-examined": "jobs ahead of it starting; it is considered once capacity frees up",
     "preempted": "free GPUs to restart on",
     "lost": "nothing: it was requeued and restarts when GPUs are free",
     "requeued": "nothing: it restarts when GPUs are free",
 }
+
+# Reasons free GPUs alone do not lift, so an estimate from running jobs' ends would mislead.
+NO_ESTIMATE = frozenset({"no-award", "budget", "award-model", "never-fits", "residency", "power"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,7 @@ def why(session: Session, cluster: Cluster, row: JobRow, now: datetime) -> Why:
             row.id, row.state, row.reason_code or row.state, detail, None, None, "nothing: it is not waiting"
         )
     estimated = row.estimated_start_at
-    if estimated is None and row.reason_code not in ("no-award", "budget", "award-model", "never-fits"):
+    if estimated is None and row.reason_code not in NO_ESTIMATE:
         estimated = _estimate_from_running(session, cluster, row, now)
     return Why(
         row.id,

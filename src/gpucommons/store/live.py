@@ -126,7 +126,8 @@ class LiveStore:
             end_segment(self.session, self.cluster, row, at)
             row.state, row.backend_ref, row.started_at = "pending", "", None
             row.restarts += 1
-            row.reason_code, row.reason = "preempted", f"preempted by job {preemption.by_job}"
+            by = f"preempted by job {preemption.by_job}" if preemption.by_job else preemption.reason
+            row.reason_code, row.reason = "preempted", by
         for start in result.starts:
             self._start(self.rows[start.job.id], start.placement, start.borrowing, start.award_id, at)
         started = {s.job.id for s in result.starts}
@@ -149,7 +150,7 @@ class LiveStore:
             self._pending_ids.append(row.id)
             pending.append(
                 PendingJob(
-                    job_of(row, projects[row.project_id]),
+                    job_of(row, projects[row.project_id], sovereign=row.sovereign),
                     attained_gpu_s=row.attained_gpu_s,
                     queued_since_s=to_s(row.submitted_at),
                     restarts=row.restarts,
@@ -173,7 +174,7 @@ class LiveStore:
             for node, gpus in nodes.items():
                 capacity.allocate_indices(node, gpus)
             placement = Placement(tuple((n, tuple(sorted(g))) for n, g in sorted(nodes.items())))
-            job = job_of(row, projects[row.project_id])
+            job = job_of(row, projects[row.project_id], sovereign=row.sovereign)
             started_s = to_s(row.started_at) if row.started_at else 0.0
             running[row.id] = RunningJob(
                 job, placement, started_s, row.attained_gpu_s, row.borrowing, row.award_id

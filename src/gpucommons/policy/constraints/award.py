@@ -6,6 +6,10 @@ Budget arithmetic, in GPU-hours, per award: ``remaining = budget - used - projec
 segments are charged when they end) and grows with each start of this cycle. A job needs
 ``gpus * (time limit - time already served) / 3600``. An award without a budget never runs out.
 
+A tenant listed with no awards at all (``awards[tenant] == ()``: a replay's best-effort tenant) is
+let through with nothing to charge; the quota stage then lets it borrow idle capacity, or not. A
+tenant missing from the awards (a live project that was never awarded) waits: ``no-award``.
+
 Admission narrows the job to the models its funded awards pay for (a job that named no models may run
 on any of them), so the placer only offers devices an award pays for. The start is charged to the
 funded award for the placed model that ends first (ties: lowest id), as the live service always did.
@@ -21,7 +25,7 @@ from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.decisions import PendingReason, Start
-from gpucommons.policy.protocols import Admitted
+from gpucommons.policy.protocols import Admitted, Verdict
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 SECONDS_PER_HOUR = 3600.0
@@ -50,8 +54,14 @@ class AwardGate:
     def _left(self, award: Award) -> float:
         return award.remaining_gpu_hours - self.projected[award.id]
 
-    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason:
-        job = admitted.job
+    checks_placements = False
+
+    def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict:
+        job = pending.job if admitted is None else admitted.job
+        borrowing = admitted is not None and admitted.borrowing
+        group = self.awards.get(job.tenant)
+        if group is not None and not group:
+            return admitted  # a listed best-effort tenant: no award to charge; quota decides
         current = self._current(job.tenant)
         if not current:
             return PendingReason("no-award", f"tenant {job.tenant} has no active award")
@@ -83,7 +93,7 @@ class AwardGate:
             return PendingReason("award-model", detail)
         if usable == job.accepted_models:
             return admitted
-        return Admitted(replace(job, accepted_models=usable), admitted.borrowing)
+        return Admitted(replace(job, accepted_models=usable), borrowing)
 
     def _catalog_names(self, models: frozenset[str]) -> set[str]:
         """The cluster's spelling of award model names (awards compare case-insensitively)."""

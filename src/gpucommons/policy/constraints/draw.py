@@ -36,6 +36,7 @@ class SiteDraw:
             self._device_w.append(factor * model.device_w(tdp))
             self._base_w.append(factor * model.node_base_w(tdp, pool.gpus_per_node, pool.node_base_w))
         self._jobs_on: list[int] = [0] * len(cluster.nodes)
+        self.changes = 0  # add/remove calls so far: a reader can tell the draw has not moved
         self.site_w: dict[str, float] = {s.name: 0.0 for s in cluster.sites}
         for placement in placements:
             self.add(placement)
@@ -56,6 +57,7 @@ class SiteDraw:
     def add(self, placement: Placement) -> float:
         """Count a placement as running; returns the watts it added."""
         site, watts = self.delta_w(placement)
+        self.changes += 1
         for node, _ in placement.node_gpus:
             self._jobs_on[node] += 1
         if site:
@@ -64,17 +66,20 @@ class SiteDraw:
 
     def remove(self, placement: Placement) -> None:
         """Stop counting a placement (the exact inverse of ``add``)."""
+        self.changes += 1
         share = placement.milli / MILLI
+        jobs_on = self._jobs_on
+        site = ""
+        watts = 0.0
         for node, gpus in placement.node_gpus:
             site = self._site[node]
-            self._jobs_on[node] -= 1
-            watts = self._device_w[node] * share * len(gpus)
-            if self._jobs_on[node] == 0:
+            jobs_on[node] -= 1
+            watts += self._device_w[node] * share * len(gpus)
+            if jobs_on[node] == 0:
                 watts += self._base_w[node]
-            self.site_w[site] -= watts
-        for site, w in self.site_w.items():
-            if abs(w) < 1e-6:  # float residue of add/remove pairs
-                self.site_w[site] = 0.0
+        if site:
+            left = self.site_w[site] - watts
+            self.site_w[site] = left if abs(left) > 1e-6 else 0.0  # float residue of add/remove pairs
 
     def snapshot(self) -> Mapping[str, float]:
         return dict(self.site_w)
@@ -85,6 +90,7 @@ class SiteDraw:
         other.cluster, other.model = self.cluster, self.model
         other._site, other._device_w, other._base_w = self._site, self._device_w, self._base_w
         other._jobs_on = list(self._jobs_on)
+        other.changes = self.changes
         other.site_w = dict(self.site_w)
         return other
 

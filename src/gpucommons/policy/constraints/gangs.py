@@ -12,7 +12,7 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.decisions import PendingReason, Start
 from gpucommons.policy.placement.shapes import even_gang
-from gpucommons.policy.protocols import Admitted
+from gpucommons.policy.protocols import Admitted, Verdict
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 
@@ -20,9 +20,14 @@ from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 class EvenGangGate:
     cluster: Cluster
 
-    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason:
-        shaped = even_gang(admitted.job, self.cluster)
-        return admitted if shaped is admitted.job else Admitted(shaped, admitted.borrowing)
+    checks_placements = False
+
+    def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict:
+        job = pending.job if admitted is None else admitted.job
+        shaped = even_gang(job, self.cluster)
+        if shaped is job:
+            return admitted
+        return Admitted(shaped, admitted is not None and admitted.borrowing)
 
     def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
         return None

@@ -21,7 +21,7 @@ from gpucommons.domain.power import WATTS_PER_MW, PowerModel
 from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import PendingReason, Start
 from gpucommons.policy.placement.shapes import job_pools
-from gpucommons.policy.protocols import Admitted
+from gpucommons.policy.protocols import Admitted, Verdict
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 MILLI = 1000
@@ -32,6 +32,8 @@ def caps_at(cluster: Cluster, now: float) -> dict[str, float]:
     """Each capped site's cap in watts at ``now`` (uncapped sites are left out)."""
     caps = {}
     for site in cluster.sites:
+        if site.power_cap_mw is None and not site.cap_windows:
+            continue
         cap = site.cap_schedule.cap_w_at(now)
         if math.isfinite(cap):
             caps[site.name] = cap
@@ -42,8 +44,13 @@ def _mw(watts: float) -> float:
     return watts / WATTS_PER_MW
 
 
+def power_text(watts: float) -> str:
+    """Watts as people read a site's draw: MW from 1 MW up, kW below."""
+    return f"{_mw(watts):,.2f} MW" if watts >= WATTS_PER_MW else f"{watts / 1000:,.1f} kW"
+
+
 def power_reason(site: str, draw_w: float, cap_w: float) -> PendingReason:
-    detail = f"site {site} would draw {_mw(draw_w):,.2f} MW, cap {_mw(cap_w):,.2f} MW"
+    detail = f"site {site} would draw {power_text(draw_w)}, cap {power_text(cap_w)}"
     return PendingReason("power", detail, figures=(("draw_mw", _mw(draw_w)), ("cap_mw", _mw(cap_w))))
 
 
@@ -65,8 +72,10 @@ class PowerGate:
     def _devices(self, job: Job) -> float:
         return job.gpu_milli / MILLI if job.shared else float(job.gpus)
 
-    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason:
-        job = admitted.job
+    checks_placements = True
+
+    def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict:
+        job = pending.job if admitted is None else admitted.job
         devices = self._devices(job)
         closed: list[str] = []
         for site, cap in self.caps.items():
@@ -78,7 +87,7 @@ class PowerGate:
         open_sites = sites - set(closed)
         narrowed = replace(job, accepted_sites=open_sites) if open_sites else job
         if open_sites and job_pools(self.cluster, narrowed):
-            return Admitted(narrowed, admitted.borrowing)
+            return Admitted(narrowed, admitted is not None and admitted.borrowing)
         site = min(closed, key=lambda s: self.caps[s] - self.draw.site_w[s])
         need = self.draw.site_w[site] + devices * self._min_device_w.get(site, 0.0)
         return power_reason(site, need, self.caps[site])
@@ -122,7 +131,7 @@ class PowerGate:
                     taken.append(running)
             for running in taken:  # the cycle books each eviction through ``preempted``
                 self.draw.add(running.placement)
-            reason = f"site {site} over its {_mw(cap):,.2f} MW power cap"
+            reason = f"site {site} over its {power_text(cap)} power cap"
             victims.extend((r, reason) for r in taken)
         return victims
 

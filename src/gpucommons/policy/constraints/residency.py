@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.decisions import PendingReason, Start
-from gpucommons.policy.protocols import Admitted
+from gpucommons.policy.protocols import Admitted, Verdict
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 
@@ -18,11 +18,13 @@ from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 class ResidencyGate:
     sovereign_tenants: frozenset[str]
 
-    def admit(self, pending: PendingJob, admitted: Admitted) -> Admitted | PendingReason:
-        job = admitted.job
+    checks_placements = False
+
+    def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict:
+        job = pending.job if admitted is None else admitted.job
         if job.sovereign or job.tenant not in self.sovereign_tenants:
             return admitted
-        return Admitted(replace(job, sovereign=True), admitted.borrowing)
+        return Admitted(replace(job, sovereign=True), admitted is not None and admitted.borrowing)
 
     def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
         return None

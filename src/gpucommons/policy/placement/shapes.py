@@ -61,9 +61,20 @@ def even_gang(job: Job, cluster: Cluster) -> Job:
 
 def never_fits_reason(job: Job, cluster: Cluster) -> PendingReason | None:
     """A reason when no accepted pool could hold the job even if it were empty; else ``None``."""
-    return _never_fits(
-        cluster, job.gpus, job.gpus_per_node, job.accepted_models, job.accepted_sites, job.sovereign
-    )
+    if job.sovereign or job.accepted_sites:
+        return _never_fits(
+            cluster, job.gpus, job.gpus_per_node, job.accepted_models, job.accepted_sites, job.sovereign
+        )
+    return _never_fits_anywhere(cluster, job.gpus, job.gpus_per_node, job.accepted_models)
+
+
+@lru_cache(maxsize=65536)
+def _never_fits_anywhere(
+    cluster: Cluster, gpus: int, gpus_per_node: int | None, accepted_models: frozenset[str]
+) -> PendingReason | None:
+    """``_never_fits`` for a job with no site filter (most jobs: a smaller cache key, hashed per job
+    of every cycle)."""
+    return _never_fits(cluster, gpus, gpus_per_node, accepted_models, frozenset(), False)
 
 
 @lru_cache(maxsize=65536)

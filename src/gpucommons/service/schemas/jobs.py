@@ -23,6 +23,7 @@ class JobCreate(BaseModel):
     time_limit: str = "1h"
     priority_class: str = "normal"
     preemptible: bool = True
+    sovereign: bool = Field(default=False, description="run only on sovereign sites")
     name: str = Field(default="", max_length=200)
     idempotency_key: str | None = Field(default=None, max_length=200)
     workdir: str = Field(default="", max_length=1000)
@@ -43,6 +44,7 @@ class JobRead(BaseModel):
     time_limit_s: float
     priority_class: str
     preemptible: bool
+    sovereign: bool
     idempotency_key: str | None
     state: str
     reason_code: str

@@ -1,0 +1,225 @@
+"""A scenario file: one run's inputs in one place, so a commons experiment is a file, not a command line.
+
+Format (TOML; every key is optional, an unknown key is an error)::
+
+    cluster = "philly"             # a preset name, or a cluster TOML path
+    tenants = "philly-tenants.csv" # a tenants CSV (sim/tenants.py)
+    trace = "philly"               # philly, synthetic, openb, or a Philly-format CSV path
+    load = 1.0                     # multiply the arrival rate
+    policy = "fairshare"
+    placement = "best-fit"
+    borrowing = true               # false: each award is a static partition
+    power_cap_mw = 1.0             # the same cap on every site, in place of the cluster's
+    power_preempt = false          # a falling cap preempts the newest preemptible jobs
+    unlisted = "error"             # or "best-effort": trace tenants missing from the tenants file
+    [power_model]
+    device_utilization = 0.8       # a busy device's share of its TDP
+    node_base_fraction = 0.5       # a busy node's base draw, as a share of its devices' TDP
+
+Paths are relative to the scenario file (a value is a path when it holds a ``/`` or ends in ``.toml`` or
+``.csv``; otherwise a name). ``gpuc sim --scenario FILE`` reads it; any option given on the command line
+wins over the file, and the file over the built-in defaults (``DEFAULTS``). Scenario presets ship
+beside the cluster presets (``gpuc sim --scenario philly-commons``). Errors are one line naming the file
+and the field.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.power import DEVICE_UTILIZATION, NODE_BASE_FRACTION, PowerModel
+from gpucommons.errors import ConfigError, InvalidRequestError
+from gpucommons.sim.tenants import Unlisted
+
+PATH_SUFFIXES = (".toml", ".csv")
+
+
+class _Strict(BaseModel):
+    """TOML has real booleans and numbers, so nothing is coerced: ``borrowing = "off"`` is an error, not
+    a silent ``True``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class PowerModelSpec(_Strict):
+    device_utilization: float = Field(default=DEVICE_UTILIZATION, gt=0, le=1)
+    node_base_fraction: float = Field(default=NODE_BASE_FRACTION, ge=0, allow_inf_nan=False)
+
+
+class ScenarioSpec(_Strict):
+    cluster: str | None = Field(default=None, min_length=1)
+    tenants: str | None = Field(default=None, min_length=1)
+    trace: str | None = Field(default=None, min_length=1)
+    load: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    policy: str | None = Field(default=None, min_length=1)
+    placement: str | None = Field(default=None, min_length=1)
+    borrowing: bool | None = None
+    power_cap_mw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    power_preempt: bool | None = None
+    unlisted: Unlisted | None = None
+    power_model: PowerModelSpec | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What a run sets, field by field; ``None`` leaves a field to the next layer (``over``)."""
+
+    cluster: str | None = None
+    tenants: Path | None = None
+    trace: str | None = None
+    load: float | None = None
+    policy: str | None = None
+    placement: str | None = None
+    borrowing: bool | None = None
+    power_cap_mw: float | None = None
+    power_preempt: bool | None = None
+    unlisted: Unlisted | None = None
+    power_model: PowerModel | None = None
+
+    def over(self, base: Scenario) -> Scenario:
+        """This scenario's fields where set, ``base``'s elsewhere: ``cli.over(file).over(DEFAULTS)``."""
+        mine = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return replace(base, **mine)
+
+    def resolve(self) -> RunInputs:
+        """Every input of a run, with the built-in defaults under whatever is unset."""
+        full = self.over(DEFAULTS)
+        assert full.cluster is not None and full.trace is not None and full.policy is not None
+        assert full.placement is not None and full.load is not None and full.borrowing is not None
+        assert full.power_preempt is not None and full.unlisted is not None and full.power_model is not None
+        return RunInputs(
+            cluster=full.cluster,
+            tenants=full.tenants,
+            trace=full.trace,
+            load=full.load,
+            policy=full.policy,
+            placement=full.placement,
+            borrowing=full.borrowing,
+            power_cap_mw=full.power_cap_mw,
+            power_preempt=full.power_preempt,
+            unlisted=full.unlisted,
+            power_model=full.power_model,
+        )
+
+
+DEFAULTS = Scenario(
+    cluster="philly",
+    trace="philly",
+    load=1.0,
+    policy="fifo",
+    placement="best-fit",
+    borrowing=True,
+    power_preempt=False,
+    unlisted="error",
+    power_model=PowerModel(),
+)
+"""What ``gpuc sim`` runs when neither the command line nor a scenario file says otherwise."""
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """A run's inputs after the command line, the scenario file and the defaults are layered."""
+
+    cluster: str
+    tenants: Path | None
+    trace: str
+    load: float
+    policy: str
+    placement: str
+    borrowing: bool
+    power_cap_mw: float | None
+    power_preempt: bool
+    unlisted: Unlisted
+    power_model: PowerModel
+
+
+def is_path(value: str) -> bool:
+    return "/" in value or value.endswith(PATH_SUFFIXES)
+
+
+def scenario_preset_names() -> list[str]:
+    """The shipped scenarios: preset TOML files that describe no sites (those are cluster presets)."""
+    names = []
+    for entry in resources.files("gpucommons.presets").iterdir():
+        if entry.name.endswith(".toml") and "sites" not in tomllib.loads(entry.read_text()):
+            names.append(entry.name.removesuffix(".toml"))
+    return sorted(names)
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A shipped scenario by name, or a scenario TOML file by path."""
+    if name_or_path in scenario_preset_names():
+        path = Path(str(resources.files("gpucommons.presets").joinpath(f"{name_or_path}.toml")))
+    else:
+        path = Path(name_or_path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read scenario file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    return parse_scenario(text, path)
+
+
+def parse_scenario(text: str, path: Path) -> Scenario:
+    """Parse and validate scenario TOML; relative paths in it are taken from ``path``'s folder."""
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        spec = ScenarioSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {where}: {message}" if where else f"{path}: {message}") from None
+    base = path.parent
+
+    def located(value: str | None) -> str | None:
+        return str(base / value) if value is not None and is_path(value) else value
+
+    model = spec.power_model
+    return Scenario(
+        cluster=located(spec.cluster),
+        tenants=base / spec.tenants if spec.tenants is not None else None,
+        trace=located(spec.trace),
+        load=spec.load,
+        policy=spec.policy,
+        placement=spec.placement,
+        borrowing=spec.borrowing,
+        power_cap_mw=spec.power_cap_mw,
+        power_preempt=spec.power_preempt,
+        unlisted=spec.unlisted,
+        power_model=PowerModel(model.device_utilization, model.node_base_fraction) if model else None,
+    )
+
+
+def parse_on_off(value: str | None, option: str) -> bool | None:
+    """``on``/``off`` of a command-line switch; ``None`` when not given."""
+    if value is None:
+        return None
+    if value in ("on", "off"):
+        return value == "on"
+    raise InvalidRequestError(f"{option} must be on or off, got {value!r}")
+
+
+def check_power_cap_mw(value: float | None, option: str = "--power-cap-mw") -> float | None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise InvalidRequestError(f"{option} must be a finite number > 0, got {value}")
+    return value
+
+
+def with_power_cap(cluster: Cluster, cap_mw: float) -> Cluster:
+    """``cluster`` with ``cap_mw`` as every site's cap outside its cap windows, which still apply: the
+    option asks "what if each site could draw this much", not "ignore demand response"."""
+    sites = tuple(replace(site, power_cap_mw=cap_mw) for site in cluster.sites)
+    return Cluster.build(cluster.name, sites, cluster.pools)
