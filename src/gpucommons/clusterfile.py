@@ -41,6 +41,7 @@ from gpucommons.domain.accelerators import CATALOG, AcceleratorModel
 from gpucommons.domain.cluster import Cluster, Pool, Site, Topology
 from gpucommons.domain.power import CapWindow, windows_overlap
 from gpucommons.errors import ConfigError, UnknownNameError
+from gpucommons.textfile import read_text
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -266,11 +267,6 @@ def load_cluster(name_or_path: str) -> Cluster:
         return parse_cluster(text, f"preset {name_or_path}")
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read cluster file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+        text = read_text(path, "cluster file")
         return parse_cluster(text, str(path))
     raise UnknownNameError(f"unknown cluster {name_or_path!r}; presets: {', '.join(preset_names())}")

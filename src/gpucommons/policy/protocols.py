@@ -106,6 +106,25 @@ class StageGate(Protocol):
         ...
 
 
+class AdmitOnly:
+    """The hooks of a stage that only admits (narrows or refuses before placement) and keeps no tally:
+    inherit them instead of writing four no-ops."""
+
+    checks_placements = False
+
+    def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
+        return None
+
+    def started(self, start: Start) -> Start:
+        return start
+
+    def preempted(self, running: RunningJob) -> None:
+        return None
+
+    def evictions(self) -> Sequence[tuple[RunningJob, str]]:
+        return ()
+
+
 class Stage(Protocol):
     """An admission rule. ``open`` returns ``None`` when the rule has nothing to check this cycle (no
     capped site, no awards), so an unused rule costs nothing per job."""

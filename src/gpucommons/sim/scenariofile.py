@@ -38,6 +38,7 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.power import DEVICE_UTILIZATION, NODE_BASE_FRACTION, PowerModel
 from gpucommons.errors import ConfigError, InvalidRequestError
 from gpucommons.sim.tenants import Unlisted
+from gpucommons.textfile import read_text
 
 PATH_SUFFIXES = (".toml", ".csv")
 
@@ -160,12 +161,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         path = Path(str(resources.files("gpucommons.presets").joinpath(f"{name_or_path}.toml")))
     else:
         path = Path(name_or_path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read scenario file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    text = read_text(path, "scenario file")
     return parse_scenario(text, path)
 
 

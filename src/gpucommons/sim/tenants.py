@@ -38,6 +38,7 @@ from typing import Literal
 from gpucommons.domain.accelerators import CATALOG
 from gpucommons.domain.award import Award
 from gpucommons.errors import ConfigError
+from gpucommons.textfile import read_text
 
 Unlisted = Literal["error", "best-effort"]
 UNLISTED_CHOICES: tuple[Unlisted, ...] = ("error", "best-effort")
@@ -129,12 +130,7 @@ def parse_unlisted(value: str, option: str = "--unlisted") -> Unlisted:
 def read_tenants(path: Path, models: Collection[str] = tuple(CATALOG)) -> TenantTable:
     """Read and validate a tenants file; ``models`` are the accelerator models an award may name: the
     cluster's, so that no award pays only for hardware the run does not have (default: the catalog)."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read tenants file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    text = read_text(path, "tenants file")
     return parse_tenants(text, str(path), models)
 
 

@@ -5,22 +5,17 @@ use is known, and before placement, so every placer sees the shape the backend c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gpucommons.domain.cluster import Cluster
-from gpucommons.domain.job import Job, Placement
-from gpucommons.policy.decisions import PendingReason, Start
 from gpucommons.policy.placement.shapes import even_gang
-from gpucommons.policy.protocols import Admitted, Verdict
-from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+from gpucommons.policy.protocols import AdmitOnly, Admitted, Verdict
+from gpucommons.policy.snapshot import PendingJob, Snapshot
 
 
 @dataclass(frozen=True)
-class EvenGangGate:
+class EvenGangGate(AdmitOnly):
     cluster: Cluster
-
-    checks_placements = False
 
     def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict:
         job = pending.job if admitted is None else admitted.job
@@ -28,18 +23,6 @@ class EvenGangGate:
         if shaped is job:
             return admitted
         return Admitted(shaped, admitted is not None and admitted.borrowing)
-
-    def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
-        return None
-
-    def started(self, start: Start) -> Start:
-        return start
-
-    def preempted(self, running: RunningJob) -> None:
-        return None
-
-    def evictions(self) -> Sequence[tuple[RunningJob, str]]:
-        return ()
 
 
 @dataclass(frozen=True)

@@ -5,38 +5,21 @@ without this stage."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gpucommons.domain.job import Job, Placement
-from gpucommons.policy.decisions import PendingReason, Start
-from gpucommons.policy.protocols import Admitted, Verdict
-from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+from gpucommons.policy.protocols import AdmitOnly, Admitted, Verdict
+from gpucommons.policy.snapshot import PendingJob, Snapshot
 
 
 @dataclass(frozen=True)
-class ResidencyGate:
+class ResidencyGate(AdmitOnly):
     sovereign_tenants: frozenset[str]
-
-    checks_placements = False
 
     def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict:
         job = pending.job if admitted is None else admitted.job
         if job.sovereign or job.tenant not in self.sovereign_tenants:
             return admitted
         return Admitted(replace(job, sovereign=True), admitted is not None and admitted.borrowing)
-
-    def accept(self, job: Job, placement: Placement, victims: Sequence[RunningJob]) -> PendingReason | None:
-        return None
-
-    def started(self, start: Start) -> Start:
-        return start
-
-    def preempted(self, running: RunningJob) -> None:
-        return None
-
-    def evictions(self) -> Sequence[tuple[RunningJob, str]]:
-        return ()
 
 
 @dataclass(frozen=True)
