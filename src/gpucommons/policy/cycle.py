@@ -58,7 +58,19 @@ class _Cycle:
 
 
 def _shape(job: Job) -> tuple[object, ...]:
-    """Everything placement looks at, but not who the job is."""
+    """Everything placement looks at, but not who the job is. (Jobs with no site filter, nearly all,
+    get a shorter key: it is hashed for every job of every cycle; the lengths differ, so keys of the
+    two kinds never collide.)"""
+    if not job.accepted_sites and not job.sovereign:
+        return (
+            job.gpus,
+            job.gpus_per_node,
+            job.accepted_models,
+            job.gpu_milli,
+            job.cpu_milli,
+            job.memory_mib,
+            job.topology,
+        )
     return (
         job.gpus,
         job.gpus_per_node,
@@ -81,7 +93,8 @@ def schedule(snapshot: Snapshot, config: PolicyConfig, now: float) -> CycleResul
     capacity = snapshot.capacity
     with capacity.what_if():
         cycle = _open(snapshot, config, now)
-        _evict(cycle)
+        if cycle.stages:
+            _evict(cycle)
         if capacity.free_total == 0 and config.preemptor is None and snapshot.pending_fractional == 0:
             others: PendingReason | None = NO_CAPACITY  # nothing can start: skip ordering the queue
         else:
@@ -91,9 +104,13 @@ def schedule(snapshot: Snapshot, config: PolicyConfig, now: float) -> CycleResul
 
 def _open(snapshot: Snapshot, config: PolicyConfig, now: float) -> _Cycle:
     """Phase 0: each piece's per-cycle state; stages with nothing to check this cycle drop out."""
-    gates = tuple(g for g in (stage.open(snapshot, now) for stage in config.stages) if g is not None)
-    checking = tuple(g for g in gates if g.checks_placements)
-    return _Cycle(snapshot, config, now, config.discipline.open(snapshot, now), gates, checking)
+    gates: list[StageGate] = []
+    for stage in config.stages:
+        gate = stage.open(snapshot, now)
+        if gate is not None:
+            gates.append(gate)
+    checking = tuple(g for g in gates if g.checks_placements) if gates else ()
+    return _Cycle(snapshot, config, now, config.discipline.open(snapshot, now), tuple(gates), checking)
 
 
 def _evict(cycle: _Cycle) -> None:

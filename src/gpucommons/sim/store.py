@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
-from gpucommons.domain.job import Job, Placement
+from gpucommons.domain.job import Job
 from gpucommons.domain.power import PowerModel
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.constraints.draw import SiteDraw
@@ -48,14 +48,6 @@ def _fractional(job: Job) -> bool:
     return job.gpus == 0 or job.shared
 
 
-def _where(cluster: Cluster, placement: Placement) -> tuple[str, str, float]:
-    if not placement.node_gpus:
-        return "", "", 0.0
-    node = cluster.nodes[placement.node_gpus[0][0]]
-    site = cluster.pool_by_name[node.pool].site
-    return site, node.model, placement.gpus * placement.milli / 1000
-
-
 class InMemoryStore:
     def __init__(
         self,
@@ -68,6 +60,8 @@ class InMemoryStore:
     ) -> None:
         self.cluster = cluster
         self.draw = SiteDraw(cluster, power_model)
+        site_of_pool = {p.name: p.site for p in cluster.pools}
+        self._node_where = [(site_of_pool[n.pool], n.model) for n in cluster.nodes]  # for segments
         self.segments: list[Segment] = []
         # Awards are charged when a segment ends, as the live service charges award rows.
         self.awards: dict[str, list[Award]] | None = (
@@ -162,7 +156,12 @@ class InMemoryStore:
         self._columns.remove(job_id)
         self.capacity.give(running.placement)
         self.draw.remove(running.placement)
-        site, model, devices = _where(self.cluster, running.placement)
+        placement = running.placement
+        if placement.node_gpus:
+            site, model = self._node_where[placement.node_gpus[0][0]]
+            devices = placement.gpus * placement.milli / 1000
+        else:  # CPU-only
+            site, model, devices = "", "", 0.0
         self.segments.append(
             Segment(job_id, running.job.tenant, site, model, devices, running.started_s, now)
         )
