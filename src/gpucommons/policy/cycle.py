@@ -5,8 +5,10 @@
 2. ``_scan``: walk the queue in the policy's order (``Ordering``); for each job:
    a. ``_filter``: reject shapes that can never fit (``never-fits``, ``residency``);
    b. ``_admit``: the stages in order (award, residency, gangs, quota, power) may refuse the job or
-      narrow it (models, sites, gang shape) and say whether it borrows. A job refused here, or by the
-      filter, counts toward no scan limit: a pile of unfunded jobs cannot hide a funded one;
+      narrow it (models, sites, gang shape) and say whether it borrows. A job refused here for who it
+      is (no award, budget, quota), or by the filter, counts toward no scan limit: a pile of unfunded
+      jobs cannot hide a funded one. A refusal for lack of capacity now (``power``) counts, as a
+      placement that failed does, so a site at its cap does not make every cycle scan the whole queue;
    c. ask the queue discipline whether the job may start out of turn (strict line / backfill);
    d. ``_place``: place it; each stage must ``accept`` the placement (power); if it does not fit and
       the policy preempts, ``_place_by_preemption`` tries displacing candidate victims;
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
-from gpucommons.policy.decisions import CycleResult, PendingReason, Preemption, Start
+from gpucommons.policy.decisions import CAPACITY_CODES, CycleResult, PendingReason, Preemption, Start
 from gpucommons.policy.placement.shapes import never_fits_reason
 from gpucommons.policy.protocols import BORROWS, Admitted, Gate, PolicyConfig, StageGate
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
@@ -189,6 +191,12 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
                 borrowing = True
             elif isinstance(verdict, PendingReason):
                 reason = verdict
+                if verdict.code in CAPACITY_CODES:  # no room now, like a placement that failed
+                    if examined >= limit:
+                        return PendingReason(
+                            "not-examined", f"beyond the first {limit} jobs examined this cycle"
+                        )
+                    examined += 1
             else:
                 job, borrowing = verdict  # type: ignore[misc]  # an Admitted
                 if only is not None and job is not pending.job:

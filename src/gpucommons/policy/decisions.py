@@ -26,6 +26,11 @@ class PendingReason:
     figures: tuple[tuple[str, float], ...] = ()
 
 
+CAPACITY_CODES = frozenset({"resources", "power"})
+"""Reasons that mean "no room now" (as opposed to "not this tenant"): a job refused for one of them
+counts toward the cycle's scan limit."""
+
+
 @dataclass(frozen=True, slots=True)
 class Start:
     """A decision to start ``job`` on ``placement``; ``award_id`` is the award it is charged to (when
