@@ -237,7 +237,7 @@ def _consider(cycle: _Cycle, pending: PendingJob, job: Job, borrowing: bool) -> 
         if reason is None:
             where = " on sovereign sites" if job.sovereign else ""
             reason = PendingReason("resources", f"no room for {job.gpus} GPU(s){where} now")
-            cycle.failed[key] = reason
+        cycle.failed[key] = reason  # a stage's refusal of the placement holds too: draw only grows
     reason = cycle.gate.blocked(pending, reason, cycle.now)
     cycle.pending.append((pending.job.id, reason))
     return False

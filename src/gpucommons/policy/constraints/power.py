@@ -62,6 +62,9 @@ class PowerGate:
     running: Mapping[int, RunningJob]
     preempt: bool
     _min_device_w: dict[str, float] = field(default_factory=dict)
+    _refused: dict[tuple[float, frozenset[str], frozenset[str]], tuple[int, PendingReason]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         pue = {s.name: s.pue for s in self.cluster.sites}
@@ -77,6 +80,18 @@ class PowerGate:
     def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict:
         job = pending.job if admitted is None else admitted.job
         devices = self._devices(job)
+        # A site at its cap refuses a long queue job after job: one reason per (devices, sites,
+        # models) until the draw moves, instead of one formatted string per job.
+        key = (devices, job.accepted_sites, job.accepted_models)
+        cached = self._refused.get(key)
+        if cached is not None and cached[0] == self.draw.changes:
+            return cached[1]
+        verdict = self._admit(job, devices, admitted)
+        if isinstance(verdict, PendingReason):
+            self._refused[key] = (self.draw.changes, verdict)
+        return verdict
+
+    def _admit(self, job: Job, devices: float, admitted: Admitted | None) -> Verdict:
         closed: list[str] = []
         for site, cap in self.caps.items():
             if self.draw.site_w[site] + devices * self._min_device_w.get(site, 0.0) > cap * (1 + CAP_SLACK):
