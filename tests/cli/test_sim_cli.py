@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from gpucommons.cli.app import main
+from tests.conftest import require_component
 from tests.sim.test_traces import PHILLY_CSV
 
 GPUC = Path(sys.executable).with_name("gpuc")
@@ -373,8 +374,8 @@ def test_scenario_file_run_and_command_line_overrides(
     assert (summary["policy"], summary["load"], summary["cluster"]) == ("fifo", 2.0, "demo")
 
 
-@pytest.mark.skipif(not PHILLY_CSV.is_file(), reason=f"Philly trace not found at {PHILLY_CSV}")
 def test_shipped_philly_commons_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require_component(PHILLY_CSV.is_file(), f"the Philly trace at {PHILLY_CSV}")
     args = ["sim", "--scenario", "philly-commons", "--limit-jobs", "500"]
     code, output = invoke([*args, "--quiet", "--out", str(tmp_path)], capsys)
     assert code == 0, output

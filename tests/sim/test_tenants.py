@@ -13,6 +13,7 @@ from gpucommons.clusterfile import load_cluster
 from gpucommons.domain.award import Award
 from gpucommons.errors import ConfigError
 from gpucommons.sim.tenants import KINDS, TenantRow, TenantTable, parse_tenants, parse_unlisted, read_tenants
+from tests.conftest import require_component
 from tests.sim.test_traces import PHILLY_CSV
 
 HEADER = "tenant,kind,awarded_gpus,funded,region,sovereign,gpu_hours,model\n"
@@ -228,8 +229,8 @@ def test_philly_tenants_are_the_traces_virtual_clusters() -> None:
     assert all(r.awarded_gpus % 8 == 0 for r in rows)
 
 
-@pytest.mark.skipif(not PHILLY_CSV.is_file(), reason=f"Philly trace not found at {PHILLY_CSV}")
 def test_philly_tenants_list_every_virtual_cluster_of_the_trace() -> None:
+    require_component(PHILLY_CSV.is_file(), f"the Philly trace at {PHILLY_CSV}")
     with PHILLY_CSV.open(newline="") as handle:
         in_trace = {row["cluster"] for row in csv.DictReader(handle)}
     tenants = shipped("philly-tenants.csv", "philly")
