@@ -35,16 +35,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
-from gpucommons.domain.power import PowerModel
 from gpucommons.engine.cycle import run_cycle
 from gpucommons.engine.events import apply_event
 from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
 from gpucommons.errors import GpucError
 from gpucommons.policy.constraints import Commons
-from gpucommons.policy.constraints.draw import SiteDraw
-from gpucommons.policy.decisions import CycleResult
 from gpucommons.policy.protocols import PolicyConfig
-from gpucommons.policy.snapshot import Snapshot
 from gpucommons.store.jobs import JobRow
 from gpucommons.store.lease import acquire_lease, new_holder, release_lease
 from gpucommons.store.live import PENDING_REF_PREFIX, LiveStore, to_dt
@@ -92,30 +88,6 @@ class _LaunchQueue:
 
     def preempt(self, job_id: int, now: float) -> None:
         self.preempts.append(job_id)
-
-
-@dataclass
-class _SeenStore:
-    """The ``StateStore`` handed to ``run_cycle``: the live store, keeping the snapshot it built."""
-
-    store: LiveStore
-    seen: Snapshot | None = None
-
-    def snapshot(self, now: float) -> Snapshot:
-        self.seen = self.store.snapshot(now)
-        return self.seen
-
-    def record(self, result: CycleResult, now: float) -> None:
-        self.store.record(result, now)
-
-
-def site_power_w(snapshot: Snapshot, result: CycleResult) -> dict[str, float]:
-    """Each site's projected draw in watts of the jobs running after ``result``: the snapshot's running
-    jobs less the preempted ones, plus the starts."""
-    preempted = {p.job_id for p in result.preemptions}
-    placements = [r.placement for i, r in snapshot.running.items() if i not in preempted]
-    placements.extend(s.placement for s in result.starts)
-    return dict(SiteDraw(snapshot.cluster, PowerModel(), placements).snapshot())
 
 
 class LiveEngine:
@@ -171,16 +143,15 @@ class LiveEngine:
                 self.options.usage_half_life_s,
             )
             queue = _LaunchQueue()
-            seen = _SeenStore(store)
             try:
-                result = run_cycle(seen, queue, self.policy, now)
+                run_cycle(store, queue, self.policy, now)
                 session.commit()
             except IntegrityError as exc:  # another writer changed allocations under us: next cycle
                 session.rollback()
                 log.warning("scheduling cycle rolled back: %s", exc.orig)
                 return report
-            if seen.seen is not None:
-                self.site_power_w = site_power_w(seen.seen, result)
+            if store.draw is not None:
+                self.site_power_w = dict(store.draw.site_w)
             for job_id in queue.preempts:
                 self.backend.cancel(job_id, store.preempted_refs.get(job_id, ""))
             for job, placement in queue.starts:

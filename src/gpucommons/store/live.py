@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session
 from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
+from gpucommons.domain.power import PowerModel
 from gpucommons.policy.capacity import Capacity
+from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import CycleResult, PendingReason
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 from gpucommons.store.charging import end_segment
@@ -93,6 +95,10 @@ class LiveStore:
         self.rows: dict[int, JobRow] = {}
         self.preempted_refs: dict[int, str] = {}
         self._pending_ids: list[int] = []
+        self._running_jobs: dict[int, RunningJob] = {}
+        # Each site's projected draw: built with the snapshot (the power stage starts from it) and kept
+        # through ``record``, so after a cycle it is the draw of what runs (``/metrics``).
+        self.draw: SiteDraw | None = None
 
     # -- StateStore ------------------------------------------------------------------------------
     def snapshot(self, now: float) -> Snapshot:
@@ -106,6 +112,8 @@ class LiveStore:
             awards[projects[award.project_id]].append(award_of(award, projects[award.project_id]))
         pending = self._pending(projects)
         running, tenant_gpus, capacity = self._running(projects)
+        self._running_jobs = running
+        self.draw = SiteDraw(self.cluster, PowerModel(), (r.placement for r in running.values()))
         return Snapshot(
             cluster=self.cluster,
             capacity=capacity,
@@ -115,12 +123,15 @@ class LiveStore:
             tenant_running_gpus=dict(tenant_gpus),
             awards={tenant: tuple(group) for tenant, group in awards.items()},
             sovereign_tenants=sovereign,
+            site_draw=self.draw,
             pending_fractional=0,  # live jobs hold whole GPUs
         )
 
     def record(self, result: CycleResult, now: float) -> None:
         at = to_dt(now)
         for preemption in result.preemptions:
+            if self.draw is not None:
+                self.draw.remove(self._running_jobs[preemption.job_id].placement)
             row = self.rows[preemption.job_id]
             self.preempted_refs[row.id] = row.backend_ref
             end_segment(self.session, self.cluster, row, at)
@@ -129,6 +140,8 @@ class LiveStore:
             by = f"preempted by job {preemption.by_job}" if preemption.by_job else preemption.reason
             row.reason_code, row.reason = "preempted", by
         for start in result.starts:
+            if self.draw is not None:
+                self.draw.add(start.placement)
             self._start(self.rows[start.job.id], start.placement, start.borrowing, start.award_id, at)
         started = {s.job.id for s in result.starts}
         examined = set()

@@ -7,7 +7,7 @@ formula in ``domain/power.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Placement
@@ -41,22 +41,10 @@ class SiteDraw:
         for placement in placements:
             self.add(placement)
 
-    def delta_w(self, placement: Placement) -> tuple[str, float]:
-        """The site a placement is on and the watts it would add there (placements never span sites:
-        a job's nodes come from one pool)."""
-        site = ""
-        watts = 0.0
-        share = placement.milli / MILLI
-        for node, gpus in placement.node_gpus:
-            site = self._site[node]
-            watts += self._device_w[node] * share * len(gpus)
-            if self._jobs_on[node] == 0:
-                watts += self._base_w[node]
-        return site, watts
-
-    def add(self, placement: Placement) -> float:
-        """Count a placement as running; returns the watts it added (``delta_w``, in one pass)."""
-        self.changes += 1
+    def _walk(self, placement: Placement, step: int) -> tuple[str, float]:
+        """The site of a placement and the watts it accounts for there, moving each of its nodes' job
+        count by ``step`` (+1 add, -1 remove, 0 only measure). A node's base power counts when the
+        placement makes it busy (it held no job before) or idle (it holds none after)."""
         share = placement.milli / MILLI
         jobs_on = self._jobs_on
         site = ""
@@ -64,9 +52,21 @@ class SiteDraw:
         for node, gpus in placement.node_gpus:
             site = self._site[node]
             watts += self._device_w[node] * share * len(gpus)
-            if jobs_on[node] == 0:
+            before = jobs_on[node]
+            if (before if step >= 0 else before + step) == 0:
                 watts += self._base_w[node]
-            jobs_on[node] += 1
+            jobs_on[node] = before + step
+        return site, watts
+
+    def delta_w(self, placement: Placement) -> tuple[str, float]:
+        """The site a placement is on and the watts it would add there (placements never span sites:
+        a job's nodes come from one pool)."""
+        return self._walk(placement, 0)
+
+    def add(self, placement: Placement) -> float:
+        """Count a placement as running; returns the watts it added."""
+        self.changes += 1
+        site, watts = self._walk(placement, 1)
         if site:
             self.site_w[site] += watts
         return watts
@@ -74,22 +74,10 @@ class SiteDraw:
     def remove(self, placement: Placement) -> None:
         """Stop counting a placement (the exact inverse of ``add``)."""
         self.changes += 1
-        share = placement.milli / MILLI
-        jobs_on = self._jobs_on
-        site = ""
-        watts = 0.0
-        for node, gpus in placement.node_gpus:
-            site = self._site[node]
-            jobs_on[node] -= 1
-            watts += self._device_w[node] * share * len(gpus)
-            if jobs_on[node] == 0:
-                watts += self._base_w[node]
+        site, watts = self._walk(placement, -1)
         if site:
             left = self.site_w[site] - watts
             self.site_w[site] = left if abs(left) > 1e-6 else 0.0  # float residue of add/remove pairs
-
-    def snapshot(self) -> Mapping[str, float]:
-        return dict(self.site_w)
 
     def copy(self) -> SiteDraw:
         """An independent copy (the power stage tallies a cycle's trial starts on one)."""
