@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -192,12 +193,11 @@ class ClusterSpec(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> ClusterSpec:
-        site_names = {s.name for s in self.sites}
-        if len(site_names) < len(self.sites):
-            twice = next(
-                s.name for i, s in enumerate(self.sites) if s.name in {t.name for t in self.sites[:i]}
-            )
-            raise ValueError(f"site name {twice!r} is used twice")
+        site_names: set[str] = set()
+        for site in self.sites:
+            if site.name in site_names:
+                raise ValueError(f"site name {site.name!r} is used twice")
+            site_names.add(site.name)
         model_names = set(CATALOG) | {m.name for m in self.models}
         seen: set[str] = set()
         for pool in self.pools:
@@ -251,13 +251,20 @@ def parse_cluster(text: str, source: str) -> Cluster:
         raise ConfigError(f"{source}: {_first_error(exc)}") from None
 
 
+@lru_cache(maxsize=1)
+def preset_index() -> dict[str, bool]:
+    """Each shipped TOML preset's name and whether it is a cluster (it describes sites; a scenario
+    does not). Read once per process: the package's files do not change while it runs."""
+    index = {}
+    for entry in resources.files("gpucommons.presets").iterdir():
+        if entry.name.endswith(".toml"):
+            index[entry.name.removesuffix(".toml")] = "sites" in tomllib.loads(entry.read_text())
+    return index
+
+
 def preset_names() -> list[str]:
     """The cluster presets: the shipped TOML files that describe sites (scenario files do not)."""
-    names = []
-    for entry in resources.files("gpucommons.presets").iterdir():
-        if entry.name.endswith(".toml") and "sites" in tomllib.loads(entry.read_text()):
-            names.append(entry.name.removesuffix(".toml"))
-    return sorted(names)
+    return sorted(name for name, is_cluster in preset_index().items() if is_cluster)
 
 
 def load_cluster(name_or_path: str) -> Cluster:

@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from gpucommons.metering.segment import SECONDS_PER_HOUR
 from gpucommons.sim.report_power import power_figures
 from gpucommons.sim.runner import SimResult
 from gpucommons.sim.store import JobRecord, Segment
+from gpucommons.sim.tenants import UNLISTED_KIND
 
 BOUNDED_SLOWDOWN_FLOOR_S = 10.0
-UNLISTED_KIND = "unlisted"
-SECONDS_PER_HOUR = 3600.0
 
 
 def job_rows(result: SimResult) -> list[dict[str, Any]]:

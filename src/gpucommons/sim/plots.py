@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from gpucommons.domain.power import WATTS_PER_MW
 from gpucommons.errors import ConfigError
+from gpucommons.metering.segment import SECONDS_PER_HOUR
 from gpucommons.sim.report_power import cap_steps_mw, site_series
 from gpucommons.sim.runner import SimResult
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 PLOTS_NEED_MATPLOTLIB = "--plots needs matplotlib: pip install 'gpucommons[plots]'"
 POWER_PNG = "power.png"
 WAIT_CDF_PNG = "wait_cdf.png"
-SECONDS_PER_HOUR = 3600.0
 MIN_PLOTTED_WAIT_S = 1.0  # the log axis cannot show 0: shorter waits are drawn at 1 s
 DPI = 110
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gpucommons.clusterfile import preset_index
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.power import DEVICE_UTILIZATION, NODE_BASE_FRACTION, PowerModel
 from gpucommons.errors import ConfigError, InvalidRequestError
@@ -148,11 +149,7 @@ def is_path(value: str) -> bool:
 
 def scenario_preset_names() -> list[str]:
     """The shipped scenarios: preset TOML files that describe no sites (those are cluster presets)."""
-    names = []
-    for entry in resources.files("gpucommons.presets").iterdir():
-        if entry.name.endswith(".toml") and "sites" not in tomllib.loads(entry.read_text()):
-            names.append(entry.name.removesuffix(".toml"))
-    return sorted(names)
+    return sorted(name for name, is_cluster in preset_index().items() if not is_cluster)
 
 
 def load_scenario(name_or_path: str) -> Scenario:

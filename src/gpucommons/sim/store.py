@@ -12,6 +12,7 @@ from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.domain.power import PowerModel
+from gpucommons.metering.segment import SECONDS_PER_HOUR
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import CycleResult
@@ -184,7 +185,7 @@ class InMemoryStore:
             return
         tenant, i = self._award_at[running.award_id]
         award = self.awards[tenant][i]
-        used = award.gpu_hours_used + running.job.gpus * (now - running.started_s) / 3600.0
+        used = award.gpu_hours_used + running.job.gpus * (now - running.started_s) / SECONDS_PER_HOUR
         self.awards[tenant][i] = replace(award, gpu_hours_used=used)
 
     def _hold(self, job: Job, delta_gpus: int, now: float) -> None:

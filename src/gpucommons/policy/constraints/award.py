@@ -24,11 +24,10 @@ from dataclasses import dataclass, field, replace
 from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
+from gpucommons.metering.segment import SECONDS_PER_HOUR
 from gpucommons.policy.decisions import PendingReason, Start
 from gpucommons.policy.protocols import Admitted, Verdict
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
-
-SECONDS_PER_HOUR = 3600.0
 
 
 def needed_gpu_hours(job: Job, attained_gpu_s: float = 0.0) -> float:
