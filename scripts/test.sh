@@ -2,7 +2,8 @@
 # The full test run, as CI runs it: lint, types, then every test including slow and service-backed
 # ones. It starts the services those tests need — a private PostgreSQL server and the Slurm test
 # cluster from ../shared/slurm — and stops them on exit. Where a service cannot be started (not root,
-# no ../shared), its tests skip with a reason. Extra arguments go to pytest.
+# no ../shared), its tests skip with a reason, except under CI=true: there the run stops with an
+# error, and any test that still skips fails it (tests/conftest.py). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -24,7 +25,12 @@ if [ -z "${GPUC_TEST_POSTGRES_URL:-}" ]; then
     export GPUC_TEST_POSTGRES_URL=$url
   else
     echo "PostgreSQL not started; its tests will skip:" >&2; tail -n 3 "$work/pg-start.log" >&2
+    [ "${CI:-}" = true ] && { echo "CI=true requires PostgreSQL" >&2; exit 1; }
   fi
+fi
+if [ -z "${SLURM_CONF:-}" ] && [ "${CI:-}" = true ] && ! { [ -x ../shared/slurm/start-test-cluster.sh ] && [ "$(id -u)" = 0 ]; }; then
+  echo "CI=true requires the Slurm test cluster: ../shared/slurm/start-test-cluster.sh, run as root" >&2
+  exit 1
 fi
 if [ -z "${SLURM_CONF:-}" ] && [ -x ../shared/slurm/start-test-cluster.sh ] && [ "$(id -u)" = 0 ]; then
   slurm_dir="$work/slurm"
@@ -33,6 +39,7 @@ if [ -z "${SLURM_CONF:-}" ] && [ -x ../shared/slurm/start-test-cluster.sh ] && [
   else
     echo "Slurm test cluster not started; its tests will skip:" >&2; tail -n 5 "$work/slurm-start.log" >&2
     slurm_dir=""
+    [ "${CI:-}" = true ] && { echo "CI=true requires the Slurm test cluster" >&2; exit 1; }
   fi
 fi
 "$VENV/bin/pytest" -q -m "" "$@"

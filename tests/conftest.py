@@ -6,7 +6,6 @@ it describes: ``make_job(3, gpus=2, tenant="b", estimate_s=50)``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from gpucommons.domain.cluster import Cluster, Pool, Site
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+from tests.components import CI
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
@@ -26,6 +26,18 @@ settings.load_profile("default")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["tests.slurm_cluster"]  # the session's Slurm test cluster fixture, ``slurm_env``
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under ``CI=true`` a skipped test fails the run, whatever skipped it (a ``skipif`` on a missing
+    trace, a fixture without its service): CI runs every test or says why it could not."""
+    if not CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+    if skipped and session.exitstatus == pytest.ExitCode.OK:
+        reporter.write_line(f"CI=true: {skipped} test(s) skipped; every test must run in CI", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def make_cluster(*pools: tuple[str, int, int] | tuple[str, int, int, str], name: str = "test") -> Cluster:
@@ -112,13 +124,3 @@ def make_snapshot(
 def free_state(capacity: Capacity) -> tuple[tuple[int, ...], ...]:
     """Free GPU indices of every node, in node order."""
     return tuple(capacity.free_indices(n.index) for n in capacity.cluster.nodes)
-
-
-def require_component(available: bool, what: str) -> None:
-    """Skip a test whose real component (a trace, a service) is missing, except under ``CI=true``,
-    where it fails: CI must run every test, and a skip there would hide a broken setup."""
-    if available:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing, and CI=true requires it")
-    pytest.skip(f"{what} is missing")

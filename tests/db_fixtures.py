@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gpucommons.store.base import normalize_url, upgrade
+from tests.components import require_component
 
 POSTGRES_ENV = "GPUC_TEST_POSTGRES_URL"
 
@@ -39,8 +40,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'gpuc.db'}"
         return
     admin_url = os.environ.get(POSTGRES_ENV)
-    if not admin_url:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
+    require_component(bool(admin_url), f"PostgreSQL ({POSTGRES_ENV})")
+    assert admin_url is not None
     yield from _postgres_database(admin_url)
 
 

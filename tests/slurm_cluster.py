@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.components import require_component
+
 SCRIPTS = Path(__file__).resolve().parents[1].parent / "shared" / "slurm"
 DEFAULT_PORT_BASE = "7917"
 SLURM_TERMINAL = frozenset(
@@ -33,10 +35,8 @@ def slurm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         yield dict(os.environ)
         return
     start = SCRIPTS / "start-test-cluster.sh"
-    if not start.exists():
-        pytest.skip(f"no SLURM_CONF and no Slurm test cluster script at {start}")
-    if os.geteuid() != 0:
-        pytest.skip("no SLURM_CONF, and starting the Slurm test cluster needs root")
+    require_component(start.exists(), f"a Slurm test cluster (no SLURM_CONF, no script at {start})")
+    require_component(os.geteuid() == 0, "a Slurm test cluster (no SLURM_CONF; starting one needs root)")
     directory = tmp_path_factory.mktemp("slurm")
     env = dict(os.environ)
     env.setdefault("SLURM_TEST_PORT_BASE", DEFAULT_PORT_BASE)

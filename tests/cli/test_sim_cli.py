@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gpucommons.cli.app import main
-from tests.conftest import require_component
+from tests.components import require_component
 from tests.sim.test_traces import PHILLY_CSV
 
 GPUC = Path(sys.executable).with_name("gpuc")

@@ -13,7 +13,7 @@ from gpucommons.clusterfile import load_cluster
 from gpucommons.domain.award import Award
 from gpucommons.errors import ConfigError
 from gpucommons.sim.tenants import KINDS, TenantRow, TenantTable, parse_tenants, parse_unlisted, read_tenants
-from tests.conftest import require_component
+from tests.components import require_component
 from tests.sim.test_traces import PHILLY_CSV
 
 HEADER = "tenant,kind,awarded_gpus,funded,region,sovereign,gpu_hours,model\n"
