@@ -32,18 +32,18 @@ def test_usage_halves_after_one_half_life_with_rate_zero() -> None:
     ledger = UsageLedger(HALF_LIFE_S)
     ledger.change("a", 4, 0.0)
     ledger.change("a", -4, 50.0)
-    held = ledger.values(50.0)["a"]
+    held = ledger.at(50.0)["a"]
     assert held > 0
-    assert ledger.values(50.0 + HALF_LIFE_S)["a"] == pytest.approx(held / 2)
-    assert ledger.values(50.0 + 3 * HALF_LIFE_S)["a"] == pytest.approx(held / 8)
+    assert ledger.at(50.0 + HALF_LIFE_S)["a"] == pytest.approx(held / 2)
+    assert ledger.at(50.0 + 3 * HALF_LIFE_S)["a"] == pytest.approx(held / 8)
 
 
 def test_constant_rate_approaches_rate_times_tau() -> None:
     ledger = UsageLedger(HALF_LIFE_S)
     ledger.change("a", 3, 0.0)
     tau = HALF_LIFE_S / math.log(2.0)
-    assert ledger.values(HALF_LIFE_S)["a"] == pytest.approx(3 * tau * 0.5)
-    assert ledger.values(50 * HALF_LIFE_S)["a"] == pytest.approx(3 * tau)
+    assert ledger.at(HALF_LIFE_S)["a"] == pytest.approx(3 * tau * 0.5)
+    assert ledger.at(50 * HALF_LIFE_S)["a"] == pytest.approx(3 * tau)
 
 
 @pytest.mark.parametrize(
@@ -58,14 +58,14 @@ def test_closed_form_matches_numeric_integration(changes: list[tuple[float, int]
     ledger = UsageLedger(HALF_LIFE_S)
     for at_s, delta in changes:
         ledger.change("a", delta, at_s)
-    assert ledger.values(until_s)["a"] == pytest.approx(integrate(changes, until_s), rel=1e-6)
+    assert ledger.at(until_s)["a"] == pytest.approx(integrate(changes, until_s), rel=1e-6)
 
 
 def test_tenants_are_independent_and_unknown_ones_absent() -> None:
     ledger = UsageLedger(HALF_LIFE_S)
     ledger.change("a", 2, 0.0)
     ledger.change("b", 1, 50.0)
-    values = ledger.values(100.0)
+    values = dict(ledger.at(100.0))
     tau = HALF_LIFE_S / math.log(2.0)
     assert values["a"] == pytest.approx(2 * tau * (1 - 2.0**-1.0))
     assert values["b"] == pytest.approx(1 * tau * (1 - 2.0**-0.5))
@@ -75,6 +75,18 @@ def test_tenants_are_independent_and_unknown_ones_absent() -> None:
 def test_reading_does_not_change_the_ledger() -> None:
     ledger = UsageLedger(HALF_LIFE_S)
     ledger.change("a", 2, 0.0)
-    first = ledger.values(70.0)
-    ledger.values(500.0)
-    assert ledger.values(70.0) == first
+    first = dict(ledger.at(70.0))
+    dict(ledger.at(500.0))
+    assert dict(ledger.at(70.0)) == first
+
+
+def test_usage_at_reads_like_a_mapping_of_every_known_tenant() -> None:
+    ledger = UsageLedger(HALF_LIFE_S)
+    ledger.change("a", 2, 0.0)
+    ledger.change("b", 1, 50.0)
+    usage = ledger.at(100.0)
+    assert sorted(usage) == ["a", "b"] and len(usage) == 2
+    assert usage.get("c") is None and "c" not in usage
+    with pytest.raises(KeyError):
+        usage["c"]
+    assert usage["a"] == usage["a"] == dict(usage)["a"]

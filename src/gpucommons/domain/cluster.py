@@ -121,5 +121,10 @@ class Cluster:
         return {s.name: s for s in self.sites}
 
     @cached_property
+    def capped_sites(self) -> tuple[Site, ...]:
+        """Sites with a power cap or cap windows (read every cycle: most clusters have none)."""
+        return tuple(s for s in self.sites if s.cap_schedule.capped)
+
+    @cached_property
     def max_gpus_per_node(self) -> int:
         return max((p.gpus_per_node for p in self.pools), default=0)

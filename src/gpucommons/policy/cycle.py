@@ -43,7 +43,7 @@ from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 NO_CAPACITY = PendingReason("not-examined", "no free accelerators left in this cycle")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cycle:
     snapshot: Snapshot
     config: PolicyConfig

@@ -9,6 +9,7 @@ per second; integrating growth under decay over ``dt`` gives ``r * tau * (1 - d)
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 
@@ -34,5 +35,31 @@ class UsageLedger:
         self._at_s[tenant] = now
         self._rate_gpus[tenant] = self._rate_gpus.get(tenant, 0) + delta_gpus
 
-    def values(self, now: float) -> dict[str, float]:
-        return {t: self._advanced(t, now) for t in self._value}
+    def at(self, now: float) -> Mapping[str, float]:
+        """Every tenant's usage at ``now``, each figure computed when first read: most policies
+        never read usage, and a replay builds one snapshot per cycle. Valid while the ledger is
+        unchanged after ``now`` (the cycle that asked for it)."""
+        return _UsageAt(self, now)
+
+
+class _UsageAt(Mapping[str, float]):
+    __slots__ = ("_known", "_ledger", "_now")
+
+    def __init__(self, ledger: UsageLedger, now: float) -> None:
+        self._ledger = ledger
+        self._now = now
+        self._known: dict[str, float] = {}
+
+    def __getitem__(self, tenant: str) -> float:
+        value = self._known.get(tenant)
+        if value is None:
+            if tenant not in self._ledger._value:
+                raise KeyError(tenant)
+            value = self._known[tenant] = self._ledger._advanced(tenant, self._now)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ledger._value)
+
+    def __len__(self) -> int:
+        return len(self._ledger._value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 from gpucommons.policy.snapshot import PendingJob
 
@@ -73,3 +73,20 @@ class _MergedView(Collection[PendingJob]):
 
     def __contains__(self, item: object) -> bool:
         return any(p is item for p in self._queue.merged())
+
+
+class TenantQueues(Mapping[str, Collection[PendingJob]]):
+    """Each tenant's queue as a read-only view, looked up when read: one object for the whole replay,
+    handed to every snapshot, since most policies never group the queue by tenant."""
+
+    def __init__(self, queues: Mapping[str, JobQueue]) -> None:
+        self._queues = queues
+
+    def __getitem__(self, tenant: str) -> Collection[PendingJob]:
+        return self._queues[tenant].view()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._queues)
+
+    def __len__(self) -> int:
+        return len(self._queues)

@@ -58,6 +58,7 @@ class _CapClock:
     def __init__(self, cluster: Cluster) -> None:
         self._schedules = [s.cap_schedule for s in cluster.sites if s.cap_windows]
         self._next: float | None = None
+        self.windowed = bool(self._schedules)
 
     def next_change_s(self, now: float) -> float | None:
         if not self._schedules:
@@ -92,6 +93,7 @@ def simulate(
         options.sovereign_tenants,
     )
     caps = _CapClock(cluster)
+    windowed = caps.windowed  # read once: the loop below runs per event
     finishes: EventQueue[tuple[int, int]] = EventQueue()
     executor = SimulatedExecutor(finishes, options.restart_overhead_s)
     monitor = PowerMonitor(cluster)
@@ -108,7 +110,7 @@ def simulate(
         t_arrival = arrivals[next_arrival].submit_s if next_arrival < len(arrivals) else float("inf")
         t_finish = finishes.peek_time()
         t = t_arrival if t_finish is None else min(t_arrival, t_finish)
-        cap_change = caps.next_change_s(now)
+        cap_change = caps.next_change_s(now) if windowed else None
         if cap_change is not None and cap_change < t:
             t = cap_change
         if now < last_arrival_s:

@@ -18,7 +18,7 @@ from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import CycleResult
 from gpucommons.policy.snapshot import PendingJob, RunningColumns, RunningJob, Snapshot
 from gpucommons.policy.usage import UsageLedger
-from gpucommons.sim.queue import JobQueue
+from gpucommons.sim.queue import JobQueue, TenantQueues
 
 
 @dataclass
@@ -84,6 +84,11 @@ class InMemoryStore:
         self._ends: list[tuple[float, int]] = []  # (expected end, job id) of running jobs, sorted
         self._by_tenant: dict[str, JobQueue] = {}  # tenants with pending jobs
         self._columns = RunningColumns()  # ``running`` as NumPy columns
+        # Read-only views of the state above, made once: a replay builds a snapshot per cycle.
+        self._running_view = MappingProxyType(self.running)
+        self._tenant_gpus_view = MappingProxyType(self.tenant_running_gpus)
+        self._tenant_queues = TenantQueues(self._by_tenant)
+        self._awards_view = None if self.awards is None else MappingProxyType(self.awards)
 
     # -- StateStore ------------------------------------------------------------------------------
     def snapshot(self, now: float) -> Snapshot:
@@ -91,15 +96,15 @@ class InMemoryStore:
             cluster=self.cluster,
             capacity=self.capacity,
             pending=self.pending.view(),
-            running=MappingProxyType(self.running),
-            tenant_usage_gpu_s=MappingProxyType(self.ledger.values(now)),
-            tenant_running_gpus=MappingProxyType(self.tenant_running_gpus),
+            running=self._running_view,
+            tenant_usage_gpu_s=self.ledger.at(now),
+            tenant_running_gpus=self._tenant_gpus_view,
             quota_gpus=self.quota_gpus,
             running_ends=self._ends,
-            pending_by_tenant={t: q.view() for t, q in self._by_tenant.items()},
+            pending_by_tenant=self._tenant_queues,
             running_columns=self._columns,
             pending_parts=self.pending.parts(),
-            awards=None if self.awards is None else MappingProxyType(self.awards),
+            awards=self._awards_view,
             sovereign_tenants=self.sovereign_tenants,
             site_draw=self.draw,
             pending_fractional=self.pending_fractional,
@@ -167,7 +172,8 @@ class InMemoryStore:
             Segment(job_id, running.job.tenant, site, model, devices, running.started_s, now)
         )
         self._hold(running.job, -running.job.gpus, now)
-        self._charge(running, now)
+        if running.award_id is not None:
+            self._charge(running, now)
         record = self.records[job_id]
         record.run_s += now - running.started_s
         if requeue:
@@ -181,7 +187,7 @@ class InMemoryStore:
             self._tenant_queue(running.job.tenant).requeue(pending)
 
     def _charge(self, running: RunningJob, now: float) -> None:
-        if running.award_id is None or self.awards is None:
+        if self.awards is None:
             return
         tenant, i = self._award_at[running.award_id]
         award = self.awards[tenant][i]

@@ -31,9 +31,7 @@ CAP_SLACK = 1e-9  # relative: float sums of watts may differ in the last digits
 def caps_at(cluster: Cluster, now: float) -> dict[str, float]:
     """Each capped site's cap in watts at ``now`` (uncapped sites are left out)."""
     caps = {}
-    for site in cluster.sites:
-        if site.power_cap_mw is None and not site.cap_windows:
-            continue
+    for site in cluster.capped_sites:
         cap = site.cap_schedule.cap_w_at(now)
         if math.isfinite(cap):
             caps[site.name] = cap
