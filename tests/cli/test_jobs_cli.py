@@ -138,22 +138,16 @@ def test_walk_through_on_a_fresh_home(server: Server) -> None:
     assert (shown["state"], shown["exit_code"], shown["award_id"]) == ("finished", 0, award.id)
     usage = json.loads(server.gpuc("usage", "--json").stdout)
     line = next(u for u in usage if u["award_id"] == award.id)
-    assert line["gpu_hours"] > 0 and line["cost_krw"] == pytest.approx(line["gpu_hours"] * 2000 * 0.5)
+    assert line["gpu_hours"] > 0 and isinstance(line["cost_krw"], int)  # whole won, at list price
+    assert abs(line["cost_krw"] - line["gpu_hours"] * 2000) <= 0.5
     assert "vision" in server.gpuc("usage").stdout
     assert "job" in server.gpuc("why", str(job_id)).stdout
 
 
 def test_kill9_while_jobs_run_loses_nothing_and_starts_nothing_twice(server: Server) -> None:
     server.start()
-    marker = 'echo "$GPUC_JOB_ID $CUDA_VISIBLE_DEVICES" >> "$MARK"; sleep 20'
-    ids = [
-        submitted_id(
-            server.gpuc(
-                "submit", "--gpus", "4", "--", "sh", "-c", marker.replace("$MARK", f"{server.home}/launches")
-            )
-        )
-        for _ in range(4)
-    ]
+    marker = 'echo "$GPUC_JOB_ID $CUDA_VISIBLE_DEVICES"; sleep 20'  # to the job's log, appended per run
+    ids = [submitted_id(server.gpuc("submit", "--gpus", "4", "--", "sh", "-c", marker)) for _ in range(4)]
     for job_id in ids:
         assert server.wait_job(job_id, ("running", "finished"))["state"] == "running"
     running = [server.client().get_job(i) for i in ids]
@@ -166,7 +160,9 @@ def test_kill9_while_jobs_run_loses_nothing_and_starts_nothing_twice(server: Ser
             server.wait_job(job_id, ("finished", "failed", "lost", "cancelled", "timeout"))["state"]
             == "finished"
         )
-    launches = (server.home / "launches").read_text().split("\n")
+    launches = [
+        line for i in ids for line in (server.home / "jobs" / str(i) / "stdout.log").read_text().split("\n")
+    ]
     assert sorted(int(line.split()[0]) for line in launches if line) == sorted(ids)
     with sqlite3.connect(server.home / "gpuc.db") as db:
         assert db.execute("SELECT count(*) FROM allocations").fetchone() == (0,)
@@ -192,10 +188,12 @@ def test_bad_input_gets_one_line_and_changes_nothing(server: Server) -> None:
     admin = server.client()
     soon = datetime.now(UTC) + timedelta(seconds=1)
     token = admin.create_token(expires_at=soon).token
-    time.sleep(1.5)
-    expired = subprocess.run(
-        [*GPUC, "queue"], env={**server.env, "GPUC_TOKEN": token}, capture_output=True, text=True, timeout=60
-    )
+    deadline = time.monotonic() + 30
+    while True:  # the token works until ``soon``, then every command says it expired
+        env = {**server.env, "GPUC_TOKEN": token}
+        expired = subprocess.run([*GPUC, "queue"], env=env, capture_output=True, text=True, timeout=60)
+        if expired.returncode != 0 or time.monotonic() > deadline:
+            break
     assert expired.returncode == 2 and "expired" in expired.stderr
     with sqlite3.connect(server.home / "gpuc.db") as db:
         assert db.execute("SELECT count(*) FROM jobs").fetchone() == (0,)

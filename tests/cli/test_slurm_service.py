@@ -93,6 +93,15 @@ class Commons:
         values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
         return values[0] if values else 0.0
 
+    def wait_steps(self, steps: int, wait_s: float = 60) -> None:
+        """Until the scheduler has completed ``steps`` more steps (its cycle histogram's count)."""
+        name = "gpuc_scheduler_cycle_duration_seconds_count"
+        until = self.metric(name) + steps
+        deadline = time.monotonic() + wait_s
+        while self.metric(name) < until:
+            assert time.monotonic() < deadline, f"the scheduler did not complete {steps} steps"
+            time.sleep(0.1)
+
 
 @pytest.fixture(scope="module")
 def site(slurm_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Site:
@@ -169,7 +178,7 @@ def test_node_down_requeues_its_job_and_keeps_new_jobs_off_it_until_resume(commo
         later = [commons.submit(8, "sleep 300", "--model", "H100") for _ in range(3)]
         placed = {j: commons.running_in_slurm(j)[1] for j in later[:2]}
         assert all(down not in n for n in placed.values())
-        time.sleep(3 * INTERVAL_S)  # a few cycles: the third still waits instead of using the down node
+        commons.wait_steps(3)  # a few cycles: the third still waits instead of using the down node
         assert (commons.job(later[2])["state"], commons.job(later[2])["assigned_gpus"]) == ("pending", [])
         assert commons.metric("gpuc_backend_unavailable_nodes") == 1
     finally:

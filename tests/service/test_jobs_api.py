@@ -32,9 +32,9 @@ class Api:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
+def api(tmp_path: Path, migrated_url: str) -> Iterator[Api]:
     clock = [datetime.now(UTC)]
-    app = create_app(Settings(home=tmp_path), clock=lambda: clock[0])
+    app = create_app(Settings(home=tmp_path, database_url=migrated_url), clock=lambda: clock[0])
     with app.state.sessions() as s:
         now = clock[0]
         inst = repos.create_institution(s, "Uni", "university", "capital")
@@ -109,10 +109,14 @@ def test_expired_or_missing_token_is_401(api: Api) -> None:
 
 def test_members_see_and_act_on_their_projects_only(api: Api) -> None:
     _, job = submit(api, api.alice)
-    assert submit(api, api.bob)[0] == 403
-    assert api.client.get(f"/jobs/{job['id']}", headers=api.bob).status_code == 403
-    assert api.client.post(f"/jobs/{job['id']}/cancel", headers=api.bob).status_code == 403
-    assert api.client.get(f"/jobs/{job['id']}/logs", headers=api.bob).status_code == 403
+    assert submit(api, api.bob) == (404, {"detail": "project 'acme' does not exist"})
+    hidden = {"detail": f"job {job['id']} not found"}  # what a job that does not exist gets
+    for response in (
+        api.client.get(f"/jobs/{job['id']}", headers=api.bob),
+        api.client.post(f"/jobs/{job['id']}/cancel", headers=api.bob),
+        api.client.get(f"/jobs/{job['id']}/logs", headers=api.bob),
+    ):
+        assert (response.status_code, response.json()) == (404, hidden)
     assert api.client.get("/jobs", headers=api.bob).json() == []
     assert api.client.get("/usage", headers=api.bob).json() == []
     cancelled = api.client.post(f"/jobs/{job['id']}/cancel", headers=api.alice).json()
