@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, TypeAlias
+from typing import NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
@@ -48,6 +48,15 @@ class Placer(Protocol):
     """Chooses nodes and devices for a job and allocates them in ``capacity``, or returns ``None``."""
 
     def place(self, job: Job, capacity: Capacity) -> Placement | None: ...
+
+
+@runtime_checkable
+class WorkloadAware(Protocol):
+    """Optional placer capability: score against a request mix given explicitly (FGD). The replay
+    and the fill experiment give the whole trace once; the live engine gives the jobs pending and
+    running at each cycle. ``place`` never learns the mix by itself."""
+
+    def observe_workload(self, jobs: Iterable[Job]) -> None: ...
 
 
 class Admitted(NamedTuple):

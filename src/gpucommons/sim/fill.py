@@ -19,9 +19,8 @@ whatever the placer, so placers compare at equal allocation.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
@@ -29,14 +28,7 @@ from gpucommons.errors import InvalidRequestError
 from gpucommons.policy.capacity import MILLI, Capacity
 from gpucommons.policy.placement.fgd import FgdPlacer
 from gpucommons.policy.placement.pwr import NodePowerModel, PowerMeter
-from gpucommons.policy.protocols import Placer
-
-
-@runtime_checkable
-class WorkloadAware(Protocol):
-    """Optional placer capability: learn the request mix from the whole workload before placing."""
-
-    def observe_workload(self, jobs: Iterable[Job]) -> None: ...
+from gpucommons.policy.protocols import Placer, WorkloadAware
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +99,7 @@ def run_fill(
     stream = fill_stream(pods, cluster.total_gpus, demand, seed)
     if isinstance(placer, WorkloadAware):
         placer.observe_workload(pods)
-    meter = FgdPlacer()
-    meter.observe_workload(pods)
+    meter = FgdPlacer(pods)
     watts = PowerMeter(power)
     capacity = Capacity(cluster)
     cluster_milli = cluster.total_gpus * MILLI

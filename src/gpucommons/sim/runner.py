@@ -10,7 +10,7 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.domain.power import SECONDS_PER_WEEK, PowerModel
 from gpucommons.engine.cycle import run_cycle
-from gpucommons.policy.protocols import PolicyConfig
+from gpucommons.policy.protocols import PolicyConfig, WorkloadAware
 from gpucommons.sim.executor import SimulatedExecutor
 from gpucommons.sim.kernel import EventQueue
 from gpucommons.sim.monitor import PowerMonitor
@@ -84,6 +84,8 @@ def simulate(
 ) -> SimResult:
     """Replay ``jobs`` (any order) on ``cluster`` under ``config``; deterministic for the same inputs."""
     arrivals = sorted(jobs, key=lambda j: (j.submit_s, j.id))
+    if isinstance(config.placer, WorkloadAware):
+        config.placer.observe_workload(arrivals)  # the trace's mix, known up front (design note 0002)
     store = InMemoryStore(
         cluster,
         options.quota_gpus,

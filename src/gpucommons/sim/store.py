@@ -173,7 +173,7 @@ class InMemoryStore:
         )
         self._hold(running.job, -running.job.gpus, now)
         if running.award_id is not None:
-            self._charge(running, now)
+            self._charge(running, running.award_id, now)
         record = self.records[job_id]
         record.run_s += now - running.started_s
         if requeue:
@@ -186,10 +186,10 @@ class InMemoryStore:
             self.pending.requeue(pending)
             self._tenant_queue(running.job.tenant).requeue(pending)
 
-    def _charge(self, running: RunningJob, now: float) -> None:
+    def _charge(self, running: RunningJob, award_id: int, now: float) -> None:
         if self.awards is None:
             return
-        tenant, i = self._award_at[running.award_id]
+        tenant, i = self._award_at[award_id]
         award = self.awards[tenant][i]
         used = award.gpu_hours_used + running.job.gpus * (now - running.started_s) / SECONDS_PER_HOUR
         self.awards[tenant][i] = replace(award, gpu_hours_used=used)

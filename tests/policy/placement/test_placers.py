@@ -62,12 +62,49 @@ def test_fgd_keeps_whole_gpus_for_whole_gpu_demand() -> None:
     assert placer.fragmentation(capacity.state_key(1)) < 300  # 300 left: usable by the share shape
 
 
-def test_fgd_learns_the_mix_online() -> None:
+def test_fgd_placing_never_changes_its_mix() -> None:
+    """A job retried every cycle must not weigh more in the mix than a job placed at once."""
     capacity = Capacity(make_cluster(("a", "A100", 2, 2)))
+    capacity.allocate_share(0, 0, 500)
+    placer = FgdPlacer([make_job(1, gpus=1)])
+    placer.bind(capacity)
+    key = capacity.state_key(0)
+    before = placer.fragmentation(key)
+    for _ in range(50):
+        assert placer.place(make_job(2, gpus=8), capacity) is None  # never fits: tried each cycle
+    assert placer.place(make_job(3, gpu_milli=500), capacity) is not None
+    assert placer.fragmentation(key) == before == 500  # the half GPU stays useless to 1-GPU jobs
+
+
+def test_fgd_mix_is_what_it_was_last_given() -> None:
+    capacity = Capacity(make_cluster(("a", "A100", 1, 2)))
+    capacity.allocate_share(0, 0, 500)
     placer = FgdPlacer()
-    assert placer.place(make_job(1, gpu_milli=500), capacity) is not None
-    assert placer.place(make_job(2, gpu_milli=500), capacity) is not None
-    assert capacity.allocated_milli == 1000 and placer.fragmentation(capacity.state_key(1)) == 0
+    placer.bind(capacity)
+    key = capacity.state_key(0)
+    assert placer.fragmentation(key) == 0  # no workload: nothing counts as a fragment
+    placer.observe_workload([make_job(1, gpus=1)])
+    assert placer.fragmentation(key) == 500
+    placer.observe_workload([make_job(2, gpu_milli=500)])
+    assert placer.fragmentation(key) == 0
+
+
+def test_the_live_cycle_gives_fgd_the_queue_as_its_mix() -> None:
+    from gpucommons.engine.cycle import run_cycle
+    from gpucommons.policy.registry import build_policy
+    from gpucommons.sim.executor import SimulatedExecutor
+    from gpucommons.sim.kernel import EventQueue
+    from gpucommons.sim.store import InMemoryStore
+
+    cluster = make_cluster(("a", "A100", 1, 2))
+    config = build_policy("fifo", "fgd")
+    placer = config.placer
+    assert isinstance(placer, FgdPlacer)
+    store = InMemoryStore(cluster)
+    store.submit(make_job(1, gpus=1))
+    store.submit(make_job(2, gpus=4))  # never fits: stays pending, in the mix
+    run_cycle(store, SimulatedExecutor(EventQueue()), config, 0.0, mix_from_queue=True)
+    assert {shape[0]: weight for shape, weight in placer.mix} == {1: 0.5, 4: 0.5}
 
 
 def test_npu_share_rounds_up_to_a_partition_slice() -> None:

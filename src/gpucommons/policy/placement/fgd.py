@@ -7,11 +7,15 @@ shapes by how often they arrive gives the node's *expected* fragmentation for th
 requests; FGD puts each job where that expectation grows least (the steepest descent of cluster
 fragmentation), choosing the GPU within the node the same way.
 
-The mix is either given up front (``observe_workload``: the fill experiment hands over the trace's pod
-list, as the paper's simulator does) or learned online from the jobs the placer is asked to place; it is
-re-normalized whenever the number of observed jobs doubles, so memoized node scores stay valid between.
-Fragmentation is memoized per node state (``Capacity.state_key``), and candidates are state classes, so a
-placement costs O(distinct node states x options), not O(nodes).
+The mix is an explicit input, never learned from ``place`` calls (a job retried every cycle would count
+once per try, and decisions would depend on the process's history): ``observe_workload`` sets it. The
+fill experiment and the replay hand over the whole trace up front, as the paper's simulator does (the
+workload is assumed known from history); the live engine hands over the jobs pending and running at
+each cycle. Memoized scores are dropped only when the mix actually changes. Without a workload every
+node scores 0 and the choice falls to the scored placer's tie-break.
+
+Fragmentation is memoized per node state (``Capacity.state_key``), and candidates are state classes, so
+a placement costs O(distinct node states x options), not O(nodes).
 """
 
 from __future__ import annotations
@@ -42,41 +46,35 @@ def shape_of(job: Job) -> Shape:
 class FgdPlacer(ScoredPlacer):
     demand_weighted = False  # weight shapes by GPU milli requested instead of by count
 
-    def __init__(self) -> None:
+    def __init__(self, workload: Iterable[Job] = ()) -> None:
         self._counts: dict[Shape, float] = {}
-        self._fixed = False
-        self._observed = 0
-        self._mix_at = 0
         self._mix: tuple[tuple[Shape, float], ...] = ()
         self._pool_mix: dict[int, tuple[PoolShape, ...]] = {}
         self._frag: dict[StateKey, float] = {}
         self._capacity: Capacity | None = None
+        self.observe_workload(workload)
 
     # -- the request mix -------------------------------------------------------------------------
     def observe_workload(self, jobs: Iterable[Job]) -> None:
-        """Fix the mix to these jobs' shapes (GPU jobs only: CPU-only ones cannot fragment GPUs).
+        """Set the mix to these jobs' shapes (GPU jobs only: CPU-only ones cannot fragment GPUs).
 
         The ATC'23 measure counts all of a node's free GPU milli as fragments for a CPU-only shape; that
         changes every candidate's score for a job by the same amount (``-weight x eff``, 0 for CPU-only
         jobs) and scales the other weights by one factor, so leaving such shapes out changes no choice.
         """
-        self._counts = {}
+        counts: dict[Shape, float] = {}
         for job in jobs:
             if job.gpus > 0:
                 shape = shape_of(job)
-                self._counts[shape] = self._counts.get(shape, 0.0) + self._weight(shape)
-        self._fixed = True
-        self._set_mix()
-
-    def _learn(self, job: Job) -> None:
-        if self._fixed or job.gpus == 0:
-            return
-        shape = shape_of(job)
-        self._counts[shape] = self._counts.get(shape, 0.0) + self._weight(shape)
-        self._observed += 1
-        if self._observed >= 2 * self._mix_at:
-            self._mix_at = self._observed
+                counts[shape] = counts.get(shape, 0.0) + self._weight(shape)
+        if counts != self._counts:
+            self._counts = counts
             self._set_mix()
+
+    @property
+    def mix(self) -> tuple[tuple[Shape, float], ...]:
+        """The request mix scored against: (shape, share), most frequent first."""
+        return self._mix
 
     def _weight(self, shape: Shape) -> float:
         return shape[0] * shape[1] / MILLI if self.demand_weighted else 1.0
@@ -137,7 +135,6 @@ class FgdPlacer(ScoredPlacer):
 
     def place(self, job: Job, capacity: Capacity) -> Placement | None:
         self.bind(capacity)
-        self._learn(job)
         return super().place(job, capacity)
 
     def score(self, key: StateKey, job: Job, eff: int, option: int) -> Score:

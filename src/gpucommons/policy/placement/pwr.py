@@ -264,7 +264,6 @@ class FgdPwrPlacer(FgdPlacer):
 
     def place(self, job: Job, capacity: Capacity) -> Placement | None:
         self.bind(capacity)
-        self._learn(job)
         self.meter.bind(capacity)
         self._nodes = {}
         if _single_node(job) and job_pools(capacity.cluster, job):
