@@ -34,7 +34,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not CI:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+    if reporter is None:
+        return
+    skipped = len(reporter.stats.get("skipped", []))
     if skipped and session.exitstatus == pytest.ExitCode.OK:
         reporter.write_line(f"CI=true: {skipped} test(s) skipped; every test must run in CI", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -37,6 +37,7 @@ from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.decisions import CAPACITY_CODES, CycleResult, PendingReason, Preemption, Start
 from gpucommons.policy.placement.shapes import never_fits_reason
+from gpucommons.policy.priority import DEFAULT_CLASS, PriorityClasses
 from gpucommons.policy.protocols import BORROWS, Admitted, Gate, PolicyConfig, StageGate
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
@@ -51,6 +52,8 @@ class _Cycle:
     gate: Gate
     stages: tuple[StageGate, ...]
     checking: tuple[StageGate, ...] = ()  # the stages whose ``accept`` can refuse a placement
+    classes: PriorityClasses | None = None  # ``None``: every job is of the default class
+    can_preempt: bool = False  # a preemptor, or a class that preempts lower ones
     starts: list[Start] = field(default_factory=list)
     preemptions: list[Preemption] = field(default_factory=list)
     pending: list[tuple[int, PendingReason]] = field(default_factory=list)
@@ -97,10 +100,10 @@ def schedule(snapshot: Snapshot, config: PolicyConfig, now: float) -> CycleResul
         cycle = _open(snapshot, config, now)
         if cycle.stages:
             _evict(cycle)
-        if capacity.free_total == 0 and config.preemptor is None and snapshot.pending_fractional == 0:
+        if capacity.free_total == 0 and not cycle.can_preempt and snapshot.pending_fractional == 0:
             others: PendingReason | None = NO_CAPACITY  # nothing can start: skip ordering the queue
         else:
-            others = _scan(cycle, config.ordering.order(snapshot, now))
+            others = _scan(cycle, _order(cycle))
     return CycleResult(tuple(cycle.starts), tuple(cycle.preemptions), tuple(cycle.pending), others)
 
 
@@ -112,7 +115,37 @@ def _open(snapshot: Snapshot, config: PolicyConfig, now: float) -> _Cycle:
         if gate is not None:
             gates.append(gate)
     checking = tuple(g for g in gates if g.checks_placements) if gates else ()
-    return _Cycle(snapshot, config, now, config.discipline.open(snapshot, now), tuple(gates), checking)
+    classes = config.priority_classes if _classed(snapshot) else None
+    can_preempt = config.preemptor is not None or (classes is not None and classes.any_preempts)
+    return _Cycle(
+        snapshot,
+        config,
+        now,
+        config.discipline.open(snapshot, now),
+        tuple(gates),
+        checking,
+        classes,
+        can_preempt,
+    )
+
+
+def _classed(snapshot: Snapshot) -> bool:
+    """Whether any pending or running job has a priority class other than the default."""
+    if snapshot.classed_jobs is not None:
+        return snapshot.classed_jobs > 0
+    return any(p.job.priority_class != DEFAULT_CLASS for p in snapshot.pending) or any(
+        r.job.priority_class != DEFAULT_CLASS for r in snapshot.running.values()
+    )
+
+
+def _order(cycle: _Cycle) -> Iterable[PendingJob]:
+    """Phase 1b: the policy's order; with priority classes in play, by class first (a stable sort,
+    so the policy's order holds within each class)."""
+    ordered = cycle.config.ordering.order(cycle.snapshot, cycle.now)
+    classes = cycle.classes
+    if classes is None:
+        return ordered
+    return sorted(ordered, key=lambda p: -classes.of(p.job.priority_class).priority)
 
 
 def _evict(cycle: _Cycle) -> None:
@@ -161,7 +194,7 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     capacity = cycle.snapshot.capacity
     cluster = cycle.snapshot.cluster
     limit = cycle.config.scan_limit
-    can_preempt = cycle.config.preemptor is not None
+    can_preempt = cycle.can_preempt
     fractional_possible = cycle.snapshot.pending_fractional != 0
     gate = cycle.gate
     now = cycle.now
@@ -225,12 +258,23 @@ def _consider(cycle: _Cycle, pending: PendingJob, job: Job, borrowing: bool) -> 
     """Phases 2d-e for a job the stages and the discipline let through (``job``: as the stages narrowed
     it; ``borrowing``: whether it starts beyond a guarantee); returns whether it starts."""
     preemptor = cycle.config.preemptor
-    key = (_shape(job), None if preemptor is None else preemptor.scope_key(pending, borrowing))
+    scope = None if preemptor is None else preemptor.scope_key(pending, borrowing)
+    classes = cycle.classes
+    if classes is not None:
+        scope = (scope, classes.of(job.priority_class).priority)
+    key = (_shape(job), scope)
     reason = cycle.failed.get(key)
     if reason is None:
         placement, reason = _place(cycle, job)
-        if placement is None and reason is None and preemptor is not None:
-            placement = _place_by_preemption(cycle, pending, Admitted(job, borrowing), key[1])
+        if (
+            placement is None
+            and reason is None
+            and (
+                preemptor is not None
+                or (classes is not None and classes.of(job.priority_class).preempts_lower)
+            )
+        ):
+            placement = _place_by_preemption(cycle, pending, Admitted(job, borrowing), scope)
         if placement is not None:
             _record_start(cycle, pending, Start(job, placement, borrowing))
             return True
@@ -282,13 +326,11 @@ def _place_by_preemption(
     cycle: _Cycle, pending: PendingJob, admitted: Admitted, scope: Hashable
 ) -> Placement | None:
     """Release candidate victims one at a time until the job fits; undo everything if it never does."""
-    assert cycle.config.preemptor is not None
     capacity: Capacity = cycle.snapshot.capacity
     job = admitted.job
     scoped = cycle.candidates.get(scope)
     if scoped is None:
-        scoped = cycle.config.preemptor.candidates(pending, admitted.borrowing, cycle.snapshot, cycle.now)
-        cycle.candidates[scope] = scoped
+        scoped = cycle.candidates[scope] = _candidates(cycle, pending, admitted.borrowing)
     candidates = [r for r in scoped if r.job.id not in cycle.displaced]
     if not candidates:
         return None
@@ -311,6 +353,29 @@ def _place_by_preemption(
             return placement
     capacity.rollback(mark)
     return None
+
+
+def _candidates(cycle: _Cycle, pending: PendingJob, borrowing: bool) -> Sequence[RunningJob]:
+    """Victims for ``pending``, best first: with priority classes in play, the running preemptible
+    jobs of lower classes first (when its class preempts them; lowest class, then newest, first),
+    then the policy preemptor's, never of a higher class than ``pending``."""
+    preemptor = cycle.config.preemptor
+    found = () if preemptor is None else preemptor.candidates(pending, borrowing, cycle.snapshot, cycle.now)
+    classes = cycle.classes
+    if classes is None:
+        return found
+    mine = classes.of(pending.job.priority_class)
+    allowed = [r for r in found if classes.of(r.job.priority_class).priority <= mine.priority]
+    if not mine.preempts_lower:
+        return allowed
+    lower = [
+        r
+        for r in cycle.snapshot.running.values()
+        if r.job.preemptible and classes.of(r.job.priority_class).priority < mine.priority
+    ]
+    lower.sort(key=lambda r: (classes.of(r.job.priority_class).priority, -r.started_s, r.job.id))
+    first = {r.job.id for r in lower}
+    return [*lower, *(r for r in allowed if r.job.id not in first)]
 
 
 def _devices(placement: Placement) -> set[tuple[int, int]]:

@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol, TypeAlias, runtime_checkable
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.decisions import PendingReason, Start
+from gpucommons.policy.priority import DEFAULT_CLASSES, PriorityClasses
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 
@@ -167,6 +168,7 @@ class PolicyConfig:
     placer: Placer
     stages: tuple[Stage, ...] = ()
     preemptor: Preemptor | None = None
+    priority_classes: PriorityClasses = DEFAULT_CLASSES
     scan_limit: int = 500  # jobs examined per cycle, as Slurm's bf_max_job_test bounds backfill
     full_scan_limit: int = (
         100  # jobs that may try preemption once nothing is free; Slurm's default_queue_depth

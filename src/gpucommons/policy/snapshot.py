@@ -154,6 +154,9 @@ class Snapshot:
     # Pending jobs that need no whole GPU (shared or CPU-only); ``None``: unknown. When 0 the cycle
     # stops as soon as no whole GPU is free.
     pending_fractional: int | None = None
+    # Pending or running jobs of a priority class other than the default; ``None``: unknown. When 0
+    # the cycle skips ordering by class (``policy/priority.py``).
+    classed_jobs: int | None = None
 
     def tenant_queues(self) -> Mapping[str, Collection[PendingJob]]:
         """Pending jobs grouped by tenant, each group in (submit_s, id) order."""

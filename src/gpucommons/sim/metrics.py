@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from gpucommons.metering.segment import SECONDS_PER_HOUR
+from gpucommons.metering.pricing import SECONDS_PER_HOUR
 from gpucommons.sim.report_power import power_figures
 from gpucommons.sim.runner import SimResult
 from gpucommons.sim.store import JobRecord, Segment

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from gpucommons.domain.power import WATTS_PER_MW
 from gpucommons.errors import ConfigError
-from gpucommons.metering.segment import SECONDS_PER_HOUR
+from gpucommons.metering.pricing import SECONDS_PER_HOUR
 from gpucommons.sim.report_power import cap_steps_mw, site_series
 from gpucommons.sim.runner import SimResult
 

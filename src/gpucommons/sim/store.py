@@ -12,10 +12,11 @@ from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.domain.power import PowerModel
-from gpucommons.metering.segment import SECONDS_PER_HOUR
+from gpucommons.metering.pricing import SECONDS_PER_HOUR
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import CycleResult
+from gpucommons.policy.priority import DEFAULT_CLASS
 from gpucommons.policy.snapshot import PendingJob, RunningColumns, RunningJob, Snapshot
 from gpucommons.policy.usage import UsageLedger
 from gpucommons.sim.queue import JobQueue, TenantQueues
@@ -73,6 +74,7 @@ class InMemoryStore:
         }
         self.sovereign_tenants = sovereign_tenants
         self.pending_fractional = 0  # pending jobs needing no whole GPU (shared or CPU-only)
+        self.classed_jobs = 0  # pending or running jobs of a non-default priority class
         self.capacity = Capacity(cluster)
         self.pending = JobQueue()
         self.running: dict[int, RunningJob] = {}
@@ -108,6 +110,7 @@ class InMemoryStore:
             sovereign_tenants=self.sovereign_tenants,
             site_draw=self.draw,
             pending_fractional=self.pending_fractional,
+            classed_jobs=self.classed_jobs,
         )
 
     def record(self, result: CycleResult, now: float) -> None:
@@ -133,6 +136,8 @@ class InMemoryStore:
         pending = PendingJob(job, queued_since_s=job.submit_s)
         if _fractional(job):
             self.pending_fractional += 1
+        if job.priority_class != DEFAULT_CLASS:
+            self.classed_jobs += 1
         self.pending.arrive(pending)
         self._tenant_queue(job.tenant).arrive(pending)
         self.records[job.id] = JobRecord(job)
@@ -154,7 +159,10 @@ class InMemoryStore:
 
     def finish(self, job_id: int, now: float) -> None:
         self._stop(job_id, now, requeue=False)
-        self.records[job_id].end_s = now
+        record = self.records[job_id]
+        record.end_s = now
+        if record.job.priority_class != DEFAULT_CLASS:
+            self.classed_jobs -= 1
 
     def _stop(self, job_id: int, now: float, requeue: bool) -> None:
         running = self.running.pop(job_id)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
-from gpucommons.metering.segment import SECONDS_PER_HOUR
+from gpucommons.metering.pricing import SECONDS_PER_HOUR
 from gpucommons.policy.decisions import PendingReason, Start
 from gpucommons.policy.protocols import Admitted, Verdict
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot

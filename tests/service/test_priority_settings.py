@@ -1,0 +1,45 @@
+"""The operator's priority-class table (``GPUC_PRIORITY_CLASSES``) reaches the live engine's policy,
+and a malformed one stops the service before it starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from gpucommons.config import Settings
+from gpucommons.policy.priority import PriorityClass
+from gpucommons.service.scheduler import build_engine
+
+
+def test_the_live_policy_uses_the_operators_table(tmp_path: Path, migrated_url: str) -> None:
+    settings = Settings(
+        home=tmp_path, database_url=migrated_url, priority_classes="low=0,normal=5:preempts,high=9"
+    )
+    engine = build_engine(settings)
+    classes = engine.policy.priority_classes
+    assert classes.of("normal") == PriorityClass("normal", 5, preempts_lower=True)
+    assert classes.of("high") == PriorityClass("high", 9, preempts_lower=False)
+
+
+def test_by_default_high_preempts_and_the_others_do_not(tmp_path: Path) -> None:
+    table = Settings(home=tmp_path).priority_table
+    assert [(c.name, c.preempts_lower) for c in table.classes] == [
+        ("low", False),
+        ("normal", False),
+        ("high", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("high=1", "must define 'normal'"),
+        ("normal=1,urgent=2", "must be one of"),
+        ("normal=soon", "not an integer"),
+    ],
+)
+def test_a_malformed_table_is_refused_in_one_line(tmp_path: Path, value: str, said: str) -> None:
+    with pytest.raises(ValidationError, match=said):
+        Settings(home=tmp_path, priority_classes=value)
