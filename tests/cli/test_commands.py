@@ -38,9 +38,9 @@ def test_call_to_award_walkthrough(monkeypatch: pytest.MonkeyPatch, world: World
         "create",
         "call-1",
         "--model",
-        "H200",
+        "H100",
         "--capacity-gpus",
-        "32",
+        "16",
         "--discounts",
         '{"university": 1}',
     )
@@ -55,7 +55,7 @@ def test_call_to_award_walkthrough(monkeypatch: pytest.MonkeyPatch, world: World
     assert '"active"' in _ok("award", "activate", "1", "--json")
     assert "2027-01-01" in _ok("award", "extend", "1", "--ends-at", "2027-01-01", "--json")
     _as(monkeypatch, world, "member")
-    assert "H200" in _ok("award", "list", "--json")
+    assert "H100" in _ok("award", "list", "--json")
 
 
 def test_errors_are_one_line_and_exit_2(
@@ -83,3 +83,32 @@ def test_credentials_file_round_trip_and_env_override(tmp_path: Path) -> None:
     env = {"GPUC_TOKEN": "gpuc_env"}
     assert resolve_credentials(tmp_path, env) == Credentials("http://h:1", "gpuc_env", "alice")
     assert resolve_credentials(tmp_path / "none", {}).token == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["program", "create", "x", "--price-krw-per-gpu-hour", "2000.5"], "Invalid value for '--price-krw"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["show"], "Missing argument"),
+        (["queue", "--no-such-option"], "No such option"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["gpuc", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        app.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and said in err and "\n" not in err and "Traceback" not in err
+
+
+def test_a_command_group_alone_prints_its_help_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["gpuc", "program"])
+    with pytest.raises(SystemExit) as exit_info:
+        app.main()
+    assert exit_info.value.code == 2 and "Usage:" in capsys.readouterr().out

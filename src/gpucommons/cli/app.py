@@ -1,15 +1,20 @@
-"""Entry point of ``gpuc``. Every ``GpucError`` becomes a one-line message and exit code 2; usage
-errors are Typer's own (exit code 2)."""
+"""Entry point of ``gpuc``. Every ``GpucError`` and every usage error (an unknown command, a missing
+or malformed option) becomes one line on stderr and exit code 2, so a script or a person reads the
+reason without a box or a traceback."""
 
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from gpucommons.cli import admin, awards, jobs, programs, proposals, server, sim, site, up
+# Typer carries its own copy of Click's exceptions (pinned in pyproject.toml); they are what it raises.
+from typer._click import exceptions as click
+
+from gpucommons.cli import admin, awards, jobs, programs, proposals, server, sim, site, tokens, up
 from gpucommons.errors import GpucError
 
 app = typer.Typer(
@@ -33,14 +38,30 @@ app.add_typer(programs.app, name="program")
 app.add_typer(proposals.app, name="proposal")
 app.add_typer(awards.app, name="award")
 app.add_typer(admin.app, name="admin")
+app.add_typer(tokens.app, name="token")
 jobs.register(app)
 up.register(app)
 
 
+def _fail(message: str) -> NoReturn:
+    # A message may quote user input holding brackets: print it as is, not as Rich markup.
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     try:
-        app()
-    except GpucError as exc:
-        message = escape(str(exc))  # a message may quote user input holding brackets: print it as is
-        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        result = app(standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:  # ``gpuc GROUP`` alone: its help, as asked
+        print(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
         sys.exit(2)
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _fail(" ".join(exc.format_message().split()) + where)
+    except click.ClickException as exc:
+        _fail(" ".join(exc.format_message().split()))
+    except typer.Abort:
+        sys.exit(1)
+    except GpucError as exc:
+        _fail(str(exc))
+    sys.exit(result if isinstance(result, int) else 0)
