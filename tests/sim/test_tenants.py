@@ -12,7 +12,7 @@ import pytest
 from gpucommons.clusterfile import load_cluster
 from gpucommons.domain.award import Award
 from gpucommons.errors import ConfigError
-from gpucommons.sim.tenants import KINDS, TenantRow, TenantTable, parse_tenants, parse_unlisted, read_tenants
+from gpucommons.sim.tenants import TenantRow, TenantTable, parse_tenants, parse_unlisted, read_tenants
 from tests.components import require_component
 from tests.sim.test_traces import PHILLY_CSV
 
@@ -195,12 +195,6 @@ def test_parse_unlisted() -> None:
     assert parse_unlisted("error") == "error" and parse_unlisted("best-effort") == "best-effort"
     with pytest.raises(ConfigError, match="--unlisted must be error or best-effort, got 'maybe'"):
         parse_unlisted("maybe")
-
-
-def test_kinds_are_the_institution_kinds_of_the_store() -> None:
-    from gpucommons.store.models import INSTITUTION_KINDS
-
-    assert set(KINDS) == set(INSTITUTION_KINDS)
 
 
 # -- the shipped files ---------------------------------------------------------------------------------

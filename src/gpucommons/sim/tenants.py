@@ -18,7 +18,7 @@ comments (provenance, licence)::
   runs only on idle capacity it borrows (never with borrowing off). ``gpu_hours``: the award's
   budget (empty: unlimited). ``model``: the accelerator model the award pays for (empty: any); it must
   exist in the cluster.
-- ``kind``: an institution kind of the commons (``KINDS``, the same list the service stores);
+- ``kind``: an institution kind of the commons (``INSTITUTION_KINDS``, the same list the service stores);
   ``region``: ``capital`` or ``non-capital``; ``sovereign`` (default false): its jobs stay on sovereign
   sites.
 
@@ -37,14 +37,12 @@ from typing import Literal
 
 from gpucommons.domain.accelerators import CATALOG
 from gpucommons.domain.award import Award
+from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConfigError
 from gpucommons.textfile import read_text
 
 Unlisted = Literal["error", "best-effort"]
 UNLISTED_CHOICES: tuple[Unlisted, ...] = ("error", "best-effort")
-KINDS = ("university", "research_institute", "sme", "startup", "consortium", "public_agency", "enterprise")
-"""Institution kinds; kept equal to ``store.models.INSTITUTION_KINDS`` (a test checks) without importing
-the store into the simulator."""
 UNLISTED_KIND = "unlisted"  # the kind of a trace tenant the file leaves out, under unlisted="best-effort"
 REGIONS = {"capital": "capital", "non-capital": "non-capital", "non_capital": "non-capital"}
 REQUIRED = ("tenant", "kind", "awarded_gpus")
@@ -174,8 +172,8 @@ def _parse_row(where: str, cells: Mapping[str, str], models: Mapping[str, str]) 
     if not tenant:
         raise ConfigError(f"{where}: tenant is empty")
     kind = cells["kind"]
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    if kind not in INSTITUTION_KINDS:
+        raise ConfigError(f"{where}: kind {kind!r} is not one of {', '.join(INSTITUTION_KINDS)}")
     region = cells.get("region", "")
     if region and region not in REGIONS:
         raise ConfigError(f"{where}: region must be capital or non-capital, got {region!r}")
