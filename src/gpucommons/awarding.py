@@ -1,10 +1,11 @@
 """Pure allocation rules of a call for proposals: ranking by score, granting in whole units within the
-program capacity and per-organisation caps, pricing after discounts, and how much unused guaranteed
-capacity to take back. No database or clock here; ``store/allocation.py`` feeds it rows.
+program capacity and per-organisation caps, and how much unused guaranteed capacity to take back. No
+database or clock here; ``store/awards.py`` feeds it rows. What an award's GPU time costs after the
+program's discounts is ``gpucommons.metering.pricing``, the commons' one pricing function.
 
 The rules follow how national calls hand out GPUs: whole 8-GPU servers, a mean expert score with a bonus
-for applicants outside the capital region, a cap so no organisation takes a large share, academia free,
-youth startups a further discount, and unused servers reclaimed and re-offered.
+for applicants outside the capital region, a cap so no organisation takes a large share, and unused
+servers reclaimed and re-offered.
 """
 
 from __future__ import annotations
@@ -76,22 +77,6 @@ def grant_by_score(
         left -= gpus
         by_org[cand.org_id] = by_org.get(cand.org_id, 0) + gpus
     return grants
-
-
-def price_krw_per_gpu_hour(
-    base_krw: float,
-    discounts: Mapping[str, float],
-    institution_kind: str,
-    youth_startup: bool,
-    youth_startup_extra_discount: float,
-) -> float:
-    """The price an institution pays: the kind's fraction off, then (youth startups) a further fraction
-    off what remains. ``discounts`` of 1.0 means free, as for academia and research institutes."""
-    kind_off = min(max(discounts.get(institution_kind, 0.0), 0.0), 1.0)
-    price = base_krw * (1.0 - kind_off)
-    if youth_startup:
-        price *= 1.0 - min(max(youth_startup_extra_discount, 0.0), 1.0)
-    return price
 
 
 def reclaimable_gpus(guaranteed_gpus: int, utilization: float, unit_gpus: int) -> int:

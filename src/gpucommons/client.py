@@ -1,8 +1,10 @@
 """Typed Python client of the commons' REST API (httpx).
 
-Errors come back as the package's own classes with the server's one-line detail: 401 ``AuthError``,
-403 ``PermissionDeniedError``, 404 ``NotFoundError``, 409 ``ConflictError``, 400/422
-``InvalidRequestError``; an unreachable server or a 5xx is a plain ``GpucError``. Build one with
+Errors come back as the package's own classes with the server's one-line detail: the class the
+server's ``Gpuc-Error`` header names, checked against the status in ``gpucommons.errors.ERROR_STATUS``
+(the table the server answers from), so each class raised on the server is raised again here. Without
+the header the status alone decides (400, shared by several classes, gives ``GpucError``); an
+unreachable server or a 5xx is a plain ``GpucError``. Build one with
 ``GpucClient(url, token)``, ``GpucClient.from_env(home)`` (``GPUC_URL``/``GPUC_TOKEN`` or the stored
 credentials), or hand it an ``httpx.Client`` (tests pass FastAPI's ``TestClient``).
 """
@@ -17,14 +19,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from gpucommons.cli.credentials import resolve_credentials
-from gpucommons.errors import (
-    AuthError,
-    ConflictError,
-    GpucError,
-    InvalidRequestError,
-    NotFoundError,
-    PermissionDeniedError,
-)
+from gpucommons.errors import ERROR_HEADER, GpucError, error_class
 from gpucommons.service.schemas.allocation import (
     AwardRead,
     ProgramRead,
@@ -38,20 +33,27 @@ from gpucommons.service.schemas.tenancy import (
     MemberRead,
     ProjectRead,
     TokenCreated,
+    TokenRead,
     UserRead,
     WhoAmI,
 )
 
 T = TypeVar("T")
-ERROR_BY_STATUS: dict[int, type[GpucError]] = {
-    400: InvalidRequestError,
-    401: AuthError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: ConflictError,
-    422: InvalidRequestError,
-}
 TIMEOUT_S = 30.0
+
+
+def error_from_response(response: httpx.Response) -> GpucError:
+    """The error an error response stands for, carrying the server's one-line ``detail``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail = str(body["detail"]) if isinstance(body, dict) and "detail" in body else response.text
+    detail = " ".join(detail.split()) or response.reason_phrase
+    status = response.status_code
+    if status >= 500:
+        return GpucError(f"server error {status}: {detail}")
+    return error_class(status, response.headers.get(ERROR_HEADER))(detail)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -86,14 +88,7 @@ class GpucClient:
         except httpx.HTTPError as exc:
             raise GpucError(f"cannot reach the gpucommons server at {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            try:
-                detail = str(response.json().get("detail", response.text))
-            except ValueError:
-                detail = response.text or response.reason_phrase
-            error = ERROR_BY_STATUS.get(response.status_code, GpucError)
-            raise error(
-                detail if response.status_code < 500 else f"server error {response.status_code}: {detail}"
-            )
+            raise error_from_response(response)
         return None if response.status_code == 204 or not response.content else response.json()
 
     def _get(self, model: type[T], method: str, path: str, json: Any = None, **params: Any) -> T:
@@ -141,11 +136,26 @@ class GpucClient:
         return self._get(list[UserRead], "GET", "/users")
 
     def create_token(
-        self, user_id: int | None = None, expires_at: datetime | None = None, label: str = ""
+        self,
+        user_id: int | None = None,
+        expires_at: datetime | None = None,
+        label: str = "",
+        expires_days: int | None = None,
     ) -> TokenCreated:
-        """A token for ``user_id`` (admins), or for the caller when ``user_id`` is ``None``."""
+        """A token for ``user_id`` (admins), or for the caller when ``user_id`` is ``None``; without
+        ``expires_at`` or ``expires_days`` it expires after the server's default."""
         path = "/users/me/tokens" if user_id is None else f"/users/{user_id}/tokens"
-        return self._get(TokenCreated, "POST", path, {"expires_at": _iso(expires_at), "label": label})
+        body: dict[str, Any] = {"expires_at": _iso(expires_at), "label": label}
+        if expires_days is not None:
+            body["expires_days"] = expires_days
+        return self._get(TokenCreated, "POST", path, body)
+
+    def list_tokens(self, user_id: int | None = None) -> list[TokenRead]:
+        """The caller's tokens (an admin: everyone's, or ``user_id``'s); never their secrets."""
+        return self._get(list[TokenRead], "GET", "/tokens", user_id=user_id)
+
+    def revoke_token(self, token_id: int) -> TokenRead:
+        return self._get(TokenRead, "DELETE", f"/tokens/{token_id}")
 
     # allocation ---------------------------------------------------------------------------------------
 

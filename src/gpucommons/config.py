@@ -13,15 +13,25 @@ database without touching the environment.
     GPUC_BACKEND               execution backend: ``local`` (processes on this machine) or ``slurm``
     GPUC_SLURM_CONFIG          TOML file with the Slurm backend's settings (the keys of ``SlurmConfig``,
                                as ``gpuc site import-slurm --backend-config`` writes them); optional
+    GPUC_JOB_UIDS              uids the local backend runs jobs as when the server runs as root, one per
+                               running job: ``FIRST-LAST`` (default ``60600-61099``; no account may own them)
+    GPUC_PRIORITY_CLASSES      the priority of each job class and which classes may displace lower ones:
+                               ``name=priority[:preempts],...`` over ``low``, ``normal``, ``high``
+                               (default ``low=0,normal=100,high=1000:preempts``; ``policy/priority.py``)
+    GPUC_TOKEN_EXPIRY_DAYS     days an API token issued through the API lives when the request names
+                               no expiry (default 90; 0: such tokens never expire)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from gpucommons.policy.priority import PriorityClasses
 
 
 class Settings(BaseSettings):
@@ -37,6 +47,30 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(default=5.0, gt=0)
     backend: Literal["local", "slurm"] = "local"
     slurm_config: Path | None = None
+    priority_classes: str = "low=0,normal=100,high=1000:preempts"
+    token_expiry_days: int = Field(default=90, ge=0, le=36_500)
+    job_uids: str = Field(default="60600-61099", pattern=r"^[1-9][0-9]*-[1-9][0-9]*$")
+
+    @field_validator("job_uids")
+    @classmethod
+    def _uid_range_in_order(cls, value: str) -> str:
+        """Refuse a reversed or too large range before ``gpuc up`` touches anything."""
+        first, last = (int(v) for v in value.split("-"))
+        if not first <= last <= 2**32 - 2:
+            raise ValueError(f"{value}: need FIRST <= LAST <= 4294967294")
+        return value
+
+    @field_validator("priority_classes")
+    @classmethod
+    def _priority_table_parses(cls, value: str) -> str:
+        """Refuse a malformed class table at start, with the parser's one-line reason."""
+        from gpucommons.policy.priority import CLASS_NAMES, PriorityClasses
+
+        try:
+            PriorityClasses.parse(value, known=CLASS_NAMES)
+        except Exception as exc:  # InvalidRequestError; pydantic reports a ValueError as one line
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _defaults_under_home(self) -> Settings:
@@ -45,6 +79,12 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'gpuc.db'}"
         return self
+
+    @property
+    def priority_table(self) -> PriorityClasses:
+        from gpucommons.policy.priority import CLASS_NAMES, PriorityClasses
+
+        return PriorityClasses.parse(self.priority_classes, known=CLASS_NAMES)
 
     @property
     def credentials_path(self) -> Path:

@@ -1,14 +1,20 @@
-"""The backend contract run against ``LocalBackend``, plus what only the local backend promises."""
+"""The backend contract run against ``LocalBackend``, plus what only the local backend promises: a job's
+identity in its environment, and no crash during a launch that runs a job twice or leaves it unseen."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-from gpucommons.backends.local import LocalBackend
+from gpucommons.backends.local import WRAPPER_PATH, LocalBackend
+from gpucommons.backends.wrapper import ABANDONED_EXIT
 from gpucommons.domain.job import Placement
 from gpucommons.engine.ports import LaunchSpec
 from tests.backends.contract import CHECKS, ContractEnv, wait_for
@@ -39,8 +45,12 @@ def spec_builder(
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> ContractEnv:
-    return ContractEnv(lambda: LocalBackend(tmp_path / "state", grace_s=1.0), spec_builder(tmp_path / "work"))
+def env(tmp_path: Path, work_root: Path) -> ContractEnv:
+    return ContractEnv(
+        lambda: LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root),
+        spec_builder(tmp_path / "spec"),
+        job_dir=lambda spec: work_root / str(spec.job_id),
+    )
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
@@ -70,11 +80,11 @@ def test_adopt_reports_vanished_and_never_launched_jobs_as_lost(env: ContractEnv
     assert sorted((e.job_id, e.kind) for e in events) == [(9, "lost"), (10, "lost")]
 
 
-def test_adopt_resolves_a_launch_recorded_before_its_reference(tmp_path: Path) -> None:
-    make_spec = spec_builder(tmp_path / "work", {"GPUC_LAUNCH_ID": "abc"})
-    first = LocalBackend(tmp_path / "state", grace_s=1.0)
+def test_adopt_resolves_a_launch_recorded_before_its_reference(tmp_path: Path, work_root: Path) -> None:
+    make_spec = spec_builder(tmp_path / "spec", {"GPUC_LAUNCH_ID": "abc"})
+    first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
     ref = first.launch(make_spec(11, ["sleep", "30"], 60))
-    second = LocalBackend(tmp_path / "state", grace_s=1.0)
+    second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
     events = second.adopt([(11, "pending:abc")])
     assert [(e.job_id, e.kind, e.backend_ref) for e in events] == [(11, "started", ref)]
     second.cancel(11, ref)
@@ -91,3 +101,57 @@ def test_adopt_reports_stray_processes_as_unknown(env: ContractEnv) -> None:
     assert wait_for(first, 12, 30).kind == "cancelled"
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+class _Crash(BaseException):
+    """The server dying at one exact point: no handler of the backend's runs."""
+
+
+def _wait_for_file(path: Path, wait_s: float = 30) -> None:
+    deadline = time.monotonic() + wait_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_a_crash_between_record_and_process_is_resolved_and_nothing_runs_later(
+    tmp_path: Path, work_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_spec = spec_builder(tmp_path / "spec", {"GPUC_LAUNCH_ID": "L21"})
+    first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+
+    def crash(*_args: object) -> None:
+        raise _Crash
+
+    monkeypatch.setattr(first, "_start_wrapper", crash)
+    with pytest.raises(_Crash):
+        first.launch(make_spec(21, ["sh", "-c", "echo ran >> runs"], 60))
+    job_dir = tmp_path / "state" / "21"
+    assert json.loads((job_dir / "meta.json").read_text())["launch_id"] == "L21"  # recorded first
+    second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)  # the restart
+    events = second.adopt([(21, "pending:L21")])
+    assert [(e.job_id, e.kind, e.detail) for e in events] == [(21, "lost", "never launched")]
+    # a wrapper that starts only now (a fork that outlived the crash) finds the launch resolved
+    late = subprocess.run([sys.executable, "-I", "-S", WRAPPER_PATH, str(job_dir)], timeout=30, check=False)
+    assert late.returncode == ABANDONED_EXIT
+    assert not (work_root / "21" / "runs").exists() and not (job_dir / "exit_code").exists()
+    assert second.poll() == [] and second.adopt([]) == []  # no process of it anywhere
+
+
+def test_a_crash_after_the_process_but_before_its_reference_adopts_it_once(
+    tmp_path: Path, work_root: Path
+) -> None:
+    make_spec = spec_builder(tmp_path / "spec", {"GPUC_LAUNCH_ID": "L22"})
+    first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+    ref = first.launch(make_spec(22, ["sh", "-c", "echo ran >> runs; sleep 1"], 60))
+    job_dir = tmp_path / "state" / "22"
+    _wait_for_file(job_dir / "claim")
+    meta = json.loads((job_dir / "meta.json").read_text())
+    del meta["ref"]  # as if the server died right after starting the process
+    (job_dir / "meta.json").write_text(json.dumps(meta))
+    second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+    events = second.adopt([(22, "pending:L22")])
+    assert [(e.job_id, e.kind, e.backend_ref) for e in events] == [(22, "started", ref)]
+    event = wait_for(second, 22, 30)
+    assert (event.kind, event.exit_code) == ("finished", 0)
+    assert (work_root / "22" / "runs").read_text() == "ran\n"

@@ -158,7 +158,10 @@ def test_adopt_after_restart_submits_nothing(
     second = SlurmBackend(config, cli)
     try:
         events = second.adopt([(107, long_ref), (108, short_ref)])
-        assert [(e.job_id, e.kind, e.exit_code) for e in events] == [(108, "finished", 0)]
+        assert [(e.job_id, e.kind, e.exit_code) for e in events] == [
+            (107, "started", None), (108, "started", None), (108, "finished", 0)
+        ]  # fmt: skip
+        assert events[0].at_s == float(job_info(slurm_env, long_ref)["StartTime"])
         assert not [e for e in second.poll() if e.backend_ref == long_ref]
         assert "sbatch" not in cli.programs
         assert slurm(slurm_env, "squeue", "-h", "-t", "all", "-o", "%i").split() == jobs_before
@@ -167,16 +170,51 @@ def test_adopt_after_restart_submits_nothing(
     assert kinds(collect(second, lambda ev: bool(kinds(ev, 107))), 107) == ["cancelled"]
 
 
-def test_job_named_like_ours_but_unknown_is_reported(config: SlurmConfig, slurm_env: dict[str, str]) -> None:
+def test_job_named_like_ours_but_unknown_is_reported_and_its_gpus_held(
+    config: SlurmConfig, slurm_env: dict[str, str]
+) -> None:
     gres = "--gres=gpu:a100:1"
     out = slurm(slurm_env, "sbatch", "--parsable", "--job-name=gpuc-424242", "-w", "a100-2", gres,
                 "-o", "/dev/null", "--wrap", "sleep 300")  # fmt: skip
     ref = out.strip().split(";")[0]
     try:
-        events = [e for e in SlurmBackend(config).poll() if e.backend_ref == ref]
+        backend = SlurmBackend(config)
+        events = [e for e in backend.poll() if e.backend_ref == ref]
         assert [(e.job_id, e.kind) for e in events] == [(0, "unknown")]
+        deadline = time.monotonic() + 30
+        while job_info(slurm_env, ref)["JobState"] != "RUNNING":
+            assert time.monotonic() < deadline, "the stranger never started"
+            time.sleep(0.2)
+        assert not backend.poll()  # reported once
+        assert backend.held_gpus() == {"a100-2": 1}
     finally:
         slurm(slurm_env, "scancel", ref)
+
+
+def test_a_job_still_queued_at_restart_reports_slurms_start_time(
+    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Slurm keeps our job waiting (a stranger holds the node) while the service restarts: the new
+    backend must still report the start, at Slurm's StartTime, once Slurm runs it."""
+    out = slurm(slurm_env, "sbatch", "--parsable", "--job-name=blocker", "-w", "h100-3", "--gres=gpu:h100:8",
+                "-o", "/dev/null", "--wrap", "sleep 300")  # fmt: skip
+    blocker = out.strip().split(";")[0]
+    ours = ""
+    try:
+        ours = SlurmBackend(config).launch(make_spec(tmp_path, 109, ["sleep", "2"], "h100-3", gpus=2))
+        assert job_info(slurm_env, ours)["JobState"] == "PENDING"
+        restarted = SlurmBackend(config)
+        assert restarted.adopt([(109, ours)]) == []
+        slurm(slurm_env, "scancel", blocker)
+        events = collect(restarted, lambda ev: "finished" in kinds(ev, 109))
+        assert kinds(events, 109) == ["started", "finished"]
+        info = job_info(slurm_env, ours)
+        assert [e.at_s for e in events if e.job_id == 109] == [
+            float(info["StartTime"]),
+            float(info["EndTime"]),
+        ]
+    finally:
+        slurm(slurm_env, "scancel", blocker, *([ours] if ours else []))
 
 
 def test_inventory_import_of_the_test_cluster(slurm_env: dict[str, str], tmp_path: Path) -> None:

@@ -13,7 +13,11 @@ from gpucommons.backends.slurm_inventory import (
     inventory_from_nodes,
 )
 from gpucommons.backends.slurm_parse import (
+    SlurmJob,
     decode_wait_status,
+    expand_hostlist,
+    gres_gpu_count,
+    held_gpus,
     node_unavailable,
     parse_gpu_gres,
     parse_sacct,
@@ -193,3 +197,13 @@ def test_catalog_models() -> None:
 def test_inventory_of_cpu_only_cluster_is_an_error() -> None:
     with pytest.raises(ConfigError, match="no nodes with GPUs"):
         inventory_from_nodes(parse_sinfo_nodes("cpu-1|cpu*|(null)|8|16000|(null)|idle\n"))
+
+
+def test_host_lists_and_gres_detail() -> None:
+    assert expand_hostlist("h100-[1-2,4],a100-1") == ["h100-1", "h100-2", "h100-4", "a100-1"]
+    assert expand_hostlist("n[08-10]") == ["n08", "n09", "n10"]
+    with pytest.raises(ValueError, match="host list"):
+        expand_hostlist("n[1-x]")
+    assert [gres_gpu_count(d) for d in ("gpu:h100:2(IDX:0-1)", "gpu:1", "craynetwork:1")] == [2, 1, None]
+    running = SlurmJob("5", "gpuc-1", "RUNNING", nodes="h100-[1-2]", gres_detail=("gpu:h100:8(IDX:0-7)",))
+    assert held_gpus(running) == {"h100-1": None, "h100-2": None}  # detail does not cover each node

@@ -174,8 +174,8 @@ def test_bad_input_gets_one_line_and_changes_nothing(server: Server) -> None:
     server.start()
     cases = [
         (["submit", "--project", "nope", "--", "true"], "project 'nope' does not exist"),
-        (["submit", "--gpus", "0", "--", "true"], "gpus must be at least 1"),
-        (["submit", "--gpus", "-2", "--", "true"], "gpus must be at least 1"),
+        (["submit", "--gpus", "0", "--", "true"], "gpus: must be at least 1"),
+        (["submit", "--gpus", "-2", "--", "true"], "gpus: must be at least 1"),
         (["submit", "--gpus", "17", "--", "true"], "can ever hold 17"),
         (["submit", "--time", "ninety", "--", "true"], "malformed time limit"),
         (["show", "999"], "job 999 not found"),

@@ -1,11 +1,13 @@
-"""A migrated SQLite database with one startup project holding an active award, and engine builders."""
+"""A migrated database (SQLite, and PostgreSQL when ``GPUC_TEST_POSTGRES_URL`` is set) with one startup
+project holding an active award, and engine builders."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,8 +19,11 @@ from gpucommons.policy.registry import build_policy
 from gpucommons.store import awards as award_repo
 from gpucommons.store import programs as program_repo
 from gpucommons.store import repos
-from gpucommons.store.base import make_engine, session_factory, upgrade
+from gpucommons.store.base import make_engine, session_factory
 from gpucommons.store.jobrepo import JobRequest, submit_job
+from tests.db_fixtures import db_url, migrated_url
+
+__all__ = ["World", "db_url", "migrated_url", "world"]
 
 
 @dataclass
@@ -29,13 +34,15 @@ class World:
     user_id: int
     award_id: int
 
+    def options(self, ttl_s: float = 15.0, holder: str = "", **fields: Any) -> EngineOptions:
+        options = replace(EngineOptions(logs_dir=self.root / "jobs", lease_ttl_s=ttl_s), **fields)
+        return replace(options, holder=holder) if holder else options
+
     def engine(
-        self, clock: Callable[[], float] | None = None, ttl_s: float = 15.0, holder: str = ""
+        self, clock: Callable[[], float] | None = None, ttl_s: float = 15.0, holder: str = "", **fields: Any
     ) -> LiveEngine:
         """A scheduler with its own backend instance over the shared backend state (a fresh process)."""
-        options = EngineOptions(logs_dir=self.root / "jobs", lease_ttl_s=ttl_s)
-        if holder:
-            options = EngineOptions(logs_dir=self.root / "jobs", lease_ttl_s=ttl_s, holder=holder)
+        options = self.options(ttl_s, holder, **fields)
         backend = LocalBackend(self.root / "backend", grace_s=1.0)
         kwargs = {"clock": clock} if clock is not None else {}
         return LiveEngine(
@@ -64,10 +71,9 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    url = f"sqlite:///{tmp_path / 'gpuc.db'}"
-    upgrade(url)
-    sessions = session_factory(make_engine(url))
+def world(tmp_path: Path, migrated_url: str) -> Iterator[World]:
+    engine = make_engine(migrated_url)
+    sessions = session_factory(engine)
     now = datetime.now(UTC)
     with sessions() as s:
         inst = repos.create_institution(s, "Acme AI", "startup", "non_capital")
@@ -81,10 +87,12 @@ def world(tmp_path: Path) -> World:
             capacity_gpus=16,
             unit_gpus=8,
             duration_days=30,
-            price_krw_per_gpu_hour=3600.0,
+            price_krw_per_gpu_hour=3600,
         )
         terms = award_repo.AwardTerms(project.id, program.id, gpu_hours_budget=100.0, guaranteed_gpus=8)
         award = award_repo.create_award(s, terms, now - timedelta(minutes=1))
         award_repo.activate_award(s, award.id, now)
         s.commit()
-        return World(sessions, tmp_path, project.id, user.id, award.id)
+        ids = (project.id, user.id, award.id)
+    yield World(sessions, tmp_path, *ids)
+    engine.dispose()

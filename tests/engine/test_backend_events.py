@@ -1,44 +1,66 @@
 """How the live engine treats what a remote backend (Slurm) reports, with a scripted backend: a real start
 time moves the charged segment, a backend requeue sends the job back to gpucommons' queue and cancels the
-backend's copy, unknown jobs are counted and left alone, unavailable nodes leave the snapshot, and a
-refused launch fails only that job."""
+backend's copy, unknown jobs are counted and left alone with the GPUs they hold kept out of scheduling,
+unavailable nodes leave the snapshot, and a refused launch holds back only that job."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from gpucommons.backends.slurm import SlurmBackend
+from gpucommons.backends.slurm_submit import SlurmConfig
 from gpucommons.clusterfile import load_cluster
 from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
-from gpucommons.engine.ports import BackendEvent, LaunchSpec
+from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
 from gpucommons.errors import GpucError
 from gpucommons.policy.registry import build_policy
-from gpucommons.store.jobs import JobRow, UsageRow
+from gpucommons.store.jobs import JobRow, SchedulerLeaseRow, UsageRow
 from gpucommons.store.live import to_s
+from tests.backends.test_slurm_unit import ScriptedCli, squeue
 from tests.engine.conftest import World
 
 
 @dataclass
 class ScriptedBackend:
-    """Launches nothing; returns queued events from ``poll`` and records what the engine asked."""
+    """Launches nothing; returns queued events from ``poll`` and records what the engine asked.
+
+    ``refuse`` (every launch) or ``refuse_jobs`` (those jobs) make sbatch-like refusals; ``on_launch``
+    runs inside ``launch`` after the backend accepted the job and before it answers (it may block, or
+    raise to make the answer fail). ``adopt`` resolves a ``pending:<launch id>`` reference to the launch
+    it accepted under that id (a ``started`` event) or reports it never launched; ``held`` is what
+    ``held_gpus`` reports (GPUs of jobs no gpucommons job owns)."""
 
     name: str = "scripted"
     stops_unknown: bool = False
     even_gangs: bool = False
+    max_call_s: float = 0.0
     events: list[BackendEvent] = field(default_factory=list)
     launched: list[LaunchSpec] = field(default_factory=list)
     cancelled: list[tuple[int, str]] = field(default_factory=list)
     down: set[str] = field(default_factory=set)
+    held: dict[str, int | None] = field(default_factory=dict)
     refuse: bool = False
+    refuse_jobs: set[int] = field(default_factory=set)
+    explode_jobs: set[int] = field(default_factory=set)  # launch raises an unexpected error
+    on_launch: Callable[[LaunchSpec], None] | None = None
+    accepted: dict[str, str] = field(default_factory=dict)  # launch id -> ref
 
     def launch(self, spec: LaunchSpec) -> str:
-        if self.refuse:
+        if self.refuse or spec.job_id in self.refuse_jobs:
             raise GpucError("sbatch failed (exit 1): Requested node configuration is not available")
+        if spec.job_id in self.explode_jobs:
+            raise RuntimeError("backend crashed")
         self.launched.append(spec)
-        return f"ref-{len(self.launched)}"
+        ref = f"ref-{len(self.launched)}"
+        self.accepted[spec.env["GPUC_LAUNCH_ID"]] = ref
+        if self.on_launch is not None:
+            self.on_launch(spec)
+        return ref
 
     def cancel(self, job_id: int, backend_ref: str) -> None:
         self.cancelled.append((job_id, backend_ref))
@@ -48,20 +70,34 @@ class ScriptedBackend:
         return events
 
     def adopt(self, running: Sequence[tuple[int, str]]) -> list[BackendEvent]:
-        return []
+        events = []
+        for job_id, ref in running:
+            if ref.startswith("pending:"):
+                real = self.accepted.get(ref.removeprefix("pending:"))
+                kind, detail = ("started", "") if real else ("lost", "never launched")
+                events.append(BackendEvent(job_id, kind, 0.0, real or ref, detail=detail))
+        return events
 
     def unavailable_nodes(self) -> set[str]:
         return set(self.down)
 
+    def held_gpus(self) -> dict[str, int | None]:
+        return dict(self.held)
 
-def engine_with(world: World, backend: ScriptedBackend) -> LiveEngine:
-    options = EngineOptions(logs_dir=world.root / "jobs")
+
+def engine_with(
+    world: World,
+    backend: Backend,
+    options: EngineOptions | None = None,
+    clock: Callable[[], float] | None = None,
+) -> LiveEngine:
     return LiveEngine(
         world.sessions,
         backend,
         load_cluster("demo"),
         build_policy("quota", commons=live_commons(backend)),
-        options,
+        options or EngineOptions(logs_dir=world.root / "jobs"),
+        **({"clock": clock} if clock is not None else {}),
     )
 
 
@@ -85,6 +121,34 @@ def test_started_event_moves_the_charged_start_to_the_backends(world: World) -> 
     engine.step()
     with world.sessions() as s:
         assert s.scalars(select(UsageRow)).one().gpu_hours == 2 * 60 / 3600
+
+
+def test_after_a_restart_a_slurm_job_is_charged_from_slurms_start_time(world: World) -> None:
+    """The service died while Slurm still had the job in its queue; Slurm started it 555 s after the
+    decision. The job is charged GPUs x (EndTime - StartTime), not from the decision."""
+    idle = {"sinfo": [""], "scontrol": ["AccountingStorageType = accounting_storage/none\n"]}
+    cli = ScriptedCli({"sbatch": ["41\n"], "squeue": [squeue()], **idle})
+    first = engine_with(world, SlurmBackend(SlurmConfig(), cli))
+    job_id = world.submit(["true"], gpus=2)
+    first.step()
+    decided_s = to_s(row(world, job_id).started_at)  # type: ignore[arg-type]
+    assert row(world, job_id).backend_ref == "41"
+    with world.sessions() as s:  # the first server is gone; its lease runs out
+        s.execute(update(SchedulerLeaseRow).values(expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
+        s.commit()
+    queued = {"job_id": 41, "name": f"gpuc-{job_id}", "job_state": "PENDING"}
+    cli = ScriptedCli({"squeue": [squeue(queued)], **idle})
+    second = engine_with(world, SlurmBackend(SlurmConfig(), cli))
+    assert second.step().held_lease
+    started = {"start_time": int(decided_s) + 555, "nodes": "h100-1"}
+    cli.answers["squeue"] = [squeue(queued | started | {"job_state": "RUNNING"})]
+    second.step()
+    ended = {"job_state": "COMPLETED", "end_time": int(decided_s) + 615}
+    cli.answers["squeue"] = [squeue(queued | started | ended)]
+    second.step()
+    assert row(world, job_id).state == "finished"
+    with world.sessions() as s:
+        assert s.scalars(select(UsageRow)).one().gpu_hours == pytest.approx(2 * 60 / 3600)
 
 
 def test_backend_requeue_returns_the_job_to_our_queue_and_cancels_the_backend_copy(world: World) -> None:
@@ -114,13 +178,19 @@ def test_unknown_jobs_are_counted_and_left_alone_unless_the_backend_owns_them(wo
         engine.shutdown()  # the lease goes to the next engine
 
 
-def test_a_refused_launch_fails_that_job_only(world: World) -> None:
-    backend = ScriptedBackend(refuse=True)
+def test_unknown_jobs_gpus_are_kept_out_of_scheduling(world: World) -> None:
+    """A backend job no gpucommons job owns holds 6 GPUs of h100-1 and all of h100-2: an 8-GPU job
+    cannot start where the backend would keep it waiting, a 2-GPU job fits beside the stranger."""
+    backend = ScriptedBackend(held={"h100-1": 6, "h100-2": None})
     engine = engine_with(world, backend)
-    job_id = world.submit(["true"], gpus=1)
+    eight, two = world.submit(["true"], gpus=8), world.submit(["true"], gpus=2)
     engine.step()
-    failed = row(world, job_id)
-    assert failed.state == "failed" and "Requested node configuration" in failed.reason
+    assert [s.job_id for s in backend.launched] == [two]
+    assert backend.launched[0].node_names == ("h100-1",)
+    assert (row(world, eight).state, row(world, eight).reason_code) == ("pending", "resources")
+    backend.held = {}  # the stranger ended
+    engine.step()
+    assert row(world, eight).state == "running"
 
 
 @pytest.mark.parametrize(("even", "want"), [(False, [4, 8]), (True, [6, 6])])

@@ -1,204 +1,332 @@
-"""The role x action matrix: every endpoint of the control plane called as every kind of caller, with
-the status each must get. 2xx where the role allows it, 401 without a valid token, 403 with a reason
-otherwise (404 for objects that do not exist)."""
+"""The permission matrix: every route of the API (taken from ``app.routes``, so a new route without a
+row fails) called as every kind of caller, each cell with exactly one expected status.
+
+Callers: the admin, a reviewer, the PI and a member of project ``alpha``, an outsider (PI of ``beta``),
+and four without a valid token (none, expired, revoked, unknown), who get 401 everywhere but on the
+public routes. An object of another tenant answers 404 with the body of an id that does not exist;
+403 is kept where the caller may know the object exists (their own project, a reviewer who sees every
+project) or for admin-only routes, which refuse before looking anything up.
+"""
 
 from __future__ import annotations
 
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from fastapi.routing import iter_route_contexts
+from sqlalchemy import delete
 
+from gpucommons.store import repos
+from gpucommons.store.models import ProposalRow
 from tests.service.conftest import World
 
-ROLES = ("admin", "reviewer", "pi", "member", "outsider", None, "expired", "unknown")
-OK = "ok"
+SIGNED_IN = ("admin", "reviewer", "pi", "member", "outsider")
+NO_VALID_TOKEN = (None, "expired", "revoked", "unknown")
+Ids = dict[str, int]
+_names = itertools.count()
 
 
-def _setup(world: World) -> dict[str, int]:
-    """A program, a proposal of alpha and an award to alpha, made by the admin and the PI."""
-    admin, pi = world.client("admin"), world.client("pi")
-    program = admin.post("/programs", json={"name": "call", "model": "H200", "capacity_gpus": 64})
-    assert program.status_code == 201, program.text
-    pid = program.json()["id"]
-    alpha = world.ids["alpha"]
-    proposal = pi.post("/proposals", json={"program_id": pid, "project_id": alpha, "requested_gpus": 16})
-    assert proposal.status_code == 201, proposal.text
-    award = admin.post("/awards", json={"project_id": alpha, "program_id": pid, "guaranteed_gpus": 8})
-    assert award.status_code == 201, award.text
-    return {"program": pid, "proposal": proposal.json()["id"], "award": award.json()["id"]}
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{next(_names)}"
 
 
-# (method, path template, body builder or None) -> expected result per role
-MATRIX: list[tuple[str, str, Any, dict[str | None, Any]]] = [
-    ("GET", "/institutions", None, {"admin": OK, "reviewer": OK, "pi": OK, "member": OK, "outsider": OK}),
-    (
+@dataclass(frozen=True)
+class Row:
+    """One route: ``want`` is the status for admin, reviewer, pi, member, outsider (in that order);
+    callers without a valid token get 401, or ``want[0]`` on a ``public`` route. ``fill`` names the
+    object behind a path parameter where the default (``DEFAULT_FILL``) does not fit; ``restore``
+    undoes a successful write the next caller would otherwise trip over."""
+
+    method: str
+    path: str
+    want: tuple[int, int, int, int, int]
+    body: Callable[[Ids], Any] | None = None
+    fill: dict[str, str] = field(default_factory=dict)
+    public: bool = False
+    restore: Callable[[World, Ids], None] | None = None
+
+
+DEFAULT_FILL = {
+    "project_id": "alpha",
+    "program_id": "program",
+    "proposal_id": "proposal",
+    "award_id": "award",
+    "job_id": "job",
+    "token_id": "spare_token",
+    "user_id": "member",
+}
+ALL_OK = (200, 200, 200, 200, 200)
+ADMIN_ONLY = (200, 403, 403, 403, 403)
+ADMIN_CREATES = (201, 403, 403, 403, 403)
+ALPHA_READERS = (200, 200, 200, 200, 404)
+JOB_READERS = (200, 404, 200, 200, 404)
+
+
+def _readd_spare(world: World, ids: Ids) -> None:
+    with world.app.state.sessions() as s:
+        repos.set_membership(s, ids["alpha"], ids["spare"], "member")
+        s.commit()
+
+
+def _drop_proposals_of_program2(world: World, ids: Ids) -> None:
+    with world.app.state.sessions() as s:
+        s.execute(delete(ProposalRow).where(ProposalRow.program_id == ids["program2"]))
+        s.commit()
+
+
+MATRIX: list[Row] = [
+    Row("GET", "/openapi.json", ALL_OK, public=True),
+    Row("GET", "/docs", ALL_OK, public=True),
+    Row("GET", "/docs/oauth2-redirect", ALL_OK, public=True),
+    Row("GET", "/redoc", ALL_OK, public=True),
+    Row("GET", "/healthz", ALL_OK, public=True),
+    Row("GET", "/metrics", ALL_OK, public=True),
+    # tenancy
+    Row("GET", "/institutions", ALL_OK),
+    Row(
         "POST",
         "/institutions",
-        lambda w, ids: {"name": f"inst-{len(ids)}", "kind": "sme", "region": "capital"},
-        {"admin": OK},
+        ADMIN_CREATES,
+        lambda ids: {"name": _unique("inst"), "kind": "sme", "region": "capital"},
     ),
-    ("GET", "/projects/{alpha}", None, {"admin": OK, "reviewer": OK, "pi": OK, "member": OK}),
-    ("GET", "/projects/{alpha}/members", None, {"admin": OK, "reviewer": OK, "pi": OK, "member": OK}),
-    (
+    Row("GET", "/projects", ALL_OK),
+    Row(
+        "POST", "/projects", ADMIN_CREATES, lambda ids: {"name": _unique("p"), "institution_id": ids["kaist"]}
+    ),
+    Row("GET", "/projects/{project_id}", ALPHA_READERS),
+    Row("GET", "/projects/{project_id}/members", ALPHA_READERS),
+    Row(
         "POST",
-        "/projects/{alpha}/members",
-        lambda w, ids: {"user_id": w.ids["reviewer"], "role": "member"},
-        {"admin": OK, "pi": OK},
+        "/projects/{project_id}/members",
+        (201, 403, 201, 403, 404),
+        lambda ids: {"user_id": ids["spare"], "role": "member"},
     ),
-    ("DELETE", "/projects/{alpha}/members/{member}", None, {"admin": OK, "pi": OK}),
-    (
-        "POST",
-        "/projects",
-        lambda w, ids: {"name": "gamma", "institution_id": w.ids["kaist"]},
-        {"admin": OK},
+    Row(
+        "DELETE",
+        "/projects/{project_id}/members/{user_id}",
+        (204, 403, 204, 403, 404),
+        fill={"user_id": "spare"},
+        restore=_readd_spare,
     ),
-    ("GET", "/users", None, {"admin": OK}),
-    ("POST", "/users", lambda w, ids: {"name": "newbie"}, {"admin": OK}),
-    ("GET", "/users/me", None, {"admin": OK, "reviewer": OK, "pi": OK, "member": OK, "outsider": OK}),
-    (
-        "POST",
-        "/users/me/tokens",
-        lambda w, ids: {},
-        {"admin": OK, "reviewer": OK, "pi": OK, "member": OK, "outsider": OK},
-    ),
-    ("POST", "/users/{member}/tokens", lambda w, ids: {}, {"admin": OK}),
-    ("GET", "/programs", None, {"admin": OK, "reviewer": OK, "pi": OK, "member": OK, "outsider": OK}),
-    (
+    Row("GET", "/users", ADMIN_ONLY),
+    Row("POST", "/users", ADMIN_CREATES, lambda ids: {"name": _unique("user")}),
+    Row("GET", "/users/me", ALL_OK),
+    Row("POST", "/users/me/tokens", (201, 201, 201, 201, 201), lambda ids: {}),
+    Row("POST", "/users/{user_id}/tokens", ADMIN_CREATES, lambda ids: {}),
+    Row("GET", "/tokens", ALL_OK),
+    Row("DELETE", "/tokens/{token_id}", (200, 404, 404, 200, 404)),
+    # allocation
+    Row("GET", "/programs", ALL_OK),
+    Row(
         "POST",
         "/programs",
-        lambda w, ids: {"name": "call-2", "model": "B200", "capacity_gpus": 16},
-        {"admin": OK},
+        ADMIN_CREATES,
+        lambda ids: {"name": _unique("call"), "model": "A100", "capacity_gpus": 8},
     ),
-    ("POST", "/programs/{program}/close", None, {"admin": OK}),
-    ("POST", "/programs/{program}/open", None, {"admin": OK}),
-    ("POST", "/programs/{program}/auto-award", lambda w, ids: {}, {"admin": OK}),
-    (
+    Row("GET", "/programs/{program_id}", ALL_OK),
+    Row("POST", "/programs/{program_id}/open", ADMIN_ONLY),
+    Row("POST", "/programs/{program_id}/close", ADMIN_ONLY),
+    Row("POST", "/programs/{program_id}/auto-award", ADMIN_CREATES, lambda ids: {}),
+    Row(
         "POST",
         "/proposals",
-        lambda w, ids: {"program_id": ids["program2"], "project_id": w.ids["alpha"], "requested_gpus": 8},
-        {"admin": OK, "pi": OK},
+        (201, 403, 201, 403, 404),
+        lambda ids: {"program_id": ids["program2"], "project_id": ids["alpha"], "requested_gpus": 8},
+        restore=_drop_proposals_of_program2,
     ),
-    ("GET", "/proposals/{proposal}", None, {"admin": OK, "reviewer": OK, "pi": OK, "member": OK}),
-    ("POST", "/proposals/{proposal}/reviews", lambda w, ids: {"score": 70}, {"admin": OK, "reviewer": OK}),
-    ("GET", "/proposals/{proposal}/reviews", None, {"admin": OK, "reviewer": OK}),
-    ("POST", "/proposals/{proposal}/reject", None, {"admin": OK}),
-    ("GET", "/awards/{award}", None, {"admin": OK, "reviewer": OK, "pi": OK, "member": OK}),
-    ("GET", "/awards/{award}/reclaims", None, {"admin": OK, "reviewer": OK, "pi": OK, "member": OK}),
-    (
+    Row("GET", "/proposals", ALL_OK),
+    Row("GET", "/proposals/{proposal_id}", ALPHA_READERS),
+    Row("POST", "/proposals/{proposal_id}/reject", ADMIN_ONLY),
+    Row("POST", "/proposals/{proposal_id}/reviews", (201, 201, 403, 403, 404), lambda ids: {"score": 70}),
+    Row("GET", "/proposals/{proposal_id}/reviews", (200, 200, 403, 403, 404)),
+    Row(
         "POST",
         "/awards",
-        lambda w, ids: {"project_id": w.ids["alpha"], "program_id": ids["program"], "gpu_hours_budget": 100},
-        {"admin": OK},
+        ADMIN_CREATES,
+        lambda ids: {"project_id": ids["alpha"], "program_id": ids["program"], "gpu_hours_budget": 100},
     ),
-    ("POST", "/awards/{award}/activate", None, {"admin": OK}),
-    ("POST", "/awards/{award}/extend", lambda w, ids: {"ends_at": "2030-01-01T00:00:00Z"}, {"admin": OK}),
-    ("POST", "/awards/expire", None, {"admin": OK}),
-    ("POST", "/awards/reclaim", lambda w, ids: {"utilization_by_award": {}}, {"admin": OK}),
+    Row("GET", "/awards", ALL_OK),
+    Row("POST", "/awards/expire", ADMIN_ONLY),
+    Row("POST", "/awards/reclaim", ADMIN_ONLY, lambda ids: {"utilization_by_award": {}}),
+    Row("GET", "/awards/{award_id}", ALPHA_READERS),
+    Row("GET", "/awards/{award_id}/reclaims", ALPHA_READERS),
+    Row("POST", "/awards/{award_id}/activate", ADMIN_ONLY),
+    Row("POST", "/awards/{award_id}/extend", ADMIN_ONLY, lambda ids: {"ends_at": "2030-01-01T00:00:00Z"}),
+    # jobs
+    Row("POST", "/jobs", (201, 403, 201, 201, 404), lambda ids: {"project": "alpha", "command": ["true"]}),
+    Row("GET", "/jobs", ALL_OK),
+    Row("GET", "/jobs/{job_id}", JOB_READERS),
+    Row("POST", "/jobs/{job_id}/cancel", JOB_READERS),
+    Row("GET", "/jobs/{job_id}/why", JOB_READERS),
+    Row("GET", "/jobs/{job_id}/logs", JOB_READERS),
+    Row("GET", "/usage", ALL_OK),
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "allowed"), MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX]
-)
-def test_role_matrix(world: World, method: str, path: str, body: Any, allowed: dict[str | None, Any]) -> None:
-    ids = _setup(world)
-    second = world.client("admin").post(
-        "/programs", json={"name": "call-b", "model": "H200", "capacity_gpus": 8}
+def objects(world: World) -> Ids:
+    """A program (and a second one), a proposal, an award and a job of alpha; a spare member of alpha
+    with a spare token; and a revoked token (``world.tokens["revoked"]``)."""
+    admin, pi = world.client("admin"), world.client("pi")
+    alpha = world.ids["alpha"]
+    program = admin.post("/programs", json={"name": "call", "model": "H100", "capacity_gpus": 16})
+    program2 = admin.post("/programs", json={"name": "call-b", "model": "H100", "capacity_gpus": 8})
+    assert program.status_code == program2.status_code == 201, program.text
+    ids: Ids = {**world.ids, "program": program.json()["id"], "program2": program2.json()["id"]}
+    proposal = pi.post(
+        "/proposals", json={"program_id": ids["program"], "project_id": alpha, "requested_gpus": 8}
     )
-    ids["program2"] = second.json()["id"]
-    url = path.format(**world.ids, **ids)
-    for role in ROLES:
-        response = world.client(role).request(method, url, json=body(world, ids) if body else None)
-        status = response.status_code
-        if role in (None, "expired", "unknown"):
-            assert status == 401, (role, status, response.text)
-            assert response.json()["detail"]
-        elif role in allowed:
-            assert 200 <= status < 300, (role, status, response.text)
-            if method != "GET":  # a second identical write by the next role may legitimately conflict
-                ids = _setup_again(world, ids, method, path)
-                url = path.format(**world.ids, **ids)
-        else:
-            assert status in (403, 404), (role, status, response.text)
-            assert response.json()["detail"], role
-
-
-def _setup_again(world: World, ids: dict[str, int], method: str, path: str) -> dict[str, int]:
-    """Writes change state (a removed member, a rejected proposal); restore what the next role needs."""
-    admin = world.client("admin")
-    if path.endswith("/members/{member}"):
-        admin.post(f"/projects/{world.ids['alpha']}/members", json={"user_id": world.ids["member"]})
-    if path.endswith("/reject"):
-        with world.app.state.sessions() as s:
-            from gpucommons.store.programs import get_proposal
-
-            get_proposal(s, ids["proposal"]).status = "submitted"
-            s.commit()
-    if path.endswith("/activate"):
-        with world.app.state.sessions() as s:
-            from gpucommons.store.awards import get_award
-
-            get_award(s, ids["award"]).status = "pending"
-            s.commit()
-    if path == "/proposals":
-        with world.app.state.sessions() as s:
-            from sqlalchemy import delete
-
-            from gpucommons.store.models import ProposalRow
-
-            s.execute(delete(ProposalRow).where(ProposalRow.program_id == ids["program2"]))
-            s.commit()
-    if path == "/projects":
-        with world.app.state.sessions() as s:
-            from sqlalchemy import delete
-
-            from gpucommons.store.models import ProjectRow
-
-            s.execute(delete(ProjectRow).where(ProjectRow.name == "gamma"))
-            s.commit()
-    if path == "/users":
-        with world.app.state.sessions() as s:
-            from sqlalchemy import delete
-
-            from gpucommons.store.models import UserRow
-
-            s.execute(delete(UserRow).where(UserRow.name == "newbie"))
-            s.commit()
-    if path == "/programs":
-        with world.app.state.sessions() as s:
-            from sqlalchemy import delete
-
-            from gpucommons.store.models import ProgramRow
-
-            s.execute(delete(ProgramRow).where(ProgramRow.name == "call-2"))
-            s.commit()
-    if path == "/institutions":
-        ids = {**ids, "n": ids.get("n", 0) + 1}
+    award = admin.post(
+        "/awards", json={"project_id": alpha, "program_id": ids["program"], "guaranteed_gpus": 8}
+    )
+    job = pi.post("/jobs", json={"project": "alpha", "command": ["true"]})
+    for response in (proposal, award, job):
+        assert response.status_code == 201, response.text
+    ids.update(proposal=proposal.json()["id"], award=award.json()["id"], job=job.json()["id"])
+    now = world.clock.now
+    with world.app.state.sessions() as s:
+        spare = repos.create_user(s, "spare", "user")
+        repos.set_membership(s, alpha, spare.id, "member")
+        spare_token, _ = repos.create_token(s, ids["member"], now, label="spare")
+        revoked, world.tokens["revoked"] = repos.create_token(s, ids["outsider"], now)
+        repos.revoke_token(s, revoked.id, now)
+        s.commit()
+        ids.update(spare=spare.id, spare_token=spare_token.id)
     return ids
 
 
+def _routes(world: World) -> set[tuple[str, str]]:
+    """(method, path template) of every route; a convertor (``{id:int}``) is left out of the name."""
+    return {
+        (method, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))
+        for route in iter_route_contexts(world.app.routes)
+        if route.path is not None
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+
+
+def test_every_route_has_exactly_one_row(world: World) -> None:
+    rows = [(r.method, r.path) for r in MATRIX]
+    assert len(rows) == len(set(rows)), "a route has two rows"
+    assert set(rows) == _routes(world)
+
+
+def _url(row: Row, ids: Ids) -> str:
+    names = {**DEFAULT_FILL, **row.fill}
+    return row.path.format(**{param: ids[name] for param, name in names.items()})
+
+
+@pytest.mark.parametrize("row", MATRIX, ids=[f"{r.method} {r.path}" for r in MATRIX])
+def test_role_matrix(world: World, row: Row) -> None:
+    ids = objects(world)
+    url = _url(row, ids)
+    want: dict[str | None, int] = dict(zip(SIGNED_IN, row.want, strict=True))
+    for role in NO_VALID_TOKEN:
+        want[role] = row.want[0] if row.public else 401
+    got: dict[str | None, int] = {}
+    for role, expected in want.items():
+        response = world.client(role).request(row.method, url, json=row.body(ids) if row.body else None)
+        got[role] = response.status_code
+        if response.status_code >= 400:
+            detail = response.json()["detail"]
+            assert isinstance(detail, str) and detail and "\n" not in detail, (role, response.text)
+        elif row.restore is not None:
+            row.restore(world, ids)
+        assert response.status_code == expected, (role, response.status_code, response.text)
+    assert got == want
+
+
+# An outsider asking for an object of alpha is told exactly what an id that does not exist gets.
+HIDDEN: list[tuple[str, str, str, Callable[[Ids], Any] | None]] = [
+    ("GET", "/projects/{id}", "project", None),
+    ("GET", "/projects/{id}/members", "project", None),
+    ("POST", "/projects/{id}/members", "project", lambda ids: {"user_id": ids["outsider"]}),
+    ("GET", "/proposals/{id}", "proposal", None),
+    ("GET", "/proposals/{id}/reviews", "proposal", None),
+    ("POST", "/proposals/{id}/reviews", "proposal", lambda ids: {"score": 10}),
+    ("GET", "/awards/{id}", "award", None),
+    ("GET", "/awards/{id}/reclaims", "award", None),
+    ("GET", "/jobs/{id}", "job", None),
+    ("POST", "/jobs/{id}/cancel", "job", None),
+    ("GET", "/jobs/{id}/why", "job", None),
+    ("GET", "/jobs/{id}/logs", "job", None),
+    ("DELETE", "/tokens/{id}", "token", None),
+]
+KEY = {"project": "alpha", "proposal": "proposal", "award": "award", "job": "job", "token": "spare_token"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "what", "body"), HIDDEN, ids=[f"{m} {p}" for m, p, _, _ in HIDDEN]
+)
+def test_other_tenants_objects_look_absent(
+    world: World, method: str, path: str, what: str, body: Callable[[Ids], Any] | None
+) -> None:
+    ids = objects(world)
+    outsider = world.client("outsider")
+    real, missing = ids[KEY[what]], 999_999
+    payload = body(ids) if body else None
+    hidden = outsider.request(method, path.format(id=real), json=payload)
+    absent = outsider.request(method, path.format(id=missing), json=payload)
+    assert (hidden.status_code, hidden.json()) == (404, {"detail": f"{what} {real} not found"})
+    assert (absent.status_code, absent.json()) == (404, {"detail": f"{what} {missing} not found"})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/jobs", {"project": "{ref}", "command": ["true"]}),
+        ("GET", "/jobs?project={ref}", None),
+        ("GET", "/usage?project={ref}", None),
+    ],
+)
+def test_other_tenants_project_by_name_looks_absent(
+    world: World, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    objects(world)
+    outsider = world.client("outsider")
+    for ref in ("alpha", "nope"):
+        payload = {k: v.format(ref=ref) if isinstance(v, str) else v for k, v in (body or {}).items()}
+        response = outsider.request(method, path.format(ref=ref), json=payload or None)
+        assert (response.status_code, response.json()) == (404, {"detail": f"project {ref!r} does not exist"})
+
+
 def test_members_see_only_their_projects(world: World) -> None:
-    _setup(world)
+    objects(world)
     alpha, beta = world.ids["alpha"], world.ids["beta"]
     assert {p["id"] for p in world.client("member").get("/projects").json()} == {alpha}
     assert {p["id"] for p in world.client("outsider").get("/projects").json()} == {beta}
     assert {p["id"] for p in world.client("reviewer").get("/projects").json()} == {alpha, beta}
     assert world.client("outsider").get("/proposals").json() == []
     assert world.client("outsider").get("/awards").json() == []
+    assert world.client("outsider").get("/jobs").json() == []
     assert len(world.client("member").get("/awards").json()) == 1
-    denied = world.client("outsider").get(f"/projects/{alpha}")
-    assert denied.status_code == 403 and "not a member" in denied.json()["detail"]
+
+
+def test_403_names_the_missing_role_where_the_caller_sees_the_object(world: World) -> None:
+    ids = objects(world)
+    alpha = ids["alpha"]
+    member = world.client("member").post(f"/projects/{alpha}/members", json={"user_id": ids["spare"]})
+    assert member.status_code == 403 and "not a PI" in member.json()["detail"]
+    reviewer = world.client("reviewer").post("/jobs", json={"project": "alpha", "command": ["true"]})
+    assert reviewer.status_code == 403 and "not a member" in reviewer.json()["detail"]
+    listing = world.client("reviewer").get("/jobs", params={"project": "alpha"})
+    assert listing.status_code == 403 and "not a member" in listing.json()["detail"]
 
 
 def test_reviewer_in_the_project_cannot_score_it(world: World) -> None:
-    ids = _setup(world)
-    world.client("admin").post(
-        f"/projects/{world.ids['alpha']}/members", json={"user_id": world.ids["reviewer"]}
-    )
+    ids = objects(world)
+    world.client("admin").post(f"/projects/{ids['alpha']}/members", json={"user_id": ids["reviewer"]})
     response = world.client("reviewer").post(f"/proposals/{ids['proposal']}/reviews", json={"score": 99})
     assert response.status_code == 403 and "cannot score" in response.json()["detail"]
 
 
-def test_expired_token_says_so(world: World) -> None:
-    response = world.client("expired").get("/users/me")
-    assert response.status_code == 401 and "expired" in response.json()["detail"]
+def test_expired_and_revoked_tokens_say_so(world: World) -> None:
+    objects(world)
+    expired = world.client("expired").get("/users/me")
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+    revoked = world.client("revoked").get("/users/me")
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]

@@ -1,5 +1,5 @@
-"""The pure allocation rules: ranking, whole units, capacity, per-organisation caps, regional bonus,
-pricing and how much unused capacity is reclaimed."""
+"""The pure allocation rules: ranking, whole units, capacity, per-organisation caps, regional bonus and
+how much unused capacity is reclaimed (pricing is ``tests/metering/test_pricing.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from gpucommons.awarding import (
     AwardRules,
     Candidate,
     grant_by_score,
-    price_krw_per_gpu_hour,
     reclaimable_gpus,
 )
 
@@ -70,20 +69,6 @@ def test_grant_by_score(
     assert [(g.proposal_id, g.gpus) for g in grants] == want, name
     assert sum(g.gpus for g in grants) <= rules.capacity_left_gpus
     assert all(g.gpus % rules.unit_gpus == 0 for g in grants)
-
-
-@pytest.mark.parametrize(
-    ("kind", "youth", "want_krw"),
-    [
-        ("university", False, 0.0),
-        ("startup", False, 1000.0),
-        ("startup", True, 500.0),
-        ("sme", False, 2000.0),
-    ],
-)
-def test_price_after_discounts(kind: str, youth: bool, want_krw: float) -> None:
-    discounts = {"university": 1.0, "research_institute": 1.0, "startup": 0.5}
-    assert price_krw_per_gpu_hour(2000.0, discounts, kind, youth, 0.5) == pytest.approx(want_krw)
 
 
 @pytest.mark.parametrize(

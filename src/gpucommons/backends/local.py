@@ -1,23 +1,39 @@
-"""``LocalBackend``: jobs run as real process groups on this machine, on logical GPUs.
+"""``LocalBackend``: jobs run as real processes on this machine, on logical GPUs, each kept away from the
+commons and from the other jobs (``backends.isolation``; design note 0007).
 
-Each launch starts ``python -m gpucommons.backends.wrapper EXIT_FILE -- CMD...`` in a new session, so the
-wrapper's pid is the job's process group id and one ``killpg`` reaches everything the job spawned. The
-wrapper writes the command's exit code to a file: a restarted server is not the parent of the jobs it
-adopts and cannot ``wait()`` for them, but it can read that file.
+Per job the backend keeps ``<state_dir>/<job_id>/`` (mode 0700, inside the private ``GPUC_HOME``):
 
-Per job the backend keeps ``<state_dir>/<job_id>/``: ``meta.json`` (pid, kernel start time, deadline,
-launch id) and ``exit_code``. The reference returned by ``launch`` is ``"<pid>:<start_ticks>"``; a process
-is "ours and alive" only while ``/proc/<pid>/stat`` shows that start time and is not a zombie, which
-survives pid reuse. Time limits and cancels send SIGTERM to the group, then SIGKILL after ``grace_s``.
+- ``meta.json``, the launch record, written *before* any process exists: launch id, deadline, and what
+  the wrapper runs (command, environment, work directory, uid); once started it also holds ``ref``;
+- ``claim``, created atomically by the wrapper as its first act (its pid and start time), or by a
+  restarted backend for a record nobody claimed ("abandoned");
+- ``exit_code``, written by the wrapper when the command ends.
+
+Each launch starts ``python -I -S wrapper.py <job dir>`` in a new session with an empty environment,
+so the wrapper's pid is the job's process group id and one ``killpg`` reaches the group; when the server
+runs as root the job itself runs under a uid of its own, and when it ends every process of that uid is
+killed too. A restarted server is not the parent of the jobs it adopts; it reads ``exit_code``. The
+reference returned by ``launch`` is ``"<pid>:<start_ticks>"``; a process is "ours and alive" only while
+``/proc/<pid>/stat`` shows that start time and is not a zombie, which survives pid reuse. Time limits
+and cancels send SIGTERM to the group, then SIGKILL after ``grace_s``.
+
+No crash can run a job twice or leave one running unseen. A crash before the record leaves nothing; a
+crash after it leaves a record, with or without a process. ``adopt`` of a ``pending:`` launch reads the
+claim: the wrapper's claim names the process; no claim (and no reference recorded) is claimed for
+"abandoned" and reported ``lost`` (the engine requeues the job), and a wrapper that starts after that
+finds the claim taken and runs nothing. So a job process without a record cannot exist.
 
 The placement's GPU indices become ``CUDA_VISIBLE_DEVICES`` (the first node's, since a local "node" is
 the same machine); ``GPUC_NODE`` names the nodes and ``GPUC_GPUS`` lists ``node:i,j`` for every node.
+The ``LaunchSpec``'s ``workdir`` is not used: a job runs in its own directory (``isolation.WorkArea``),
+never in a directory the submitter or the server named; its logs go to the spec's paths.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -27,11 +43,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpucommons.backends import wrapper
+from gpucommons.backends.isolation import (
+    DEFAULT_JOB_UIDS,
+    JobIdentity,
+    UidRange,
+    WorkArea,
+    can_switch_user,
+    identity_for,
+    job_environment,
+    open_log,
+    reserve_uid,
+    secure_home,
+    server_identity,
+    sweep_uid,
+)
+from gpucommons.backends.wrapper import CLAIM_FILE, EXIT_FILE, META_FILE
 from gpucommons.engine.ports import BackendEvent, LaunchSpec
+
+log = logging.getLogger(__name__)
 
 PENDING_REF_PREFIX = "pending:"
 """A reference recorded before launch (``pending:<launch id>``): adopt() resolves it through the
-launch id the backend saved, so a crash between "decided" and "launched" never runs a job twice."""
+launch record and its claim, so a crash between "decided" and "launched" never runs a job twice."""
+
+WRAPPER_PATH = str(Path(wrapper.__file__).resolve())
 
 
 @dataclass
@@ -42,6 +78,8 @@ class _Tracked:
     start_ticks: int
     deadline_s: float
     job_dir: Path
+    uid: int | None = None
+    workdir: Path | None = None
     popen: subprocess.Popen[bytes] | None = None
     stopping: str = ""  # "", "cancelled" or "timeout"
     term_sent_s: float = 0.0
@@ -77,12 +115,36 @@ def _parse_ref(ref: str) -> tuple[int, int] | None:
 
 def _write_json(path: Path, data: dict[str, object]) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
     os.replace(tmp, path)
 
 
+def _read_json(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _claimed_ref(claim: dict[str, object]) -> str:
+    """The wrapper's reference in its claim, ``""`` for none (no claim, or an abandoned one)."""
+    pid, ticks = _int_or_none(claim.get("pid")), _int_or_none(claim.get("start_ticks"))
+    return f"{pid}:{ticks}" if pid is not None and ticks is not None else ""
+
+
 class LocalBackend:
-    """Real processes on this machine; see the module docstring for the on-disk contract."""
+    """Real processes on this machine; see the module docstring for the on-disk contract.
+
+    ``job_uids``: the uids jobs run as, one per running job, when the server is root (``FIRST-LAST``,
+    setting ``GPUC_JOB_UIDS``). ``work_root``: where jobs' own directories go (default: made once in
+    the system's temporary directory). ``home``: the server's ``GPUC_HOME``, made private at start."""
 
     name = "local"
     even_gangs = False  # each node's share is set per process through CUDA_VISIBLE_DEVICES
@@ -94,50 +156,88 @@ class LocalBackend:
         grace_s: float = 10.0,
         clock: Callable[[], float] = time.time,
         down_nodes: Sequence[str] = (),
+        job_uids: str | UidRange = DEFAULT_JOB_UIDS,
+        work_root: Path | None = None,
+        home: Path | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.grace_s = grace_s
         self.clock = clock
         self.down_nodes = set(down_nodes)
+        self.job_uids = UidRange.parse(job_uids) if isinstance(job_uids, str) else job_uids
+        self.switch_user = can_switch_user()
         self._jobs: dict[int, _Tracked] = {}
-        state_dir.mkdir(parents=True, exist_ok=True)
+        if home is not None:
+            try:
+                secure_home(home)
+            except OSError as exc:
+                log.warning("cannot make %s private to the server user: %s", home, exc)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state_dir.chmod(0o700)
+        self.work = WorkArea(state_dir, work_root)
 
     # -- Backend ---------------------------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> str:
+        job_dir = self.state_dir / str(spec.job_id)
+        job_dir.mkdir(mode=0o700, exist_ok=True)
         previous = self._jobs.pop(spec.job_id, None)
         if previous is not None:  # a preempted segment still in its grace period: end it now
             _killpg(previous.pid, signal.SIGKILL)
-        job_dir = self.state_dir / str(spec.job_id)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("exit_code", "meta.json"):
+            if previous.popen is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    previous.popen.wait(5)  # its wrapper gives the uid's lock back as it exits
+            self._sweep(previous.uid, previous)
+            last_uid = previous.uid
+        else:
+            last_uid = self._end_recorded(spec.job_id)
+        for stale in (EXIT_FILE, CLAIM_FILE, META_FILE):
             (job_dir / stale).unlink(missing_ok=True)
-        for path in (spec.stdout_path, spec.stderr_path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        spec.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "gpucommons.backends.wrapper", str(job_dir / "exit_code"), "--"]
-        with open(spec.stdout_path, "ab") as out, open(spec.stderr_path, "ab") as err:
-            popen = subprocess.Popen(
-                [*argv, *spec.command],
-                cwd=spec.workdir,
-                env=self._environment(spec),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
+        identity, uid_lock = self._identity(spec.job_id, last_uid)
+        try:
+            return self._launch(spec, job_dir, identity, last_uid, uid_lock)
+        finally:
+            if uid_lock is not None:
+                os.close(uid_lock)  # the wrapper holds its own copy for as long as the job runs
+
+    def _launch(
+        self,
+        spec: LaunchSpec,
+        job_dir: Path,
+        identity: JobIdentity,
+        last_uid: int | None,
+        uid_lock: int | None,
+    ) -> str:
+        workdir = self.work.prepare(spec.job_id, identity, last_uid)
+        now = self.clock()
+        meta: dict[str, object] = {
+            "launch_id": spec.env.get("GPUC_LAUNCH_ID", ""),
+            "deadline_s": now + spec.time_limit_s,
+            "launched_s": now,
+            "uid": identity.uid,
+            "workdir": str(workdir),
+            "command": list(spec.command),
+            "env": job_environment(spec, workdir, identity),
+        }
+        _write_json(job_dir / META_FILE, meta)  # the record exists before any process does
+        popen = self._start_wrapper(job_dir, spec, () if uid_lock is None else (uid_lock,))
         stat = _proc_stat(popen.pid)
         start_ticks = stat[1] if stat else 0
         ref = f"{popen.pid}:{start_ticks}"
-        deadline_s = self.clock() + spec.time_limit_s
-        meta: dict[str, object] = {
-            "ref": ref,
-            "deadline_s": deadline_s,
-            "launched_s": self.clock(),
-            "launch_id": spec.env.get("GPUC_LAUNCH_ID", ""),
-        }
-        _write_json(job_dir / "meta.json", meta)
+        try:
+            _write_json(job_dir / META_FILE, {**meta, "ref": ref})
+        except BaseException:  # a launch that reports failure must leave nothing running
+            _killpg(popen.pid, signal.SIGKILL)
+            raise
         self._jobs[spec.job_id] = _Tracked(
-            spec.job_id, ref, popen.pid, start_ticks, deadline_s, job_dir, popen
+            spec.job_id,
+            ref,
+            popen.pid,
+            start_ticks,
+            now + spec.time_limit_s,
+            job_dir,
+            uid=identity.uid,
+            workdir=workdir,
+            popen=popen,
         )
         return ref
 
@@ -166,36 +266,84 @@ class LocalBackend:
         return events
 
     def adopt(self, running: Sequence[tuple[int, str]]) -> list[BackendEvent]:
-        events = []
-        known = {job_id for job_id, _ in running}
+        """Track every job first, then look at each: a job found ended has its uid swept only when
+        no job just adopted holds that uid."""
+        now = self.clock()
+        events: list[BackendEvent] = []
+        adopted: list[tuple[_Tracked, float | None]] = []
         for job_id, ref in running:
             if job_id in self._jobs:
                 continue
-            event = self._adopt_one(job_id, ref)
+            outcome = self._resolve(job_id, ref, now)
+            if isinstance(outcome, BackendEvent):
+                events.append(outcome)
+            else:
+                adopted.append(outcome)
+        for tracked, started_s in adopted:
+            if self._is_alive(tracked):
+                if started_s is not None:
+                    events.append(BackendEvent(tracked.job_id, "started", started_s, tracked.ref))
+                continue
+            event = self._check(tracked, now)
+            del self._jobs[tracked.job_id]
             if event is not None:
                 events.append(event)
-        events.extend(self._strays(known))
+        events.extend(self._strays({job_id for job_id, _ in running}))
         return events
 
     def unavailable_nodes(self) -> set[str]:
         return set(self.down_nodes)
 
-    # -- helpers ---------------------------------------------------------------------------------
-    def _environment(self, spec: LaunchSpec) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(spec.env)
-        first_gpus = spec.placement.node_gpus[0][1] if spec.placement.node_gpus else ()
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in first_gpus)
-        env["GPUC_JOB_ID"] = str(spec.job_id)
-        env["GPUC_NODE"] = ",".join(spec.node_names)
-        env["GPUC_GPUS"] = ";".join(
-            f"{name}:{','.join(str(i) for i in gpus)}"
-            for name, (_, gpus) in zip(spec.node_names, spec.placement.node_gpus, strict=False)
-        )
-        env["GPUC_GPU_MODEL"] = spec.gpu_model
-        env["GPUC_ACCOUNT"] = spec.account
-        return env
+    # -- launching -------------------------------------------------------------------------------
+    def _identity(self, job_id: int, last_uid: int | None) -> tuple[JobIdentity, int | None]:
+        """Who the job runs as, and the descriptor of that uid's lock (``None``: no uid of its own)."""
+        if not self.switch_user:
+            return server_identity(), None
+        held = {t.uid for t in self._jobs.values() if t.uid is not None}
+        uid, lock = reserve_uid(self.job_uids, job_id, held, last_uid)
+        return identity_for(uid), lock
 
+    def _start_wrapper(
+        self, job_dir: Path, spec: LaunchSpec, keep_fds: tuple[int, ...]
+    ) -> subprocess.Popen[bytes]:
+        """Start the wrapper on the recorded launch. Its environment is empty and its argument is the
+        job directory: nothing the job chose reaches the process that keeps the server's uid. It
+        inherits ``keep_fds`` (the uid's lock) and holds them until it exits."""
+        out = open_log(spec.stdout_path)
+        try:
+            err = open_log(spec.stderr_path)
+            try:
+                return subprocess.Popen(
+                    [sys.executable, "-I", "-S", WRAPPER_PATH, str(job_dir)],
+                    cwd="/",
+                    env={},
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    pass_fds=keep_fds,
+                )
+            except BaseException:
+                # no process exists; claim the record so that nothing ever runs under it
+                wrapper.claim(str(job_dir), {"abandoned": True, "at_s": self.clock()})
+                raise
+            finally:
+                os.close(err)
+        finally:
+            os.close(out)
+
+    def _end_recorded(self, job_id: int) -> int | None:
+        """Before a job's new segment: kill what its recorded earlier segment still runs (a process
+        this backend instance does not track); returns that segment's uid."""
+        meta = self._read_meta(job_id)
+        uid = _int_or_none(meta.get("uid"))
+        parsed = _parse_ref(self._recorded_ref(job_id, meta))
+        if parsed is not None and _alive(*parsed):
+            _killpg(parsed[0], signal.SIGKILL)
+            self._sweep(uid, None)
+        return uid
+
+    # -- watching --------------------------------------------------------------------------------
     def _stop(self, tracked: _Tracked, why: str) -> None:
         tracked.stopping = why
         tracked.term_sent_s = self.clock()
@@ -205,6 +353,14 @@ class LocalBackend:
         if tracked.popen is not None:
             return tracked.popen.poll() is None
         return _alive(tracked.pid, tracked.start_ticks)
+
+    def _sweep(self, uid: int | None, tracked: _Tracked | None) -> None:
+        """Kill every process of a job's uid, unless another job this backend tracks holds it."""
+        if uid is None or not self.switch_user:
+            return
+        if any(t.uid == uid and t is not tracked for t in self._jobs.values()):
+            return
+        sweep_uid(uid)
 
     def _check(self, tracked: _Tracked, now: float) -> BackendEvent | None:
         """Enforce the time limit and grace period; an event once the job's wrapper has exited."""
@@ -216,10 +372,16 @@ class LocalBackend:
             return None
         _killpg(tracked.pid, signal.SIGKILL)  # leftovers the job spawned in its group
         exit_code, ended_s = self._exit_code(tracked.job_dir, now)
+        if exit_code is None:  # the wrapper did not get to sweep the job's uid itself
+            self._sweep(tracked.uid, tracked)
+        if tracked.workdir is not None:
+            WorkArea.lock(tracked.workdir)
         if tracked.stopping:
             kind = tracked.stopping
         elif exit_code is not None:
             kind = "finished" if exit_code == 0 else "failed"
+        elif _read_json(tracked.job_dir / CLAIM_FILE).get("abandoned"):
+            return BackendEvent(tracked.job_id, "lost", now, tracked.ref, None, "launch abandoned")
         elif tracked.popen is not None and tracked.popen.returncode is not None:
             kind, exit_code = "failed", 128 + abs(tracked.popen.returncode)
         else:
@@ -228,46 +390,69 @@ class LocalBackend:
 
     @staticmethod
     def _exit_code(job_dir: Path, now: float) -> tuple[int | None, float]:
-        path = job_dir / "exit_code"
+        path = job_dir / EXIT_FILE
         try:
             return int(path.read_text().strip()), path.stat().st_mtime
         except (OSError, ValueError):
             return None, now
 
+    # -- adopting --------------------------------------------------------------------------------
     def _read_meta(self, job_id: int) -> dict[str, object]:
-        try:
-            data = json.loads((self.state_dir / str(job_id) / "meta.json").read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _read_json(self.state_dir / str(job_id) / META_FILE)
+
+    def _recorded_ref(self, job_id: int, meta: dict[str, object]) -> str:
+        """The launch's process: the wrapper's claim, else the reference saved after the start."""
+        claimed = _claimed_ref(_read_json(self.state_dir / str(job_id) / CLAIM_FILE))
+        return claimed or str(meta.get("ref", ""))
 
     def _track_adopted(self, job_id: int, ref: str, parsed: tuple[int, int]) -> None:
-        deadline = self._read_meta(job_id).get("deadline_s")
+        meta = self._read_meta(job_id)
+        deadline = meta.get("deadline_s")
         deadline_s = float(deadline) if isinstance(deadline, int | float) else float("inf")
+        recorded = meta.get("workdir")
         self._jobs[job_id] = _Tracked(
-            job_id, ref, parsed[0], parsed[1], deadline_s, self.state_dir / str(job_id)
+            job_id,
+            ref,
+            parsed[0],
+            parsed[1],
+            deadline_s,
+            self.state_dir / str(job_id),
+            uid=_int_or_none(meta.get("uid")),
+            workdir=Path(recorded) if isinstance(recorded, str) and recorded else None,
         )
 
-    def _adopt_one(self, job_id: int, ref: str) -> BackendEvent | None:
-        now = self.clock()
-        started, started_s = False, now
+    def _resolve_pending(self, job_id: int, launch_id: str) -> str | None:
+        """The process of a launch recorded as ``pending:<launch id>``, or ``None`` when none exists
+        or ever will: an unclaimed record is claimed for "abandoned" here, atomically against the
+        wrapper's own claim, so a wrapper that starts later runs nothing."""
+        job_dir = self.state_dir / str(job_id)
+        meta = self._read_meta(job_id)
+        if not meta or not launch_id or meta.get("launch_id") != launch_id:
+            self._end_recorded(job_id)  # an older segment's record: its process must not run on
+            return None
+        claim_path = job_dir / CLAIM_FILE
+        if not claim_path.exists():
+            if meta.get("ref"):  # started, and the wrapper has no rival for its claim
+                return str(meta["ref"])
+            if wrapper.claim(str(job_dir), {"abandoned": True, "at_s": self.clock()}):
+                return None
+        return _claimed_ref(_read_json(claim_path)) or None
+
+    def _resolve(self, job_id: int, ref: str, now: float) -> BackendEvent | tuple[_Tracked, float | None]:
+        """Track a job the caller counts as running, or the event that says it is not; the float is
+        its start time when the launch is only now known to have happened."""
+        started_s: float | None = None
         if ref.startswith(PENDING_REF_PREFIX) or not ref:
-            meta = self._read_meta(job_id)
-            launch_id = ref.removeprefix(PENDING_REF_PREFIX)
-            if not meta or not launch_id or meta.get("launch_id") != launch_id:
+            resolved = self._resolve_pending(job_id, ref.removeprefix(PENDING_REF_PREFIX))
+            if resolved is None:
                 return BackendEvent(job_id, "lost", now, ref, None, "never launched")
-            ref, started = str(meta.get("ref", "")), True
-            launched = meta.get("launched_s")  # when it really started, for metering
-            started_s = float(launched) if isinstance(launched, int | float) else now
+            launched = self._read_meta(job_id).get("launched_s")  # when it really started, for metering
+            ref, started_s = resolved, float(launched) if isinstance(launched, int | float) else now
         parsed = _parse_ref(ref)
         if parsed is None:
             return BackendEvent(job_id, "lost", now, ref, None, f"unreadable reference {ref!r}")
         self._track_adopted(job_id, ref, parsed)
-        tracked = self._jobs[job_id]
-        if self._is_alive(tracked):
-            return BackendEvent(job_id, "started", started_s, ref) if started else None
-        del self._jobs[job_id]
-        return self._check(tracked, now)
+        return self._jobs[job_id], started_s
 
     def _strays(self, known: set[int]) -> list[BackendEvent]:
         """Live processes this backend started for jobs the caller no longer counts as running."""
@@ -275,7 +460,8 @@ class LocalBackend:
         for job_dir in sorted(self.state_dir.iterdir()):
             if not job_dir.name.isdigit() or int(job_dir.name) in known:
                 continue
-            parsed = _parse_ref(str(self._read_meta(int(job_dir.name)).get("ref", "")))
+            job_id = int(job_dir.name)
+            parsed = _parse_ref(self._recorded_ref(job_id, self._read_meta(job_id)))
             if parsed is not None and _alive(*parsed):
                 ref = f"{parsed[0]}:{parsed[1]}"
                 events.append(BackendEvent(0, "unknown", self.clock(), ref, None, f"job {job_dir.name}"))

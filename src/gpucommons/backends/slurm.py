@@ -4,13 +4,24 @@ Each job segment becomes one batch job pinned to the nodes the policy chose (see
 ``poll`` reads ``squeue --json`` once per call and turns state changes of the tracked jobs into
 ``BackendEvent``s; jobs that Slurm has already forgotten (older than ``MinJobAge``) are looked up with
 ``sacct`` when accounting is on, else reported lost. Jobs named like ours (``gpuc-<id>``) that this
-backend does not track are reported as ``unknown`` while they hold or wait for resources, so the engine
-can reconcile GPUs used outside its knowledge.
+backend does not track are reported as ``unknown`` once, and while they run the GPUs they hold are
+reported by ``held_gpus`` (taken out of the engine's snapshot) unless ``unknown_jobs = "cancel"``, in
+which case the engine cancels them (``stops_unknown``).
 
 Slurm states map to event kinds as follows: COMPLETED -> finished, FAILED/OUT_OF_MEMORY -> failed,
 CANCELLED -> cancelled, TIMEOUT/DEADLINE -> timeout, NODE_FAIL/BOOT_FAIL/PREEMPTED -> lost, and PENDING
 (or REQUEUE*) with a higher restart count than last seen -> requeued. After ``requeued`` the job stays in
 Slurm's queue, pinned to the same nodes; ``started`` follows when it runs again, or the engine cancels it.
+
+Charges follow Slurm's clock: ``started`` carries Slurm's StartTime whenever Slurm reports a job running,
+after ``adopt`` too (a job still waiting in Slurm's queue when the service restarted is charged from
+when Slurm started it, not from the decision), and a job that ended without ever running gets a
+``started`` at its end, so it is charged nothing.
+
+An ``sbatch`` that times out may still have been accepted, so ``launch`` then looks the job up by its
+name and its comment (which carries the launch id) before anything else happens: found, it is the
+launch; not found or the lookup failed, ``LaunchUncertainError``, and the engine resolves the launch
+through ``adopt`` (the same lookup) at its next step.
 """
 
 from __future__ import annotations
@@ -22,18 +33,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gpucommons.backends.slurm_cli import SlurmCli, SlurmCommandError
+from gpucommons.backends.slurm_cli import SlurmCli, SlurmCommandError, SlurmTimeoutError
 from gpucommons.backends.slurm_parse import (
     SACCT_FORMAT,
     SINFO_FORMAT,
     SlurmJob,
+    held_gpus,
     node_unavailable,
     parse_sacct,
     parse_sinfo_nodes,
     parse_squeue_json,
 )
-from gpucommons.backends.slurm_submit import SlurmConfig, build_submission, job_comment
-from gpucommons.engine.ports import BackendEvent, LaunchSpec
+from gpucommons.backends.slurm_submit import (
+    LAUNCH_ID_ENV,
+    SlurmConfig,
+    build_submission,
+    job_comment,
+    job_name,
+)
+from gpucommons.engine.ports import BackendEvent, LaunchSpec, LaunchUncertainError
 
 TERMINAL_KINDS: Mapping[str, str] = {
     "COMPLETED": "finished",
@@ -50,6 +68,7 @@ TERMINAL_KINDS: Mapping[str, str] = {
 RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING"})
 PENDING_REF_PREFIX = "pending:"  # a reference the engine recorded before launch returned
 _GONE_MARKERS = ("invalid job id", "already completing or completed")
+SACCT_LOOKBACK = "now-7days"  # how far back sacct looks for a launch by name
 
 
 @dataclass(slots=True)
@@ -67,7 +86,6 @@ class SlurmBackend:
 
     name = "slurm"
     even_gangs = True  # one sbatch request: the same GPUs per node on every node
-    stops_unknown = False  # a job named like ours may be someone else's: report it, never cancel it
 
     def __init__(
         self,
@@ -77,10 +95,15 @@ class SlurmBackend:
     ):
         self.config = config or SlurmConfig()
         self.cli = cli or SlurmCli(self.config.bin_dir, self.config.slurm_conf, self.config.command_timeout_s)
+        # A job named like ours may be someone else's: by default it is reported and its GPUs held.
+        self.stops_unknown = self.config.unknown_jobs == "cancel"
+        # The longest operation: a launch (sbatch, then a lookup if it timed out) or a poll (squeue, sacct).
+        self.max_call_s = 2 * self.config.command_timeout_s
         self._clock = clock
         self._tracked: dict[str, _Tracked] = {}
         self._ended: set[str] = set()  # Slurm ids of tracked jobs already reported as ended
         self._unknown_reported: set[str] = set()
+        self._foreign: dict[str, SlurmJob] = {}  # running jobs named like ours that no one tracks
         self._ours = re.compile(rf"^{re.escape(self.config.job_name_prefix)}\d+$")
         self._accounting = self.config.accounting
 
@@ -90,12 +113,43 @@ class SlurmBackend:
         submission = build_submission(self.config, spec)
         _prepare_dirs(spec)
         argv = ["sbatch", "--parsable", *submission.args]
-        out = self.cli.run(argv, stdin=submission.script, env=submission.env)
-        ref = out.strip().split(";")[0]
-        if not ref.isdigit():
-            raise SlurmCommandError(f"sbatch: unexpected answer {out.strip()[:80]!r}")
+        try:
+            out = self.cli.run(argv, stdin=submission.script, env=submission.env)
+        except SlurmTimeoutError as exc:
+            ref = self._after_timeout(spec, exc)
+        else:
+            ref = out.strip().split(";")[0]
+            if not ref.isdigit():
+                raise SlurmCommandError(f"sbatch: unexpected answer {out.strip()[:80]!r}")
         self._tracked[ref] = _Tracked(spec.job_id)
         return ref
+
+    def _after_timeout(self, spec: LaunchSpec, exc: SlurmTimeoutError) -> str:
+        """The Slurm id of a launch whose sbatch timed out, found by name and comment; else the
+        outcome is unknown (``LaunchUncertainError``)."""
+        try:
+            found = self.lookup_launch(spec.job_id, spec.env.get(LAUNCH_ID_ENV, ""))
+        except SlurmCommandError as lookup:
+            raise LaunchUncertainError(f"{exc}; looking the job up failed too: {lookup}") from None
+        if found is None:
+            raise LaunchUncertainError(f"{exc}; Slurm lists no such job yet") from None
+        return found.slurm_id
+
+    def lookup_launch(
+        self, job_id: int, launch_id: str, jobs: dict[str, SlurmJob] | None = None
+    ) -> SlurmJob | None:
+        """The Slurm job submitted for one launch, by its name and comment: in ``squeue`` (``jobs``, or
+        a fresh listing), else in ``sacct`` when accounting is on (a job Slurm already forgot)."""
+        if not launch_id:
+            return None
+        found = self._find_launch(self._squeue() if jobs is None else jobs, job_id, launch_id)
+        if found is None and self._accounting_enabled():
+            name = job_name(self.config, job_id)
+            out = self.cli.run(
+                ["sacct", "-n", "-X", "-P", "-o", SACCT_FORMAT, "--name", name, "-S", SACCT_LOOKBACK]
+            )
+            found = self._find_launch({j.slurm_id: j for j in parse_sacct(out)}, job_id, launch_id)
+        return found
 
     def cancel(self, job_id: int, backend_ref: str) -> None:
         """Ask Slurm to cancel; the ``cancelled`` event follows from ``poll``. A job Slurm no longer
@@ -121,26 +175,31 @@ class SlurmBackend:
         return events
 
     def adopt(self, running: Sequence[tuple[int, str]]) -> list[BackendEvent]:
-        """Track jobs recorded as running. A job Slurm has back in its queue after a restart count
-        above zero is reported requeued; ended or vanished jobs get their final event. A reference
-        recorded as ``pending:<launch id>`` is resolved through the job comment; its ``started`` event
-        then carries the real Slurm id. Submits nothing."""
+        """Track jobs recorded as running, as Slurm sees them now; safe to call at any step. A job
+        Slurm runs (or ran) gets ``started`` at its StartTime; one Slurm has back in its queue after a
+        restart count above zero is reported requeued; ended or vanished jobs get their final event. A
+        reference recorded as ``pending:<launch id>`` is resolved by name and comment (``squeue``, then
+        ``sacct``); its ``started`` event then carries the real Slurm id, and one that was never
+        submitted is reported ``lost`` (``never launched``). Submits nothing."""
         jobs = self._squeue()
         events: list[BackendEvent] = []
         missing: list[str] = []
         for job_id, recorded_ref in running:
-            ref, resolved = recorded_ref, False
+            ref = recorded_ref
             if ref.startswith(PENDING_REF_PREFIX) or not ref:
-                found = self._find_launch(jobs, job_id, ref.removeprefix(PENDING_REF_PREFIX))
+                found = self.lookup_launch(job_id, ref.removeprefix(PENDING_REF_PREFIX), jobs)
                 if found is None:
                     events.append(BackendEvent(job_id, "lost", self._clock(), ref, detail="never launched"))
                     continue
-                ref, resolved = found.slurm_id, True
+                ref = found.slurm_id
+                jobs.setdefault(ref, found)
             job = jobs.get(ref)
-            tracked = _Tracked(job_id, restarts=0, started=not resolved)
-            if job is not None and job.state in RUNNING_STATES | set(TERMINAL_KINDS):
+            previous = self._tracked.get(ref)
+            tracked = _Tracked(job_id, restarts=previous.restarts if previous is not None else 0)
+            if previous is None and job is not None and job.state in RUNNING_STATES | set(TERMINAL_KINDS):
                 tracked.restarts = job.restarts
             self._tracked[ref] = tracked
+            self._ended.discard(ref)
             if job is None:
                 missing.append(ref)
             else:
@@ -157,6 +216,17 @@ class SlurmBackend:
     def unavailable_nodes(self) -> set[str]:
         out = self.cli.run(["sinfo", "-N", "-h", "-o", SINFO_FORMAT])
         return {self.config.gpuc_node(n.name) for n in parse_sinfo_nodes(out) if node_unavailable(n.state)}
+
+    def held_gpus(self) -> dict[str, int | None]:
+        """GPUs that running jobs named like ours but tracked by no one hold, per gpucommons node, as
+        of the last poll (``HoldsForeignGpus``); ``None``: the whole node."""
+        held: dict[str, int | None] = {}
+        for job in self._foreign.values():
+            for slurm_node, count in held_gpus(job).items():
+                node = self.config.gpuc_node(slurm_node)
+                before = held.get(node, 0)
+                held[node] = None if count is None or before is None else before + count
+        return held
 
     # -- internals ----------------------------------------------------------------------------------
 
@@ -180,6 +250,9 @@ class SlurmBackend:
         if ran and not tracked.started:
             events.append(self._event(tracked, "started", job.start_s, ref, detail=job.nodes))
             tracked.started = True
+        elif kind is not None and not tracked.started:  # it ended without running: it held nothing
+            at_s = job.end_s or job.start_s
+            events.append(self._event(tracked, "started", at_s, ref, detail="ended before it ran"))
         if kind is not None:
             reason = f" ({job.reason})" if job.reason not in ("", "None") else ""
             detail = f"Slurm state {job.state}{reason}"
@@ -216,13 +289,19 @@ class SlurmBackend:
         return events
 
     def _unknown(self, jobs: Any) -> list[BackendEvent]:
-        """Active jobs named like ours that no one here launched or adopted: each reported once."""
+        """Active jobs named like ours that no one here launched or adopted: each reported once, and
+        the running ones remembered for ``held_gpus``."""
         events = []
+        self._foreign = {}
         for job in jobs:
             ref = job.slurm_id
-            if ref in self._tracked or ref in self._ended or ref in self._unknown_reported:
+            if ref in self._tracked or ref in self._ended:
                 continue
             if job.state in TERMINAL_KINDS or not self._ours.match(job.name):
+                continue
+            if job.state in RUNNING_STATES:
+                self._foreign[ref] = job
+            if ref in self._unknown_reported:
                 continue
             self._unknown_reported.add(ref)
             detail = f"Slurm job {ref} named {job.name} is not known to gpucommons ({job.state})"

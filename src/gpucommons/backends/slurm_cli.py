@@ -20,6 +20,11 @@ class SlurmCommandError(GpucError):
     """A Slurm client command failed, timed out or is not installed; the message is one line."""
 
 
+class SlurmTimeoutError(SlurmCommandError):
+    """A Slurm client command gave no answer in time: unlike a refusal, what it asked for may have
+    happened (an ``sbatch`` whose job the controller accepted after all)."""
+
+
 def _one_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no error output"
@@ -67,7 +72,7 @@ class SlurmCli:
         except FileNotFoundError:
             raise SlurmCommandError(f"{args[0]}: command not found (Slurm client not installed?)") from None
         except subprocess.TimeoutExpired:
-            raise SlurmCommandError(f"{args[0]}: no answer within {self.timeout_s:g} s") from None
+            raise SlurmTimeoutError(f"{args[0]}: no answer within {self.timeout_s:g} s") from None
         if check and done.returncode != 0:
             raise SlurmCommandError(f"{args[0]} failed (exit {done.returncode}): {_one_line(done.stderr)}")
         return done.stdout

@@ -16,8 +16,10 @@ from typing import Any
 
 from gpucommons.backends.slurm_cli import SlurmCli
 from gpucommons.backends.slurm_parse import SINFO_FORMAT, SlurmNode, parse_gpu_gres, parse_sinfo_nodes
+from gpucommons.backends.slurm_submit import SlurmConfig
 from gpucommons.clusterfile import ClusterSpec, PoolSpec, SiteSpec
 from gpucommons.domain.accelerators import CATALOG
+from gpucommons.domain.cluster import Cluster
 from gpucommons.errors import ConfigError
 
 
@@ -154,3 +156,38 @@ def backend_toml(inventory: SlurmInventory) -> str:
     lines += ["", "[node_names]  # gpucommons node -> Slurm node"]
     lines += [f"{_q(k)} = {_q(v)}" for k, v in settings["node_names"].items()]
     return "\n".join(lines) + "\n"
+
+
+def check_cluster_on_slurm(cluster: Cluster, nodes: Sequence[SlurmNode], config: SlurmConfig) -> None:
+    """Refuse a cluster description that names what Slurm does not have, before anything is scheduled
+    on it: every node of every pool must be a Slurm node (under the name ``config.node_names`` gives it)
+    holding at least the pool's GPUs per node, of the GRES type jobs will ask for, in the partition the
+    pool is sent to. Otherwise its jobs would be placed by gpucommons and then never start in Slurm."""
+    by_name = {n.name: n for n in nodes}
+    for pool in cluster.pools:
+        members = [n.name for n in cluster.nodes if n.pool == pool.name]
+        missing = [config.slurm_node(m) for m in members if config.slurm_node(m) not in by_name]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ConfigError(
+                f"pool {pool.name!r} of cluster {cluster.name!r} is not in Slurm: "
+                f"no node {missing[0]!r}{more} (see gpuc site import-slurm)"
+            )
+        want_type = config.gres_types.get(pool.model.name, pool.model.name.lower()).lower()
+        for member in members:
+            node = by_name[config.slurm_node(member)]
+            gres_type, gpus = parse_gpu_gres(node.gres)
+            where = f"pool {pool.name!r} of cluster {cluster.name!r}: Slurm node {node.name!r}"
+            if gpus < pool.gpus_per_node:
+                raise ConfigError(f"{where} has {gpus} GPUs, the cluster file says {pool.gpus_per_node}")
+            if gres_type is not None and gres_type != want_type:
+                raise ConfigError(f"{where} has GPUs of type {gres_type!r}, not {want_type!r}")
+            partition = config.partition_for(member)
+            if partition is not None and partition not in node.partitions:
+                raise ConfigError(f"{where} is not in partition {partition!r}")
+
+
+def verify_cluster_on_slurm(cluster: Cluster, config: SlurmConfig, cli: SlurmCli) -> None:
+    """``check_cluster_on_slurm`` against what ``sinfo`` reports now."""
+    out = cli.run(["sinfo", "-N", "-h", "-o", SINFO_FORMAT])
+    check_cluster_on_slurm(cluster, parse_sinfo_nodes(out), config)

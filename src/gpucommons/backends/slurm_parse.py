@@ -37,6 +37,7 @@ class SlurmJob:
     nodes: str = ""
     comment: str = ""
     reason: str = ""
+    gres_detail: tuple[str, ...] = ()  # per allocated node, in ``nodes`` order: ``gpu:h100:2(IDX:0-1)``
 
     @property
     def exit_code(self) -> int | None:
@@ -117,9 +118,56 @@ def parse_squeue_json(text: str) -> list[SlurmJob]:
                 nodes=str(raw.get("nodes", "")),
                 comment=str(raw.get("comment", "")),
                 reason=str(raw.get("state_reason", "")),
+                gres_detail=tuple(str(g) for g in raw.get("gres_detail") or ()),
             )
         )
     return jobs
+
+
+def expand_hostlist(text: str) -> list[str]:
+    """Slurm's compressed host list as names: ``h100-[1-2,4],a100-1`` -> h100-1, h100-2, h100-4,
+    a100-1 (zero padding kept: ``n[08-10]``). Raises ``ValueError`` on a form it cannot read."""
+    names: list[str] = []
+    for item in re.findall(r"[^,\[]+(?:\[[^\]]*\][^,\[]*)*", text.strip()):
+        match = re.fullmatch(r"([^\[\]]*)\[([^\]]+)\]([^\[\]]*)", item)
+        if match is None:
+            if "[" in item or "]" in item:
+                raise ValueError(f"unreadable host list {text!r}")
+            names.append(item)
+            continue
+        prefix, ranges, suffix = match.groups()
+        for part in ranges.split(","):
+            low, _, high = part.partition("-")
+            if not low.isdigit() or (high and not high.isdigit()):
+                raise ValueError(f"unreadable host list {text!r}")
+            width = len(low) if low.startswith("0") else 0
+            for n in range(int(low), int(high or low) + 1):
+                names.append(f"{prefix}{str(n).zfill(width)}{suffix}")
+    return names
+
+
+def gres_gpu_count(detail: str) -> int | None:
+    """GPUs in one node's ``gres_detail`` entry (``gpu:h100:2(IDX:0-1)`` -> 2, ``gpu:1`` -> 1); None
+    when it names no GPUs."""
+    total = None
+    for item in re.split(r",(?![^(]*\))", detail):
+        fields = re.sub(r"\(.*\)$", "", item.strip()).split(":")
+        if fields[0] == "gpu" and len(fields) >= 2 and fields[-1].isdigit():
+            total = (total or 0) + int(fields[-1])
+    return total
+
+
+def held_gpus(job: SlurmJob) -> dict[str, int | None]:
+    """GPUs a running job holds per node (Slurm node names): counts from ``gres_detail``, or ``None``
+    (the whole node) where the detail is missing or unreadable."""
+    try:
+        nodes = expand_hostlist(job.nodes) if job.nodes else []
+    except ValueError:
+        return {}
+    counts: list[int | None] = [gres_gpu_count(d) for d in job.gres_detail]
+    if len(counts) != len(nodes):
+        counts = [None] * len(nodes)
+    return dict(zip(nodes, counts, strict=True))
 
 
 def _exit_pair(text: str) -> tuple[int | None, int]:
@@ -153,16 +201,18 @@ def parse_scontrol_job(line: str) -> SlurmJob:
     )
 
 
-SACCT_FORMAT = "JobIDRaw,JobName,State,ExitCode,Start,End,NodeList"
+SACCT_FORMAT = "JobIDRaw,JobName,State,ExitCode,Start,End,NodeList,Comment"
 
 
 def parse_sacct(text: str) -> list[SlurmJob]:
-    """``sacct -n -X -P -o`` + ``SACCT_FORMAT``; a state like ``CANCELLED by 0`` keeps its first word."""
+    """``sacct -n -X -P -o`` + ``SACCT_FORMAT``; a state like ``CANCELLED by 0`` keeps its first word.
+    The comment (eighth field) is empty where the cluster does not store job comments."""
     jobs = []
     for line in text.splitlines():
         parts = line.split("|")
         if len(parts) < 7:
             continue
+        comment = "|".join(parts[7:])
         status, signal = _exit_pair(parts[3])
         jobs.append(
             SlurmJob(
@@ -174,6 +224,7 @@ def parse_sacct(text: str) -> list[SlurmJob]:
                 start_s=_epoch(parts[4]),
                 end_s=_epoch(parts[5]),
                 nodes=parts[6],
+                comment=comment,
             )
         )
     return jobs

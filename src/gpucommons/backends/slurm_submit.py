@@ -12,7 +12,7 @@ import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -46,6 +46,9 @@ class SlurmConfig(BaseModel):
     bin_dir: str | None = None  # where sbatch & co. live; None: PATH
     slurm_conf: str | None = None  # SLURM_CONF for every command; None: inherited
     command_timeout_s: float = Field(default=30.0, gt=0)
+    # A Slurm job named like ours that no gpucommons job owns: "hold" (report it and keep the GPUs it
+    # holds out of scheduling; it may be someone else's) or "cancel" (scancel it).
+    unknown_jobs: Literal["hold", "cancel"] = "hold"
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | SlurmConfig | None) -> SlurmConfig:

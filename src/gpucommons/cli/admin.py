@@ -3,12 +3,14 @@ the first admin straight into the local database (the only way into an empty ser
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from gpucommons.cli.common import console, make_client, parse_time, show
+from gpucommons.cli import tokens
+from gpucommons.cli.common import console, make_client, show
 from gpucommons.cli.credentials import DEFAULT_URL, Credentials, save_credentials
 from gpucommons.config import Settings
 
@@ -27,6 +29,9 @@ def bootstrap(
     name: Annotated[str, typer.Option(help="the first admin's user name")] = "admin",
     home: Annotated[Path | None, typer.Option(help="state directory (default GPUC_HOME)")] = None,
     url: Annotated[str, typer.Option(help="server URL to store with the token")] = DEFAULT_URL,
+    token_expires_days: Annotated[
+        int | None, typer.Option(min=1, help="days until the admin token expires (default: never)")
+    ] = None,
 ) -> None:
     """Create the first admin in the local database and store its token as your credentials."""
     from gpucommons.store.base import make_engine, session_factory, upgrade, utcnow
@@ -38,7 +43,9 @@ def bootstrap(
     engine = make_engine(settings.database_url)
     try:
         with session_factory(engine)() as session:
-            user, token = bootstrap_admin(session, name, utcnow())
+            now = utcnow()
+            expires_at = now + timedelta(days=token_expires_days) if token_expires_days else None
+            user, token = bootstrap_admin(session, name, now, expires_at)
             session.commit()
     finally:
         engine.dispose()
@@ -116,11 +123,10 @@ def user_create(
 
 @user_app.command("token")
 def user_token(
-    user: Annotated[int | None, typer.Option(help="user id (admin); default: yourself")] = None,
-    expires_at: Annotated[str | None, typer.Option(help="ISO 8601 expiry (default: never)")] = None,
-    label: Annotated[str, typer.Option(help="a note to recognise the token by")] = "",
+    user: tokens.UserOpt = None,
+    expires_days: tokens.ExpiresDaysOpt = None,
+    expires_at: tokens.ExpiresAtOpt = None,
+    label: tokens.LabelOpt = "",
 ) -> None:
-    """Issue an API token; it is printed once and only its hash is kept."""
-    expiry = parse_time(expires_at, "--expires-at") if expires_at else None
-    created = make_client().create_token(user, expiry, label)
-    console.print(created.token)
+    """Issue an API token (as ``gpuc token create``); it is printed once and only its hash is kept."""
+    console.print(tokens.issue(user, expires_days, expires_at, label))

@@ -152,7 +152,7 @@ def usage(
             r.model or "-",
             f"{r.gpu_hours:.4f}",
             budget,
-            f"{r.cost_krw:,.0f}",
+            f"{r.cost_krw:,}",
             f"{r.energy_kwh:.4f}",
             f"{r.co2_kg:.4f}",
             f"{r.flops:.3g}",

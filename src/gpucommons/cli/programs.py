@@ -34,7 +34,7 @@ def create(
     cap_per_org_gpus: Annotated[int | None, typer.Option(help="most GPUs one institution may hold")] = None,
     non_capital_bonus: Annotated[float, typer.Option(help="score bonus outside the capital region")] = 0.0,
     duration_days: Annotated[int, typer.Option(help="award period")] = 120,
-    price_krw_per_gpu_hour: Annotated[float, typer.Option(help="list price")] = 0.0,
+    price_krw_per_gpu_hour: Annotated[int, typer.Option(help="list price, whole won")] = 0,
     discounts: Annotated[str, typer.Option(help='JSON, e.g. {"university": 1.0, "startup": 0.5}')] = "{}",
     youth_startup_extra_discount: Annotated[float, typer.Option(help="further fraction off")] = 0.0,
     reclaim_below_utilization: Annotated[float | None, typer.Option(help="reclaim threshold 0..1")] = None,

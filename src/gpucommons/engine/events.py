@@ -1,31 +1,62 @@
 """Applying one backend event to the database: the job's new state, its metered segment, its GPUs.
 
 Events are matched to the job's current segment by ``backend_ref``: an event about an older segment (a
-preempted run that is only now dying) or about a job that is no longer running changes nothing. Lost
-jobs are requeued by rule (``max_lost_requeues``), then marked lost. A ``started`` event moves the
-segment's start to when the backend really started the job (Slurm's StartTime, a second or more after
-the decision), so the GPU-hours charged are the ones the backend reports. Flushes, never commits.
+preempted run that is only now dying) or about a job that is no longer running changes nothing. The
+job is taken with ``claim_job`` on that match before anything is written, so an API write in between
+(a cancel request) is never overwritten. Lost jobs are requeued by rule (``max_lost_requeues``), then
+marked lost. A job asked to cancel that is lost or requeued ends ``cancelled``: the request is a fact
+that outlives the segment. A ``started`` event moves the segment's start to when the backend really
+started the job (Slurm's StartTime, a second or more after the decision), so the GPU-hours charged are
+the ones the backend reports.
+
+A ``lost`` event about a launch that never happened (the job's reference is still ``pending:``, the
+backend found no such launch) is a failed launch, not a lost run: ``launch_failed`` puts the job back
+in the queue after a backoff, or fails it once it has failed ``LaunchRetry.max_attempts`` times.
+Flushes, never commits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, true
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.engine.ports import BackendEvent
 from gpucommons.store.charging import end_segment
-from gpucommons.store.jobs import JobRow
-from gpucommons.store.live import PENDING_REF_PREFIX, to_dt
+from gpucommons.store.jobs import JobRow, claim_job
+from gpucommons.store.live import PENDING_REF_PREFIX, release, to_dt
 
 ENDS = frozenset({"finished", "failed", "cancelled", "timeout"})
+LAUNCH_RETRY_CODE = "launch-retry"
+LAUNCH_FAILED_CODE = "launch-failed"
 
 
-def _same_segment(row: JobRow, event: BackendEvent) -> bool:
-    if row.state != "running":
-        return False
-    if not event.backend_ref or not row.backend_ref or row.backend_ref.startswith(PENDING_REF_PREFIX):
-        return True
-    return event.backend_ref == row.backend_ref
+@dataclass(frozen=True)
+class LaunchRetry:
+    """How failed launches are retried (Kueue's requeue with backoff): after the ``n``-th failure in a
+    row the job waits ``min(backoff_max_s, backoff_s * 2 ** (n - 1))`` seconds; at ``max_attempts``
+    it fails with the last error, so one job the backend keeps refusing never wedges the others."""
+
+    max_attempts: int = 5
+    backoff_s: float = 5.0
+    backoff_max_s: float = 300.0
+
+    def delay_s(self, attempts: int) -> float:
+        return float(min(self.backoff_max_s, self.backoff_s * 2 ** max(0, attempts - 1)))
+
+
+def _same_segment(event: BackendEvent) -> ColumnElement[bool]:
+    """SQL: the job runs the segment ``event`` is about (or a launch not yet resolved)."""
+    if not event.backend_ref:
+        return true()
+    return or_(
+        JobRow.backend_ref == "",
+        JobRow.backend_ref.startswith(PENDING_REF_PREFIX),
+        JobRow.backend_ref == event.backend_ref,
+    )
 
 
 def _describe(event: BackendEvent) -> str:
@@ -38,20 +69,64 @@ def _describe(event: BackendEvent) -> str:
     return f"exit code {event.exit_code}" if event.exit_code is not None else event.kind
 
 
-def apply_event(session: Session, cluster: Cluster, event: BackendEvent, max_lost_requeues: int) -> bool:
+def _never_launched(row: JobRow, event: BackendEvent) -> bool:
+    return (
+        event.kind == "lost"
+        and row.backend_ref.startswith(PENDING_REF_PREFIX)
+        and (not event.backend_ref or event.backend_ref.startswith(PENDING_REF_PREFIX))
+    )
+
+
+def launch_failed(session: Session, row: JobRow, at: datetime, error: str, retry: LaunchRetry) -> None:
+    """A launch of ``row`` (claimed by the caller) did not happen: free its GPUs without charging (it
+    never ran) and put it back in the queue until the backoff has passed, or fail it for good after
+    ``retry.max_attempts`` failures in a row; a job asked to cancel is cancelled instead."""
+    release(session, row.id)
+    attempts = row.launch_attempts + 1
+    row.launch_attempts = attempts
+    row.backend_ref, row.started_at = "", None
+    if row.cancel_requested_at is not None:
+        row.state, row.ended_at = "cancelled", at
+        row.reason_code, row.reason = "cancelled", "cancelled before its launch went through"
+    elif attempts >= retry.max_attempts:
+        row.state, row.ended_at, row.retry_at = "failed", at, None
+        row.reason_code = LAUNCH_FAILED_CODE
+        row.reason = f"launch failed {attempts} times, giving up; last: {error}"[:500]
+    else:
+        retry_at = at + timedelta(seconds=retry.delay_s(attempts))
+        row.state, row.retry_at, row.estimated_start_at = "pending", retry_at, retry_at
+        row.reason_code = LAUNCH_RETRY_CODE
+        when = retry_at.strftime("%Y-%m-%d %H:%M:%SZ")
+        row.reason = (
+            f"launch failed (attempt {attempts} of {retry.max_attempts}): {error}; retried from {when}"[:500]
+        )
+    session.flush()
+
+
+def apply_event(
+    session: Session,
+    cluster: Cluster,
+    event: BackendEvent,
+    max_lost_requeues: int,
+    retry: LaunchRetry | None = None,
+) -> bool:
     """Apply ``event``; returns whether it changed the job."""
-    row = session.get(JobRow, event.job_id)
-    if row is None or not _same_segment(row, event):
+    row = claim_job(session, event.job_id, JobRow.state == "running", _same_segment(event))
+    if row is None:
         return False
     if event.kind == "started":
         row.backend_ref = event.backend_ref or row.backend_ref
         started = to_dt(event.at_s)
         if row.started_at is not None and started > row.started_at:
             row.started_at = started
+        session.flush()
         return True
     at = to_dt(event.at_s)
     if row.started_at is not None and at < row.started_at:
         at = row.started_at
+    if _never_launched(row, event):
+        launch_failed(session, row, at, _describe(event), retry or LaunchRetry())
+        return True
     if event.kind in ENDS:
         end_segment(session, cluster, row, at)
         row.state, row.exit_code, row.ended_at = event.kind, event.exit_code, at
@@ -59,7 +134,10 @@ def apply_event(session: Session, cluster: Cluster, event: BackendEvent, max_los
     elif event.kind in ("lost", "requeued"):
         end_segment(session, cluster, row, at)
         row.backend_ref, row.started_at = "", None
-        if event.kind == "lost" and row.restarts >= max_lost_requeues:
+        if row.cancel_requested_at is not None:
+            row.state, row.ended_at = "cancelled", at
+            row.reason_code, row.reason = "cancelled", f"cancelled ({_describe(event)})"
+        elif event.kind == "lost" and row.restarts >= max_lost_requeues:
             row.state, row.ended_at = "lost", at
             row.reason_code, row.reason = "lost", f"{_describe(event)}; requeued {row.restarts} times already"
         else:

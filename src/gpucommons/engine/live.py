@@ -1,19 +1,32 @@
 """The live scheduler loop: lease, backend events, then the very same ``run_cycle`` as the simulator.
 
 One ``step()``:
-1. take or renew the database lease (only one scheduler acts at a time); on first taking it, adopt the
-   jobs the database records as running, so after a restart nothing starts twice and vanished jobs are
-   requeued (up to ``max_lost_requeues`` times) or marked lost;
-2. apply the backend's events (ends are metered and charged to the award) and forward cancel requests;
-   a job the backend put back in its own queue (``requeued``) is requeued here and its backend copy
-   cancelled, because gpucommons re-places it itself; a job the backend runs that no gpucommons job owns
-   (``unknown``) is logged and counted, and stopped only by backends that own everything they could
-   report (``Backend.stops_unknown``);
+1. take or renew the database lease (only one scheduler acts at a time; ``store/lease.py``). A new
+   holding (the first step, or the lease was lost and taken again) re-adopts: the jobs the database
+   records as running are handed to ``Backend.adopt``, so after a restart nothing starts twice and
+   vanished jobs are requeued (up to ``max_lost_requeues`` times) or marked lost;
+2. reconcile: ``adopt`` again whenever a running job's reference is still ``pending:`` (a launch whose
+   outcome was unknown, or not recorded), then apply the backend's events (ends are metered and
+   charged to the award) and commit; then forward cancel requests. A job the backend put back in its
+   own queue (``requeued``) is requeued here and its backend copy cancelled, because gpucommons
+   re-places it itself; a job the backend runs that no gpucommons job owns (``unknown``) is logged and
+   counted, and stopped only where the backend says so (``Backend.stops_unknown``: the local backend
+   always, Slurm with ``unknown_jobs = "cancel"``); otherwise the GPUs it holds are taken out of the
+   snapshot (``HoldsForeignGpus``);
 3. ``run_cycle(LiveStore, launch queue, policy, now)`` over the capacity minus the nodes the backend
    reports unavailable, and commit: the decisions are durable before any process exists (a started
-   job's reference is ``pending:<launch id>`` until launched);
-4. carry them out: cancel preempted jobs, launch started ones, record their references, commit. A launch
-   the backend refuses fails that job, not the cycle.
+   job's reference is ``pending:<launch id>`` until launched). A decision about a job the API changed
+   since the snapshot is not recorded (``LiveStore``);
+4. apply, in the Kueue manner: cancel preempted jobs, then launch each recorded start on its own, and
+   record its reference in its own transaction. A launch that fails puts only that job back in the
+   queue, after a backoff (``LaunchRetry``), and fails it after ``max_attempts``; an uncertain one
+   (``LaunchUncertainError``) stays ``pending:`` for step 2 to resolve; a job asked to cancel while its
+   launch was on the way is cancelled as soon as its reference is known.
+
+Every transaction that writes is fenced: it renews the lease ``WHERE holder = <us> AND epoch = <ours>``
+before it commits, and the lease is renewed, for ``lease_ttl_s`` plus the backend's longest call (by
+the database's clock), before every backend call; a scheduler whose lease was taken over rolls back
+and stops before any further launch. A step that fails anywhere makes the next one re-adopt.
 
 ``event_counts`` (events by kind), ``unavailable_nodes`` and ``site_power_w`` (each site's projected draw
 of the jobs running after the last cycle, by the power stage's formula) are read by ``/metrics``.
@@ -28,6 +41,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -36,16 +50,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.engine.cycle import run_cycle
-from gpucommons.engine.events import apply_event
-from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
+from gpucommons.engine.events import LaunchRetry, apply_event, launch_failed
+from gpucommons.engine.ports import (
+    Backend,
+    BackendEvent,
+    HoldsForeignGpus,
+    LaunchSpec,
+    LaunchUncertainError,
+    max_call_s,
+)
 from gpucommons.errors import GpucError
 from gpucommons.policy.constraints import Commons
 from gpucommons.policy.protocols import PolicyConfig
-from gpucommons.store.jobs import JobRow
-from gpucommons.store.lease import acquire_lease, new_holder, release_lease
-from gpucommons.store.live import PENDING_REF_PREFIX, LiveStore, to_dt
+from gpucommons.store.jobs import JobRow, claim_job
+from gpucommons.store.lease import Lease, LeaseLostError, acquire_lease, hold_lease, new_holder, release_lease
+from gpucommons.store.live import PENDING_REF_PREFIX, CycleConflictError, LiveStore, release, to_dt
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def live_commons(backend: Backend) -> Commons:
@@ -66,14 +88,18 @@ class EngineOptions:
     lease_ttl_s: float = 15.0
     max_lost_requeues: int = 3
     usage_half_life_s: float = 7 * 86_400.0
+    launch_retry: LaunchRetry = field(default_factory=LaunchRetry)
 
 
 @dataclass
 class StepReport:
     held_lease: bool = False
+    lost_lease: bool = False  # the lease was lost during the step: it stopped acting
     events: int = 0
-    started: int = 0
+    started: int = 0  # launches that went through
     preempted: int = 0
+    skipped: int = 0  # starts decided on a job the API changed since the snapshot: not recorded
+    launch_failures: int = 0
 
 
 @dataclass
@@ -88,6 +114,11 @@ class _LaunchQueue:
 
     def preempt(self, job_id: int, now: float) -> None:
         self.preempts.append(job_id)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
 
 
 class LiveEngine:
@@ -108,83 +139,124 @@ class LiveEngine:
         self.clock = clock
         self.wake = threading.Event()
         self._adopted = False
+        self._lease: Lease | None = None
         self._cancel_sent: set[tuple[int, str]] = set()
+        self._unsent_cancels: set[tuple[int, str]] = set()  # backend cancels that failed: retried
         self.event_counts: Counter[str] = Counter()
         self.unavailable_nodes: frozenset[str] = frozenset()
         self.site_power_w: dict[str, float] = {}
 
+    # -- the step ----------------------------------------------------------------------------------
     def step(self) -> StepReport:
         report = StepReport()
         now = self.clock()
-        with self.sessions() as session:
-            held = acquire_lease(session, self.options.holder, to_dt(now), self.options.lease_ttl_s)
-            session.commit()
-        if not held:
+        if not self._take_lease():
             self._adopted = False
             self.site_power_w = {}  # another scheduler acts: its figures, not ours
             return report
         report.held_lease = True
-        with self.sessions() as session:
-            if not self._adopted:
-                running = session.execute(
-                    select(JobRow.id, JobRow.backend_ref).where(JobRow.state == "running")
-                )
-                report.events += self._apply(session, self.backend.adopt([(i, r) for i, r in running]))
-                self._adopted = True
-            report.events += self._apply(session, self.backend.poll())
-            self._forward_cancels(session)
-            session.commit()
-        self._note_unavailable(frozenset(self.backend.unavailable_nodes()))
-        with self.sessions() as session:
-            store = LiveStore(
-                session,
-                self.cluster,
-                set(self.unavailable_nodes),
-                self.options.usage_half_life_s,
-            )
-            queue = _LaunchQueue()
-            try:
-                run_cycle(store, queue, self.policy, now)
-                session.commit()
-            except IntegrityError as exc:  # another writer changed allocations under us: next cycle
-                session.rollback()
-                log.warning("scheduling cycle rolled back: %s", exc.orig)
-                return report
-            if store.draw is not None:
-                self.site_power_w = dict(store.draw.site_w)
-            for job_id in queue.preempts:
-                self.backend.cancel(job_id, store.preempted_refs.get(job_id, ""))
-            for job, placement in queue.starts:
-                self._launch(session, store.rows[job.id], placement)
-            session.commit()
-        report.started, report.preempted = len(queue.starts), len(queue.preempts)
+        try:
+            self._reconcile(report)
+            self._note_unavailable(frozenset(self._call(self.backend.unavailable_nodes)))
+            self._cycle(report, now)
+        except LeaseLostError as exc:
+            log.warning("%s: stopping before any further launch", exc)
+            self._lease, self._adopted, self.site_power_w = None, False, {}
+            report.lost_lease = True
+        except BaseException:
+            self._adopted = False  # what the backend reported may not be recorded: ask it again
+            raise
         return report
 
-    def _apply(self, session: Session, events: list[BackendEvent]) -> int:
+    @property
+    def lease(self) -> Lease | None:
+        """The lease this engine holds (holder and epoch), as of its last step."""
+        return self._lease
+
+    def _lease_ttl_s(self) -> float:
+        return self.options.lease_ttl_s + max_call_s(self.backend)
+
+    def _take_lease(self) -> bool:
+        with self.sessions() as session:
+            lease = acquire_lease(session, self.options.holder, self._lease_ttl_s())
+            session.commit()
+        if lease is None:
+            self._lease = None
+            return False
+        if self._lease is None or lease.epoch != self._lease.epoch:
+            self._adopted = False  # a new holding: another scheduler may have acted in between
+        self._lease = lease
+        return True
+
+    def _fence(self, session: Session) -> None:
+        """Renew the lease in ``session``'s transaction, or raise ``LeaseLostError``: call it last,
+        before committing the writes it guards."""
+        if self._lease is None:
+            raise LeaseLostError("this scheduler holds no lease")
+        hold_lease(session, self._lease, self._lease_ttl_s())
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        """A backend call under a lease renewed to outlast it."""
+        with self.sessions() as session:
+            self._fence(session)
+            session.commit()
+        return operation()
+
+    # -- step 2: reconcile with the backend ----------------------------------------------------------
+    def _reconcile(self, report: StepReport) -> None:
+        with self.sessions() as session:
+            running = [
+                (int(i), str(r))
+                for i, r in session.execute(
+                    select(JobRow.id, JobRow.backend_ref).where(JobRow.state == "running")
+                )
+            ]
+        events: list[BackendEvent] = []
+        unresolved = any(not ref or ref.startswith(PENDING_REF_PREFIX) for _, ref in running)
+        if not self._adopted or unresolved:
+            events.extend(self._call(lambda: self.backend.adopt(running)))
+            self._adopted = True
+        events.extend(self._call(self.backend.poll))
+        cancels: list[tuple[int, str]] = []
+        with self.sessions() as session:
+            report.events += self._apply(session, events, cancels)
+            self._fence(session)
+            session.commit()
+        for job_id, ref in cancels:
+            self._cancel(job_id, ref)
+        self._forward_cancels()
+
+    def _apply(self, session: Session, events: list[BackendEvent], cancels: list[tuple[int, str]]) -> int:
         for event in events:
             self.event_counts[event.kind] += 1
             if event.kind == "unknown":
-                self._unknown(event)
+                if self._unknown(event):
+                    cancels.append((0, event.backend_ref))
                 continue
-            apply_event(session, self.cluster, event, self.options.max_lost_requeues)
+            apply_event(
+                session, self.cluster, event, self.options.max_lost_requeues, self.options.launch_retry
+            )
             if event.kind == "requeued" and event.backend_ref:
                 # the job is back in gpucommons' queue; the copy waiting in the backend's queue must not
                 # run as well (its cancellation event belongs to an old segment and changes nothing)
-                self.backend.cancel(event.job_id, event.backend_ref)
+                cancels.append((event.job_id, event.backend_ref))
         return len(events)
 
-    def _unknown(self, event: BackendEvent) -> None:
+    def _unknown(self, event: BackendEvent) -> bool:
+        """Log a backend job no gpucommons job owns; whether to stop it."""
         if self.backend.stops_unknown:
-            log.warning("stopping a process no job owns: %s (%s)", event.backend_ref, event.detail)
-            self.backend.cancel(0, event.backend_ref)
-        else:
             log.warning(
-                "%s job %s is named like a gpucommons job but no job owns it; left running for an "
-                "operator to resolve (its GPUs are invisible to the scheduler): %s",
-                self.backend.name,
-                event.backend_ref,
-                event.detail,
+                "stopping a %s job no job owns: %s (%s)", self.backend.name, event.backend_ref, event.detail
             )
+            return True
+        log.warning(
+            "%s job %s is named like a gpucommons job but no job owns it; left running for an operator "
+            "to resolve, and the GPUs it holds are kept out of scheduling: %s",
+            self.backend.name,
+            event.backend_ref,
+            event.detail,
+        )
+        return False
 
     def _note_unavailable(self, nodes: frozenset[str]) -> None:
         """Remember the backend's unavailable nodes for this cycle, logging when the set changes."""
@@ -192,18 +264,142 @@ class LiveEngine:
             log.warning("unavailable nodes now: %s", ", ".join(sorted(nodes)) or "none")
         self.unavailable_nodes = nodes
 
-    def _forward_cancels(self, session: Session) -> None:
-        query = select(JobRow).where(JobRow.state == "running", JobRow.cancel_requested_at.is_not(None))
-        for row in session.scalars(query):
-            key = (row.id, row.backend_ref)
-            if key not in self._cancel_sent and not row.backend_ref.startswith(PENDING_REF_PREFIX):
-                self.backend.cancel(row.id, row.backend_ref)
+    def _forward_cancels(self) -> None:
+        with self.sessions() as session:
+            asked = [
+                (int(i), str(r))
+                for i, r in session.execute(
+                    select(JobRow.id, JobRow.backend_ref).where(
+                        JobRow.state == "running", JobRow.cancel_requested_at.is_not(None)
+                    )
+                )
+            ]
+        self._cancel_sent &= set(asked)  # forget jobs that stopped
+        for key in asked:
+            unsent = key not in self._cancel_sent and not key[1].startswith(PENDING_REF_PREFIX)
+            if unsent and key[1] and self._cancel(*key):
                 self._cancel_sent.add(key)
+        for key in sorted(self._unsent_cancels):
+            self._unsent_cancels.discard(key)
+            self._cancel(*key)
 
-    def _launch(self, session: Session, row: JobRow, placement: Placement) -> None:
+    def _cancel(self, job_id: int, backend_ref: str) -> bool:
+        """Ask the backend to stop a job; one that fails is tried again at the next step."""
+        try:
+            self._call(lambda: self.backend.cancel(job_id, backend_ref))
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            log.warning("cancel of job %d (%s) failed, will retry: %s", job_id, backend_ref, _one_line(exc))
+            self._unsent_cancels.add((job_id, backend_ref))
+            return False
+        return True
+
+    # -- step 3: decide ----------------------------------------------------------------------------
+    def _cycle(self, report: StepReport, now: float) -> None:
+        held = self.backend.held_gpus() if isinstance(self.backend, HoldsForeignGpus) else {}
+        with self.sessions() as session:
+            store = LiveStore(
+                session, self.cluster, set(self.unavailable_nodes), self.options.usage_half_life_s, held
+            )
+            queue = _LaunchQueue()
+            try:
+                run_cycle(store, queue, self.policy, now, mix_from_queue=True)
+                self._fence(session)
+                session.commit()
+            except (IntegrityError, CycleConflictError) as exc:  # changed under us: decide again next step
+                session.rollback()
+                log.warning("scheduling cycle rolled back: %s", getattr(exc, "orig", exc))
+                return
+            if store.draw is not None:
+                self.site_power_w = dict(store.draw.site_w)
+            starts = [
+                (job.id, placement, store.rows[job.id].backend_ref)
+                for job, placement in queue.starts
+                if job.id in store.started
+            ]
+            preempted = [(job_id, store.preempted_refs.get(job_id, "")) for job_id in queue.preempts]
+        report.skipped = len(queue.starts) - len(starts)
+        report.preempted = len(preempted)
+        for job_id, ref in preempted:
+            self._cancel(job_id, ref)
+        for job_id, placement, intent in starts:
+            if self._apply_start(job_id, placement, intent):
+                report.started += 1
+            else:
+                report.launch_failures += 1
+
+    # -- step 4: apply -----------------------------------------------------------------------------
+    def _apply_start(self, job_id: int, placement: Placement, intent: str) -> bool:
+        """Launch one recorded start; whether it was launched (or may have been)."""
+        with self.sessions() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or row.state != "running" or row.backend_ref != intent:
+                return False
+            if row.cancel_requested_at is not None:  # asked to cancel since the decision: never launch
+                self._drop_unlaunched(session, job_id, intent)
+                return False
+            spec = self._spec(row, placement)
+            self._fence(session)  # the launch below cannot outlive this renewal
+            session.commit()
+        try:
+            ref = self.backend.launch(spec)
+        except LaunchUncertainError as exc:
+            log.warning("launch of job %d uncertain, resolving it at the next step: %s", job_id, exc)
+            return True
+        except Exception as exc:
+            if isinstance(exc, OSError | GpucError):
+                log.warning("launch of job %d failed: %s", job_id, _one_line(exc))
+            else:
+                log.exception("launch of job %d failed", job_id)
+            self._launch_failed(job_id, intent, _one_line(exc))
+            return False
+        self._record_launch(job_id, intent, ref)
+        return True
+
+    def _drop_unlaunched(self, session: Session, job_id: int, intent: str) -> None:
+        row = claim_job(session, job_id, JobRow.state == "running", JobRow.backend_ref == intent)
+        if row is not None:
+            release(session, job_id)  # it never ran: nothing to charge
+            row.state, row.ended_at, row.backend_ref, row.started_at = (
+                "cancelled",
+                to_dt(self.clock()),
+                "",
+                None,
+            )
+            row.reason_code, row.reason = "cancelled", "cancelled before it was launched"
+        self._fence(session)
+        session.commit()
+
+    def _launch_failed(self, job_id: int, intent: str, error: str) -> None:
+        with self.sessions() as session:
+            row = claim_job(session, job_id, JobRow.state == "running", JobRow.backend_ref == intent)
+            if row is not None:
+                launch_failed(session, row, to_dt(self.clock()), error, self.options.launch_retry)
+            self._fence(session)
+            session.commit()
+
+    def _record_launch(self, job_id: int, intent: str, ref: str) -> None:
+        with self.sessions() as session:
+            self._fence(session)  # lost: the next holder adopts the launch through its pending: reference
+            row = claim_job(session, job_id, JobRow.state == "running", JobRow.backend_ref == intent)
+            if row is None:  # nothing records this launch any more: it must not run unseen
+                session.commit()
+                log.warning(
+                    "job %d changed while it was launched; stopping the launched copy %s", job_id, ref
+                )
+                self._cancel(job_id, ref)
+                return
+            row.backend, row.backend_ref, row.launch_attempts = self.backend.name, ref, 0
+            cancel = row.cancel_requested_at is not None
+            session.commit()
+        if cancel and self._cancel(job_id, ref):  # the cancel came while the launch was on its way
+            self._cancel_sent.add((job_id, ref))
+
+    def _spec(self, row: JobRow, placement: Placement) -> LaunchSpec:
         where = job_dir(self.options.logs_dir, row.id)
         workdir = Path(row.workdir) if row.workdir and Path(row.workdir).is_dir() else where
-        spec = LaunchSpec(
+        return LaunchSpec(
             job_id=row.id,
             command=tuple(str(a) for a in row.command),
             placement=placement,
@@ -216,17 +412,8 @@ class LiveEngine:
             env={"GPUC_LAUNCH_ID": row.backend_ref.removeprefix(PENDING_REF_PREFIX)},
             account=str(row.project_id),
         )
-        row.backend = self.backend.name
-        try:
-            row.backend_ref = self.backend.launch(spec)
-        except (OSError, GpucError) as exc:  # refused by the backend (e.g. sbatch): this job fails
-            apply_event(
-                session,
-                self.cluster,
-                BackendEvent(row.id, "failed", self.clock(), row.backend_ref, None, f"launch failed: {exc}"),
-                self.options.max_lost_requeues,
-            )
 
+    # -- the loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, interval_s: float) -> None:
         """Step every ``interval_s`` seconds (sooner when ``wake`` is set) until ``stop`` is set."""
         while not stop.is_set():
@@ -245,3 +432,4 @@ class LiveEngine:
         with self.sessions() as session:
             release_lease(session, self.options.holder)
             session.commit()
+        self._lease = None

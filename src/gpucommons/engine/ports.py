@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gpucommons.domain.job import Job, Placement
+from gpucommons.errors import GpucError
 from gpucommons.policy.decisions import CycleResult
 from gpucommons.policy.snapshot import Snapshot
 
@@ -68,6 +69,13 @@ class BackendEvent:
     detail: str = ""
 
 
+class LaunchUncertainError(GpucError):
+    """A launch whose outcome is unknown: the backend may have accepted the job (an ``sbatch`` that
+    timed out, and the lookup by name and comment that followed could not say). The engine keeps the
+    job's ``pending:`` reference and its GPUs, and resolves it through ``adopt`` at its next steps;
+    it neither fails nor relaunches it meanwhile."""
+
+
 class Backend(Protocol):
     """A live execution backend (local processes, Slurm). The live engine adapts it to ``Executor``.
 
@@ -101,3 +109,19 @@ class Backend(Protocol):
     def unavailable_nodes(self) -> set[str]:
         """Node names the backend reports drained or down; their GPUs leave the snapshot."""
         ...
+
+
+@runtime_checkable
+class HoldsForeignGpus(Protocol):
+    """Optional capability: a backend that runs jobs gpucommons does not own (Slurm) says which GPUs
+    they hold, node name -> GPU count (``None``: the whole node), as of its last ``poll``. The engine
+    takes them out of the snapshot, so it never places a job where the backend would keep it waiting."""
+
+    def held_gpus(self) -> dict[str, int | None]: ...
+
+
+def max_call_s(backend: Backend) -> float:
+    """The longest one backend operation (a launch, a poll) may take, from the backend's optional
+    ``max_call_s`` attribute (0 when it has none): the engine's lease must outlast it."""
+    value = getattr(backend, "max_call_s", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0

@@ -26,7 +26,7 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.service.errors import install_error_handlers
 from gpucommons.service.livemetrics import LiveCollector, submissions_counter
 from gpucommons.service.metrics import install_metrics
-from gpucommons.service.routes import awards, institutions, jobs, programs, projects, proposals, users
+from gpucommons.service.routes import awards, institutions, jobs, programs, projects, proposals, tokens, users
 from gpucommons.store.base import make_engine, session_factory, upgrade, utcnow
 
 # Every resource router, mounted in this order. A new resource adds one line here.
@@ -34,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     institutions.router,
     projects.router,
     users.router,
+    tokens.router,
     programs.router,
     proposals.router,
     awards.router,

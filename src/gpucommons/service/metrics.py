@@ -54,8 +54,16 @@ def install_metrics(app: FastAPI) -> CollectorRegistry:
 
     app.add_middleware(_Observe, requests=requests, latency=latency)
 
-    @app.get("/metrics", include_in_schema=False)
-    def _metrics() -> Response:
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "metrics"}
+        },
+    )
+    def metrics() -> Response:
+        """Prometheus text exposition of the service's counters and gauges (no token needed)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.metrics_registry = registry

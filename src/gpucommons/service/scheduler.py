@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 
 from fastapi import FastAPI
 
@@ -32,7 +33,12 @@ LOCAL_GRACE_S = 10.0
 
 
 def _local(settings: Settings) -> Backend:
-    return LocalBackend(settings.home / "backend" / "local", grace_s=LOCAL_GRACE_S)
+    return LocalBackend(
+        settings.home / "backend" / "local",
+        grace_s=LOCAL_GRACE_S,
+        job_uids=settings.job_uids,
+        home=settings.home,
+    )
 
 
 def slurm_settings(settings: Settings) -> dict[str, object]:
@@ -72,7 +78,9 @@ def build_engine(settings: Settings, policy: str = DEFAULT_POLICY, lease_ttl_s: 
         sessions,
         backend,
         load_cluster(settings.cluster),
-        build_policy(policy, commons=live_commons(backend)),
+        replace(
+            build_policy(policy, commons=live_commons(backend)), priority_classes=settings.priority_table
+        ),
         EngineOptions(logs_dir=settings.home / "jobs", lease_ttl_s=lease_ttl_s),
     )
 

@@ -73,6 +73,18 @@ def _check_fits(session: Session, program: ProgramRow, project: ProjectRow, gpus
             )
 
 
+def _program_end(starts_at: datetime, program: ProgramRow) -> datetime:
+    """Where an award of ``program`` starting at ``starts_at`` ends by default; a start so late that the
+    program's duration leaves the calendar is bad input, not a crash."""
+    try:
+        return starts_at + timedelta(days=program.duration_days)
+    except OverflowError:
+        raise InvalidRequestError(
+            f"starts_at {starts_at.isoformat()} plus program {program.name!r}'s {program.duration_days} days "
+            "is past the end of the calendar"
+        ) from None
+
+
 def create_award(session: Session, terms: AwardTerms, now: datetime) -> AwardRow:
     """A pending award, checked against the program's unit, free capacity and per-organisation cap."""
     program = get_program(session, terms.program_id)
@@ -84,7 +96,7 @@ def create_award(session: Session, terms: AwardTerms, now: datetime) -> AwardRow
     if terms.guaranteed_gpus == 0 and not terms.gpu_hours_budget:
         raise InvalidRequestError("an award needs guaranteed_gpus > 0, a gpu_hours_budget > 0, or both")
     starts_at = terms.starts_at or now
-    ends_at = terms.ends_at or starts_at + timedelta(days=program.duration_days)
+    ends_at = terms.ends_at or _program_end(starts_at, program)
     if ends_at <= starts_at:
         raise InvalidRequestError(
             f"ends_at {ends_at.isoformat()} is not after starts_at {starts_at.isoformat()}"

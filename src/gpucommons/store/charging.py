@@ -8,18 +8,23 @@ A scheduler step may end hundreds of segments in one session; the award, program
 institution rows they need are held for the session's life (``session.info``), because the session's
 identity map keeps rows only while something references them, and would otherwise load the same four
 rows again for every job.
+
+Money: a segment is charged ``pricing.charge_krw`` at the payer's rate, given the GPU time of the
+job's earlier segments under the same award (read from their usage rows, exactly, only when the job
+has run before), so a job's segment charges add up to the quote of its whole GPU time.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from fractions import Fraction
 from typing import TypeVar
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
-from gpucommons.metering import DEFAULT_DISCOUNTS, YOUTH_STARTUP_EXTRA_DISCOUNT, Pricing, meter_segment
+from gpucommons.metering import Billing, Pricing, gpu_seconds, meter_segment, rate_for
 from gpucommons.store.base import Base
 from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
 from gpucommons.store.models import AwardRow, InstitutionRow, ProgramRow, ProjectRow
@@ -41,12 +46,24 @@ def _held(session: Session, row_type: type[RowT], row_id: int | None) -> RowT | 
 
 
 def pricing_of(program: ProgramRow | None) -> Pricing:
-    """A program's pricing; a program that sets no discounts (or no youth extra) gets the defaults."""
+    """A program's pricing exactly as it states it: no discounts it does not list, and a youth extra
+    of 0.0 is none (segments charged to no program are free)."""
     if program is None:
-        return Pricing(0.0)
-    discounts = {str(k): float(v) for k, v in (program.discounts or {}).items()} or dict(DEFAULT_DISCOUNTS)
-    youth = program.youth_startup_extra_discount or YOUTH_STARTUP_EXTRA_DISCOUNT
-    return Pricing(program.price_krw_per_gpu_hour, discounts, youth)
+        return Pricing(0)
+    discounts = {str(k): float(v) for k, v in (program.discounts or {}).items()}
+    return Pricing(program.price_krw_per_gpu_hour, discounts, program.youth_startup_extra_discount)
+
+
+def billed_gpu_s(session: Session, job: JobRow) -> Fraction:
+    """Exact GPU-seconds of ``job``'s stored segments charged to its current award. A job that never
+    held GPUs for any time (``attained_gpu_s`` 0) has none, so its first segment costs no query."""
+    if job.attained_gpu_s <= 0:
+        return Fraction(0)
+    award = UsageRow.award_id.is_(None) if job.award_id is None else UsageRow.award_id == job.award_id
+    spans = session.execute(
+        select(UsageRow.gpus, UsageRow.started_at, UsageRow.ended_at).where(UsageRow.job_id == job.id, award)
+    )
+    return sum((gpu_seconds(gpus, ended - started) for gpus, started, ended in spans), Fraction(0))
 
 
 def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datetime) -> UsageRow | None:
@@ -55,8 +72,9 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
     allocations = session.scalars(freed).all()
     if job.started_at is None or not allocations:
         return None
-    duration_s = max(0.0, (ended_at - job.started_at).total_seconds())
-    job.attained_gpu_s += job.gpus * duration_s
+    held = ended_at - job.started_at
+    billed = billed_gpu_s(session, job)
+    job.attained_gpu_s += job.gpus * max(0.0, held.total_seconds())
     pool = cluster.pool_by_name[cluster.nodes[allocations[0]].pool]
     site = cluster.site_by_name[pool.site]
     award = _held(session, AwardRow, job.award_id)
@@ -65,7 +83,8 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
     institution = _held(session, InstitutionRow, project.institution_id if project is not None else None)
     kind = institution.kind if institution is not None else "enterprise"
     youth = bool(institution.youth_startup) if institution is not None else False
-    usage = meter_segment(pool.model, len(allocations), duration_s, site, pricing_of(program), kind, youth)
+    billing = Billing(rate_for(pricing_of(program), kind, youth), billed)
+    usage = meter_segment(pool.model, len(allocations), held, site, billing)
     row = UsageRow(
         job_id=job.id,
         project_id=job.project_id,

@@ -11,15 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
-from gpucommons.errors import ConflictError, InvalidRequestError
-from gpucommons.policy.placement.shapes import never_fits_reason
+from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
+from gpucommons.policy.placement.shapes import accepted_pools, even_gang, never_fits_reason
+from gpucommons.store.base import UtcDateTime
 from gpucommons.store.jobs import PRIORITY_CLASSES, JobRow
 from gpucommons.store.lookup import get_row
 
@@ -64,7 +65,33 @@ class JobRequest:
     workdir: str = ""
 
 
-def _validate(request: JobRequest, cluster: Cluster) -> tuple[list[str], float, list[str]]:
+def _refuse_nul(request: JobRequest) -> None:
+    """No text of a job may hold a NUL byte: PostgreSQL cannot store one, and a process cannot be
+    started with one in its argv, so such a job would break every scheduling cycle it entered."""
+    texts = [*request.command, request.script, *request.models, request.time_limit, request.name]
+    texts += [request.workdir, request.idempotency_key or ""]
+    if any("\x00" in text for text in texts):
+        raise InvalidRequestError("job text must not contain NUL (U+0000)")
+
+
+def _largest_pools(cluster: Cluster, models: Sequence[str]) -> str:
+    """Each accepted model's largest pool, for a refusal to name what the job could have used."""
+    largest: dict[str, tuple[int, int, int]] = {}
+    for i in accepted_pools(cluster, frozenset(models)):
+        p = cluster.pools[i]
+        largest[p.model.name] = max(
+            largest.get(p.model.name, (0, 0, 0)), (p.gpus, p.node_count, p.gpus_per_node)
+        )
+    return ", ".join(
+        f"the largest {model} pool has {gpus} GPUs ({nodes} nodes x {per_node})"
+        for model, (gpus, nodes, per_node) in sorted(largest.items())
+    )
+
+
+def _validate(
+    request: JobRequest, cluster: Cluster, even_gangs: bool = False
+) -> tuple[list[str], float, list[str]]:
+    _refuse_nul(request)
     if request.gpus < 1:
         raise InvalidRequestError(f"gpus must be at least 1, got {request.gpus}")
     if request.gpus_per_node is not None and (
@@ -86,22 +113,33 @@ def _validate(request: JobRequest, cluster: Cluster) -> tuple[list[str], float, 
         models.append(known[m.lower()])
     time_limit_s = parse_time_limit(request.time_limit)
     probe = Job(0, "", request.gpus, 0.0, 0.0, 0.0, request.gpus_per_node, frozenset(models))
+    if even_gangs:  # the shape the even-gangs stage will give it, by the stage's own rule
+        probe = even_gang(probe, cluster)
     reason = never_fits_reason(probe, cluster)
     if reason is not None:
-        biggest = max((p.gpus for p in cluster.pools), default=0)
-        raise InvalidRequestError(f"{reason.detail} (the largest pool has {biggest} GPUs)")
+        gang = " (this backend runs a job as the same GPUs on every node)" if even_gangs else ""
+        raise InvalidRequestError(f"{reason.detail}{gang}: {_largest_pools(cluster, models)}")
     return command, time_limit_s, models
 
 
 def submit_job(
-    session: Session, cluster: Cluster, project_id: int, user_id: int, request: JobRequest, now: datetime
+    session: Session,
+    cluster: Cluster,
+    project_id: int,
+    user_id: int,
+    request: JobRequest,
+    now: datetime,
+    *,
+    even_gangs: bool = False,
 ) -> tuple[JobRow, bool]:
     """A new pending job, or the job already submitted with the same idempotency key (``False``).
+    ``even_gangs``: the backend needs the same GPUs on every node (Slurm), so a job is refused when no
+    such shape of it could ever run.
 
     One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on both databases: a first submission costs a
     single statement, and a retry, even one racing the first, finds the stored job instead of failing.
     """
-    command, time_limit_s, models = _validate(request, cluster)
+    command, time_limit_s, models = _validate(request, cluster, even_gangs)
     values = dict(
         project_id=project_id,
         user_id=user_id,
@@ -161,21 +199,56 @@ def list_jobs(
     return list(session.scalars(query.limit(limit)))
 
 
+CANCEL_TRIES = 3  # a job changes state a few times at most while a cancel is being written
+
+
 def request_cancel(session: Session, row: JobRow, now: datetime) -> JobRow:
-    """A pending job is cancelled at once; a running one is asked to stop (the scheduler kills it)."""
-    if row.state == "pending":
-        row.state, row.ended_at, row.reason_code, row.reason = (
-            "cancelled",
-            now,
-            "cancelled",
-            "cancelled while pending",
+    """Ask a job to stop, never overwriting what the scheduler wrote meanwhile.
+
+    A pending job is cancelled at once and a running one is asked to stop (the scheduler kills it),
+    each with one conditional UPDATE on the state it expects (``claim``-style: the version is bumped,
+    so a scheduler decision taken on the old row cannot be committed over it). The request is also
+    kept in ``cancel_requested_at``, which nothing clears: a job preempted or requeued before the
+    scheduler forwarded the cancel ends cancelled instead of starting again. Cancelling a cancelled
+    job changes nothing; an ended one is a conflict. Returns the row as stored now."""
+    requested = func.coalesce(JobRow.cancel_requested_at, literal(now, UtcDateTime()))
+    for _ in range(CANCEL_TRIES):
+        cancelled = session.execute(
+            update(JobRow)
+            .where(JobRow.id == row.id, JobRow.state == "pending")
+            .values(
+                state="cancelled",
+                ended_at=now,
+                reason_code="cancelled",
+                reason="cancelled while pending",
+                cancel_requested_at=requested,
+                version=JobRow.version + 1,
+            )
+            .execution_options(synchronize_session=False)
         )
-    elif row.state == "running":
-        row.cancel_requested_at = row.cancel_requested_at or now
-    elif row.state != "cancelled":
-        raise ConflictError(f"job {row.id} already ended ({row.state})")
-    session.flush()
-    return row
+        if getattr(cancelled, "rowcount", 0) == 1:
+            break
+        asked = session.execute(
+            update(JobRow)
+            .where(JobRow.id == row.id, JobRow.state == "running", JobRow.cancel_requested_at.is_(None))
+            .values(cancel_requested_at=now, version=JobRow.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(asked, "rowcount", 0) == 1:
+            break
+        current = session.get(JobRow, row.id, populate_existing=True)
+        if current is None:
+            raise NotFoundError(f"job {row.id} does not exist")
+        if current.state == "cancelled" or (current.state == "running" and current.cancel_requested_at):
+            break
+        if current.state != "pending":
+            raise ConflictError(f"job {row.id} already ended ({current.state})")
+    else:
+        raise ConflictError(f"job {row.id} kept changing while it was being cancelled; try again")
+    stored = session.get(JobRow, row.id, populate_existing=True)
+    if stored is None:
+        raise NotFoundError(f"job {row.id} does not exist")
+    return stored
 
 
 def queue_position(session: Session, row: JobRow) -> int:

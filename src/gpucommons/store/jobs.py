@@ -3,6 +3,13 @@
 The database itself guarantees that no GPU is given to two jobs: an allocation row exists only while
 its job holds the GPU (rows are deleted when the job stops), and ``(node_name, gpu_index)`` is unique.
 Times are UTC ``datetime``s; the live store converts them to the policy's float seconds.
+
+The API and the scheduler both write job rows, so no write to one may be lost: every ORM flush of a
+``JobRow`` is ``UPDATE ... WHERE id = :id AND version = :v`` (``version`` is the mapper's version
+counter; a mismatch raises ``StaleDataError`` instead of overwriting), and the scheduler takes each
+row it changes with ``claim_job`` first: a conditional UPDATE on the state it expects that bumps the
+version and so holds the row (a row lock on PostgreSQL, the write lock on SQLite) until its
+transaction ends. A row that no longer is what the caller saw is skipped, not overwritten.
 """
 
 from __future__ import annotations
@@ -12,22 +19,27 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
     UniqueConstraint,
+    update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, validates
 
+from gpucommons.policy.priority import CLASS_NAMES
 from gpucommons.store.base import Base, UtcDateTime, utcnow
+from gpucommons.store.models import checked_won
 
 JOB_STATES = ("pending", "running", "finished", "failed", "cancelled", "timeout", "lost")
 ACTIVE_STATES = ("pending", "running")
-PRIORITY_CLASSES = ("low", "normal", "high")
+PRIORITY_CLASSES = CLASS_NAMES
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -38,7 +50,13 @@ class JobRow(Base):
     """A submitted job and its current segment. ``reason_code``/``reason`` say why it waits (from
     admission or the last scheduling cycle); ``sovereign`` keeps it on sovereign sites (every job of a
     sovereign project is kept there too); ``backend_ref`` names its process or Slurm job while it
-    runs (``pending:<launch id>`` between the decision to start it and the launch)."""
+    runs (``pending:<launch id>`` between the decision to start it and the launch).
+
+    ``cancel_requested_at`` is a durable fact: once set, nothing clears it, so a job asked to stop ends
+    cancelled whatever happens to it meanwhile (a preemption, a backend requeue, a failed launch).
+    ``launch_attempts`` counts launches the backend refused or never carried out in a row;
+    ``retry_at`` holds a job back until then after one (exponential backoff). ``version`` is bumped by
+    every write (see the module docstring)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -79,6 +97,29 @@ class JobRow(Base):
     attained_gpu_s: Mapped[float] = mapped_column(Float, default=0.0)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     award_id: Mapped[int | None] = mapped_column(ForeignKey("awards.id"), nullable=True, index=True)
+    launch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - read once, by the mapper
+
+
+def claim_job(session: Session, job_id: int, *expected: ColumnElement[bool]) -> JobRow | None:
+    """Take job ``job_id`` for this transaction if it still matches ``expected`` (e.g. its state, the
+    version a snapshot read, its backend reference): one ``UPDATE ... SET version = version + 1`` whose
+    row count says whether it matched. Returns the row as stored now (the session's copy refreshed), or
+    ``None`` when it no longer matches; nothing is changed then. Until the transaction ends no other
+    writer can change the row, so what the caller writes next cannot be lost or overwrite another's."""
+    claimed = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, *expected)
+        .values(version=JobRow.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        return None
+    row: JobRow | None = session.get(JobRow, job_id, populate_existing=True)
+    return row
 
 
 class AllocationRow(Base):
@@ -96,7 +137,8 @@ class AllocationRow(Base):
 
 
 class UsageRow(Base):
-    """One metered run segment of a job, charged to an award (see ``gpucommons.metering``)."""
+    """One metered run segment of a job, charged to an award (see ``gpucommons.metering``); its
+    ``cost_krw`` is whole won."""
 
     __tablename__ = "usage"
 
@@ -110,16 +152,22 @@ class UsageRow(Base):
     model: Mapped[str] = mapped_column(String(64))
     gpu_hours: Mapped[float] = mapped_column(Float)
     energy_kwh: Mapped[float] = mapped_column(Float)
-    cost_krw: Mapped[float] = mapped_column(Float)
+    cost_krw: Mapped[int] = mapped_column(BigInteger)
     co2_kg: Mapped[float] = mapped_column(Float)
     flops: Mapped[float] = mapped_column(Float)
 
+    @validates("cost_krw")
+    def _whole_won(self, key: str, value: int | float) -> int:
+        return checked_won(key, value)
+
 
 class SchedulerLeaseRow(Base):
-    """A single row (``id = 1``): which scheduler may act, until when. Only one acts at a time."""
+    """A single row (``id = 1``): which scheduler may act, until when (by the database's clock), and
+    the ``epoch`` of its holding: a fencing token bumped at every takeover (``store/lease.py``)."""
 
     __tablename__ = "scheduler_lease"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -35,6 +36,7 @@ UNBLOCK = {
     "preempted": "free GPUs to restart on",
     "lost": "nothing: it was requeued and restarts when GPUs are free",
     "requeued": "nothing: it restarts when GPUs are free",
+    "launch-retry": "nothing: its launch failed; it is tried again from the estimated start",
 }
 
 # Reasons free GPUs alone do not lift, so an estimate from running jobs' ends would mislead.
@@ -98,7 +100,8 @@ def why(session: Session, cluster: Cluster, row: JobRow, now: datetime) -> Why:
 
 @dataclass(frozen=True)
 class Balance:
-    """Usage of one award (``award_id`` ``None``: segments charged to no award) of one project."""
+    """Usage of one award (``award_id`` ``None``: segments charged to no award) of one project;
+    ``cost_krw`` is the sum of its segments' whole-won charges."""
 
     project: str
     award_id: int | None
@@ -106,14 +109,26 @@ class Balance:
     gpu_hours_budget: float | None
     gpu_hours_used: float
     gpu_hours: float
-    cost_krw: float
+    cost_krw: int
     energy_kwh: float
     co2_kg: float
     flops: float
 
 
+class _Totals(NamedTuple):
+    gpu_hours: float
+    cost_krw: int
+    energy_kwh: float
+    co2_kg: float
+    flops: float
+
+
+_NOTHING = _Totals(0.0, 0, 0.0, 0.0, 0.0)
+
+
 def balances(session: Session, project_ids: set[int] | None) -> list[Balance]:
-    """One line per award (and per project's unawarded usage), with metered totals."""
+    """One line per award (and per project's unawarded usage), with metered totals. Won are summed
+    as integers (PostgreSQL's ``sum`` of a ``bigint`` is a ``numeric``), never through a float."""
     sums = select(
         UsageRow.project_id,
         UsageRow.award_id,
@@ -125,14 +140,17 @@ def balances(session: Session, project_ids: set[int] | None) -> list[Balance]:
     ).group_by(UsageRow.project_id, UsageRow.award_id)
     if project_ids is not None:
         sums = sums.where(UsageRow.project_id.in_(project_ids))
-    totals = {(p, a): tuple(float(x or 0) for x in rest) for p, a, *rest in session.execute(sums)}
+    totals: dict[tuple[int, int | None], _Totals] = {
+        (p, a): _Totals(float(h or 0), int(c or 0), float(e or 0), float(co2 or 0), float(f or 0))
+        for p, a, h, c, e, co2, f in session.execute(sums)
+    }
     names = {p.id: p.name for p in session.scalars(select(ProjectRow))}
     awards = select(AwardRow).order_by(AwardRow.project_id, AwardRow.id)
     if project_ids is not None:
         awards = awards.where(AwardRow.project_id.in_(project_ids))
     out = []
     for award in session.scalars(awards):
-        t = totals.pop((award.project_id, award.id), (0.0,) * 5)
+        t = totals.pop((award.project_id, award.id), _NOTHING)
         out.append(
             Balance(
                 names[award.project_id],

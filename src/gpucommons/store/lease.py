@@ -1,9 +1,23 @@
-"""The scheduler lease: a single row saying which scheduler may act, and until when.
+"""The scheduler lease: a single row saying which scheduler may act, until when, and in which epoch.
 
-Two servers on one database must never both launch jobs, so each scheduler cycle first takes or renews
-the lease with a conditional UPDATE (atomic on SQLite and PostgreSQL). A lease that expired, or whose
-holder was a process on this host that no longer exists (a server killed with -9 and restarted), may be
-taken over at once. Holders are ``<host>:<pid>:<random>``.
+Two servers on one database must never both act, so:
+
+- Expiry is judged by the database's clock (``db_now``), never by a host's: a scheduler whose host
+  clock runs ahead cannot take a lease early, and every holder's deadline is one clock's reading.
+- Each takeover bumps ``epoch``, a fencing token. ``acquire_lease`` returns a ``Lease`` (holder, epoch);
+  ``hold_lease`` renews it in the caller's transaction only ``WHERE holder = :me AND epoch = :mine``,
+  and raises ``LeaseLostError`` when that matches nothing. The scheduler calls it in the same
+  transaction as each of its writes, so the writes commit only if the lease was still its own at that
+  moment: the UPDATE holds the lease row (a row lock on PostgreSQL, the write lock on SQLite) until the
+  commit, so no takeover can slip in between the check and the commit. A holding whose time ran out
+  but that no one took over may still be renewed: every takeover bumps the epoch in one atomic UPDATE,
+  so an unchanged epoch proves no other scheduler acted meanwhile (and a cycle that outlasts the TTL is
+  not rolled back for nothing, again and again).
+- A lease whose holder was a process on this host that no longer exists (a server killed with -9 and
+  restarted) may be taken over at once. Holders are ``<host>:<pid>:<random>``.
+
+The scheduler renews the lease for ``ttl + the longest backend call`` before each backend call (an
+``sbatch`` may take its whole timeout), so it cannot expire while a launch is on its way.
 """
 
 from __future__ import annotations
@@ -11,15 +25,78 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Float, case, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
+from gpucommons.errors import ConflictError
+from gpucommons.store.base import UtcDateTime
 from gpucommons.store.jobs import SchedulerLeaseRow
 
 LEASE_ID = 1
+
+
+class LeaseLostError(ConflictError):
+    """The scheduler's lease expired or another scheduler took it over: it must stop acting."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held lease: who holds it and the epoch (fencing token) of this holding."""
+
+    holder: str
+    epoch: int
+
+
+class db_time(FunctionElement[datetime]):
+    """The database's clock now plus ``offset_s`` seconds, as a UTC timestamp comparable with stored
+    ``UtcDateTime`` columns: ``clock_timestamp()`` on PostgreSQL (the real time, not the transaction's
+    start), and on SQLite the text form SQLAlchemy stores timestamps in (``YYYY-MM-DD HH:MM:SS.ffffff``,
+    UTC), so comparisons are exact string comparisons."""
+
+    type = UtcDateTime()
+    inherit_cache = True
+    name = "db_time"
+
+    def __init__(self, offset_s: float = 0.0) -> None:
+        super().__init__(literal(float(offset_s), Float()))
+
+
+@compiles(db_time)
+def _db_time_default(element: db_time, compiler: Any, **kw: Any) -> str:
+    offset = compiler.process(element.clauses, **kw)
+    return f"(CURRENT_TIMESTAMP + {offset} * INTERVAL '1 second')"
+
+
+@compiles(db_time, "postgresql")
+def _db_time_postgresql(element: db_time, compiler: Any, **kw: Any) -> str:
+    offset = compiler.process(element.clauses, **kw)
+    return f"(clock_timestamp() + CAST({offset} AS DOUBLE PRECISION) * INTERVAL '1 second')"
+
+
+@compiles(db_time, "sqlite")
+def _db_time_sqlite(element: db_time, compiler: Any, **kw: Any) -> str:
+    offset = compiler.process(element.clauses, **kw)
+    return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', ({offset}) || ' seconds')"
+
+
+def db_now() -> db_time:
+    """The database's clock now (see ``db_time``)."""
+    return db_time(0.0)
+
+
+def read_db_now(session: Session) -> datetime:
+    """The database's clock, read once (for figures; comparisons belong in SQL)."""
+    value: datetime | None = session.scalar(select(db_now()))
+    if value is None:  # pragma: no cover - every database answers
+        raise RuntimeError("the database returned no time")
+    return value
 
 
 def new_holder() -> str:
@@ -41,30 +118,59 @@ def _holder_gone(holder: str) -> bool:
     return False
 
 
-def acquire_lease(session: Session, holder: str, now: datetime, ttl_s: float) -> bool:
-    """Take or renew the lease for ``ttl_s`` seconds; ``False`` if another live scheduler holds it.
-    Flushes; the caller commits at once so the lease is visible to the others."""
-    expires = now + timedelta(seconds=ttl_s)
+def acquire_lease(session: Session, holder: str, ttl_s: float) -> Lease | None:
+    """Take or renew the lease until ``ttl_s`` seconds from now by the database's clock; ``None`` if
+    another live scheduler holds it. Renewing keeps the epoch (even after the lease ran out, as long as
+    no one else took it: the holder is still ``holder``); taking it over (an expired lease, a dead
+    holder's, or one released) bumps it. The caller commits at once so the others see it."""
     current = session.execute(
         select(SchedulerLeaseRow.holder).where(SchedulerLeaseRow.id == LEASE_ID)
     ).scalar()
     if current is None:
         try:
             with session.begin_nested():
-                session.add(SchedulerLeaseRow(id=LEASE_ID, holder=holder, expires_at=expires))
+                session.execute(
+                    insert(SchedulerLeaseRow).values(
+                        id=LEASE_ID, holder=holder, expires_at=db_time(ttl_s), epoch=1
+                    )
+                )
         except IntegrityError:
-            return False
-        return True
-    condition = (SchedulerLeaseRow.holder == holder) | (SchedulerLeaseRow.expires_at <= now)
+            return None
+        return Lease(holder, 1)
+    mine = SchedulerLeaseRow.holder == holder
+    condition: ColumnElement[bool] = mine | (SchedulerLeaseRow.expires_at <= db_now())
     if current != holder and _holder_gone(current):
         condition = condition | (SchedulerLeaseRow.holder == current)
-    result = session.execute(
+    epoch = session.execute(
         update(SchedulerLeaseRow)
         .where(SchedulerLeaseRow.id == LEASE_ID, condition)
-        .values(holder=holder, expires_at=expires)
+        .values(
+            holder=holder,
+            expires_at=db_time(ttl_s),
+            epoch=case((mine, SchedulerLeaseRow.epoch), else_=SchedulerLeaseRow.epoch + 1),
+        )
+        .returning(SchedulerLeaseRow.epoch)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    return None if epoch is None else Lease(holder, int(epoch))
+
+
+def hold_lease(session: Session, lease: Lease, ttl_s: float) -> None:
+    """The fence: renew ``lease`` until ``ttl_s`` from now, in the caller's transaction, only if it is
+    still this holding (same holder, same epoch: no one took it over since); else raise
+    ``LeaseLostError``. Call it in the transaction of the writes it guards, before committing them."""
+    renewed = session.execute(
+        update(SchedulerLeaseRow)
+        .where(
+            SchedulerLeaseRow.id == LEASE_ID,
+            SchedulerLeaseRow.holder == lease.holder,
+            SchedulerLeaseRow.epoch == lease.epoch,
+        )
+        .values(expires_at=db_time(ttl_s))
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
+    if getattr(renewed, "rowcount", 0) != 1:
+        raise LeaseLostError(f"scheduler lease epoch {lease.epoch} is no longer held by {lease.holder}")
 
 
 def release_lease(session: Session, holder: str) -> None:

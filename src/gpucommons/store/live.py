@@ -8,8 +8,19 @@ quota, power; design note 0006) decide exactly as they do in a replay. Jobs the 
 keep the reason it gives (``no-award``, ``budget``, ``award-model``); a start records the award the
 stage charged it to.
 
+The API may write a job between the snapshot and ``record`` (a cancel), so ``record`` writes no row
+blindly: a start claims its job only if it is still pending at the version the snapshot read and no
+cancel was asked for, else it is skipped (``started`` lists the starts that were recorded; only those
+may be launched); a preemption claims its job only if it still runs the same segment (a cancel asked
+meanwhile makes it end ``cancelled`` instead of going back to the queue); reasons are written only to
+jobs still pending. Jobs asked to cancel, and jobs waiting out a launch backoff (``retry_at``), are not
+in the snapshot.
+
 Started jobs get ``backend_ref = "pending:<launch id>"``: the engine commits that intent before it asks
-the backend to launch, so a crash in between can be resolved by the backend (see ``LocalBackend.adopt``).
+the backend to launch, so a crash in between can be resolved by the backend (see ``Backend.adopt``).
+Nodes the backend reports unavailable are down in the snapshot's capacity, and GPUs held by backend
+jobs no gpucommons job owns (``held_gpus``: node name -> GPU count, ``None`` for the whole node) are
+taken out of it.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.award import Award
@@ -31,11 +42,17 @@ from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import CycleResult, PendingReason
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 from gpucommons.store.charging import end_segment
-from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
+from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow, claim_job
 from gpucommons.store.models import AwardRow, ProjectRow
 
 PENDING_REF_PREFIX = "pending:"
 USAGE_HORIZON_HALF_LIVES = 10  # older segments weigh < 0.1 % and are left out of decayed usage
+_JOBS: Table = JobRow.__table__  # type: ignore[assignment]
+
+
+class CycleConflictError(Exception):
+    """A job the cycle meant to preempt no longer runs the segment the snapshot saw: the cycle's
+    decisions may depend on its GPUs, so the whole cycle is rolled back and decided again."""
 
 
 def to_dt(seconds: float) -> datetime:
@@ -87,13 +104,17 @@ class LiveStore:
         cluster: Cluster,
         unavailable_nodes: set[str] | None = None,
         usage_half_life_s: float = 7 * 86_400.0,
+        held_gpus: dict[str, int | None] | None = None,
     ) -> None:
         self.session = session
         self.cluster = cluster
         self.unavailable_nodes = unavailable_nodes or set()
         self.usage_half_life_s = usage_half_life_s
+        self.held_gpus = held_gpus or {}
         self.rows: dict[int, JobRow] = {}
         self.preempted_refs: dict[int, str] = {}
+        self.started: set[int] = set()  # starts recorded (claimed); the others were skipped
+        self._versions: dict[int, int] = {}
         self._pending_ids: list[int] = []
         self._running_jobs: dict[int, RunningJob] = {}
         # Each site's projected draw: built with the snapshot (the power stage starts from it) and kept
@@ -110,7 +131,7 @@ class LiveStore:
             select(AwardRow).where(AwardRow.status == "active").order_by(AwardRow.id)
         ):
             awards[projects[award.project_id]].append(award_of(award, projects[award.project_id]))
-        pending = self._pending(projects)
+        pending = self._pending(projects, now)
         running, tenant_gpus, capacity = self._running(projects)
         self._running_jobs = running
         self.draw = SiteDraw(self.cluster, PowerModel(), (r.placement for r in running.values()))
@@ -130,36 +151,41 @@ class LiveStore:
     def record(self, result: CycleResult, now: float) -> None:
         at = to_dt(now)
         for preemption in result.preemptions:
-            if self.draw is not None:
-                self.draw.remove(self._running_jobs[preemption.job_id].placement)
-            row = self.rows[preemption.job_id]
-            self.preempted_refs[row.id] = row.backend_ref
-            end_segment(self.session, self.cluster, row, at)
-            row.state, row.backend_ref, row.started_at = "pending", "", None
-            row.restarts += 1
-            by = f"preempted by job {preemption.by_job}" if preemption.by_job else preemption.reason
-            row.reason_code, row.reason = "preempted", by
+            self._preempt(preemption.job_id, preemption.by_job, preemption.reason, at)
         for start in result.starts:
+            row = self.rows[start.job.id]
+            if not self._claim_start(row):
+                continue  # cancelled (or otherwise changed) since the snapshot: not started
             if self.draw is not None:
                 self.draw.add(start.placement)
-            self._start(self.rows[start.job.id], start.placement, start.borrowing, start.award_id, at)
+            self._start(row, start.placement, start.borrowing, start.award_id, at)
+            self.started.add(row.id)
         started = {s.job.id for s in result.starts}
-        examined = set()
+        reasons: dict[int, PendingReason] = {}
         for job_id, reason in result.pending:
-            examined.add(job_id)
-            self._set_reason(self.rows[job_id], reason)
+            reasons[job_id] = reason
         if result.others is not None:
             for job_id in self._pending_ids:
-                if job_id not in started and job_id not in examined:
-                    self._set_reason(self.rows[job_id], result.others)
+                if job_id not in started and job_id not in reasons:
+                    reasons[job_id] = result.others
+        self._write_reasons(reasons)
         self.session.flush()
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _pending(self, projects: dict[int, str]) -> list[PendingJob]:
-        query = select(JobRow).where(JobRow.state == "pending").order_by(JobRow.submitted_at, JobRow.id)
+    def _pending(self, projects: dict[int, str], now: float) -> list[PendingJob]:
+        query = (
+            select(JobRow)
+            .where(
+                JobRow.state == "pending",
+                JobRow.cancel_requested_at.is_(None),
+                or_(JobRow.retry_at.is_(None), JobRow.retry_at <= to_dt(now)),
+            )
+            .order_by(JobRow.submitted_at, JobRow.id)
+        )
         pending = []
         for row in self.session.scalars(query):
             self.rows[row.id] = row
+            self._versions[row.id] = row.version
             self._pending_ids.append(row.id)
             pending.append(
                 PendingJob(
@@ -193,7 +219,23 @@ class LiveStore:
                 job, placement, started_s, row.attained_gpu_s, row.borrowing, row.award_id
             )
             tenant_gpus[job.tenant] += row.gpus
+        self._hold_foreign(capacity)
         return running, tenant_gpus, capacity
+
+    def _hold_foreign(self, capacity: Capacity) -> None:
+        """Take GPUs that backend jobs no gpucommons job owns hold out of the capacity: ``count`` of the
+        node's free GPUs (which ones does not matter, the backend picks the devices), or the whole node."""
+        by_name = {n.name: n.index for n in self.cluster.nodes}
+        for name, count in sorted(self.held_gpus.items()):
+            node = by_name.get(name)
+            if node is None:
+                continue
+            if count is None:
+                capacity.set_up(node, False)
+                continue
+            free = capacity.free_indices(node)
+            if free:
+                capacity.allocate_indices(node, free[: max(0, count)])
 
     def _decayed_usage(
         self, projects: dict[int, str], running: dict[int, RunningJob], now: float
@@ -216,6 +258,36 @@ class LiveStore:
             usage[r.job.tenant] += r.job.gpus * tau * (1.0 - 2.0 ** (-max(0.0, now - r.started_s) / half))
         return dict(usage)
 
+    def _claim_start(self, row: JobRow) -> bool:
+        """Whether the job is still pending, not asked to cancel, at the version the snapshot read; if
+        so it is held for this transaction (``claim_job``)."""
+        claimed = claim_job(
+            self.session,
+            row.id,
+            JobRow.version == self._versions[row.id],
+            JobRow.state == "pending",
+            JobRow.cancel_requested_at.is_(None),
+        )
+        return claimed is not None
+
+    def _preempt(self, job_id: int, by_job: int | None, why: str, at: datetime) -> None:
+        snapshot_ref = self.rows[job_id].backend_ref
+        row = claim_job(self.session, job_id, JobRow.state == "running", JobRow.backend_ref == snapshot_ref)
+        if row is None:
+            raise CycleConflictError(f"job {job_id} changed since the snapshot; deciding again")
+        if self.draw is not None:
+            self.draw.remove(self._running_jobs[job_id].placement)
+        self.preempted_refs[row.id] = row.backend_ref
+        end_segment(self.session, self.cluster, row, at)
+        row.backend_ref, row.started_at = "", None
+        if row.cancel_requested_at is not None:  # asked to stop meanwhile: it stops for good
+            row.state, row.ended_at = "cancelled", at
+            row.reason_code, row.reason = "cancelled", "cancelled (it was being preempted)"
+            return
+        row.state = "pending"
+        row.restarts += 1
+        row.reason_code, row.reason = "preempted", (f"preempted by job {by_job}" if by_job else why)
+
     def _start(
         self, row: JobRow, placement: Placement, borrowing: bool, award_id: int | None, at: datetime
     ) -> None:
@@ -227,13 +299,34 @@ class LiveStore:
         row.award_id = award_id
         row.backend_ref = PENDING_REF_PREFIX + uuid.uuid4().hex
         row.reason_code, row.reason, row.estimated_start_at = "", "", None
-        row.cancel_requested_at = None
+        row.retry_at = None
 
-    @staticmethod
-    def _set_reason(row: JobRow, reason: PendingReason) -> None:
-        estimated = to_dt(reason.estimated_start_s) if reason.estimated_start_s is not None else None
-        if (row.reason_code, row.reason, row.estimated_start_at) != (reason.code, reason.detail, estimated):
-            row.reason_code, row.reason, row.estimated_start_at = reason.code, reason.detail, estimated
+    def _write_reasons(self, reasons: dict[int, PendingReason]) -> None:
+        """Write the reasons that changed, only to jobs still pending: a job the API cancelled since
+        the snapshot keeps its state and reason. One statement for all of them; reasons are advisory
+        and bump no version."""
+        changes = []
+        for job_id, reason in reasons.items():
+            row = self.rows[job_id]
+            estimated = to_dt(reason.estimated_start_s) if reason.estimated_start_s is not None else None
+            if (row.reason_code, row.reason, row.estimated_start_at) != (
+                reason.code,
+                reason.detail,
+                estimated,
+            ):
+                changes.append(
+                    {"job": job_id, "code": reason.code, "detail": reason.detail, "eta": estimated}
+                )
+        if not changes:
+            return
+        statement = (
+            update(_JOBS)
+            .where(_JOBS.c.id == bindparam("job"), _JOBS.c.state == "pending")
+            .values(
+                reason_code=bindparam("code"), reason=bindparam("detail"), estimated_start_at=bindparam("eta")
+            )
+        )
+        self.session.execute(statement, changes)
 
 
 def release(session: Session, job_id: int) -> None:

@@ -14,10 +14,16 @@ from gpucommons.store.base import Base
 RowT = TypeVar("RowT", bound=Base)
 
 
+def not_found(what: str, row_id: int) -> NotFoundError:
+    """The error for a missing row. The service also answers it, word for word, to a caller who may not
+    see a row that exists, so a refusal does not tell them which ids exist."""
+    return NotFoundError(f"{what} {row_id} not found")
+
+
 def get_row(session: Session, row_type: type[RowT], row_id: int, what: str) -> RowT:
     row = session.get(row_type, row_id)
     if row is None:
-        raise NotFoundError(f"{what} {row_id} not found")
+        raise not_found(what, row_id)
     return row
 
 

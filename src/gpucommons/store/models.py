@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -21,19 +22,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from gpucommons.domain.institution import INSTITUTION_KINDS
+from gpucommons.errors import InvalidRequestError
+from gpucommons.metering.pricing import whole_won
 from gpucommons.store.base import Base, UtcDateTime, utcnow
 
-INSTITUTION_KINDS = (
-    "university",
-    "research_institute",
-    "sme",
-    "startup",
-    "consortium",
-    "public_agency",
-    "enterprise",
-)
 REGIONS = ("capital", "non_capital")
 USER_ROLES = ("admin", "reviewer", "user")
 PROJECT_ROLES = ("pi", "member")
@@ -44,6 +39,16 @@ AWARD_STATUSES = ("pending", "active", "expired", "reclaimed")
 
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def checked_won(key: str, value: int | float) -> int:
+    """A money column's value as whole won (``2000.0`` becomes ``2000``); a fraction of a won or a
+    negative amount is bad input, refused before anything is stored. Shared by every money column's
+    ``validates`` hook so the row holds an ``int`` from the moment it is set."""
+    try:
+        return whole_won(value)
+    except ValueError as exc:
+        raise InvalidRequestError(f"{key}: {exc}") from None
 
 
 class InstitutionRow(Base):
@@ -103,7 +108,12 @@ class MembershipRow(Base):
 
 
 class ApiTokenRow(Base):
-    """A bearer token, stored as its SHA-256 hex digest only: the raw token is shown once at creation."""
+    """A bearer token, stored as its SHA-256 hex digest only: the raw token is shown once at creation.
+
+    A token is valid until ``expires_at`` (if set) and while ``revoked_at`` is unset. Revoking keeps the
+    row, so a listing still shows when a token existed, who owned it and when it was last used;
+    ``last_used_at`` is written at most once per ``auth.LAST_USED_RESOLUTION_S``, not on every request.
+    """
 
     __tablename__ = "api_tokens"
 
@@ -113,6 +123,8 @@ class ApiTokenRow(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class ProgramRow(Base):
@@ -135,13 +147,17 @@ class ProgramRow(Base):
     cap_per_org_gpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
     non_capital_bonus: Mapped[float] = mapped_column(Float, default=0.0)
     duration_days: Mapped[int] = mapped_column(Integer)
-    price_krw_per_gpu_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    price_krw_per_gpu_hour: Mapped[int] = mapped_column(BigInteger, default=0)
     discounts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     youth_startup_extra_discount: Mapped[float] = mapped_column(Float, default=0.0)
     reclaim_below_utilization: Mapped[float | None] = mapped_column(Float, nullable=True)
     reclaim_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    @validates("price_krw_per_gpu_hour")
+    def _whole_won(self, key: str, value: int | float) -> int:
+        return checked_won(key, value)
 
 
 class ProposalRow(Base):

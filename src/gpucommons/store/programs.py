@@ -9,9 +9,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gpucommons.domain.accelerators import CATALOG
+from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConflictError, InvalidRequestError
 from gpucommons.store.lookup import add_named, get_row
-from gpucommons.store.models import INSTITUTION_KINDS, ProgramRow, ProposalRow, ReviewRow
+from gpucommons.store.models import ProgramRow, ProposalRow, ReviewRow
 from gpucommons.store.repos import get_project, get_user
 
 PROGRAM_FIELDS = (
@@ -29,6 +32,35 @@ PROGRAM_FIELDS = (
     "reclaim_after_days",
     "status",
 )
+MAX_DURATION_DAYS = 3_650  # ten years; an award's end (start + duration) then always fits the calendar
+
+
+def _check_days(name: str, days: object) -> None:
+    if days is not None and not (isinstance(days, int) and 1 <= days <= MAX_DURATION_DAYS):
+        raise InvalidRequestError(f"{name} must be 1..{MAX_DURATION_DAYS} days, got {days}")
+
+
+def program_model(model: str, capacity_gpus: int, cluster: Cluster | None) -> str:
+    """The catalog's spelling of ``model``, checked against the cluster when one is given: a program
+    may only promise GPUs the cluster has, of a model it has. Without a cluster (tools that seed a
+    database) only the catalog is checked."""
+    known = {name.lower(): name for name in CATALOG}
+    name = known.get(model.lower())
+    if name is None:
+        raise InvalidRequestError(f"model {model!r} is not in the accelerator catalog ({', '.join(CATALOG)})")
+    if cluster is None:
+        return name
+    have = sum(p.gpus for p in cluster.pools if p.model.name == name)
+    if have == 0:
+        models = sorted({p.model.name for p in cluster.pools})
+        raise InvalidRequestError(
+            f"cluster {cluster.name!r} has no {name} GPUs; its models are {', '.join(models) or 'none'}"
+        )
+    if capacity_gpus > have:
+        raise InvalidRequestError(
+            f"capacity_gpus {capacity_gpus} is more than the {have} {name} GPUs of cluster {cluster.name!r}"
+        )
+    return name
 
 
 def _validate_program(fields: Mapping[str, Any]) -> None:
@@ -49,13 +81,18 @@ def _validate_program(fields: Mapping[str, Any]) -> None:
             raise InvalidRequestError(f"discount for {kind} must be within 0..1, got {off}")
     if (fields.get("reclaim_below_utilization") is None) != (fields.get("reclaim_after_days") is None):
         raise InvalidRequestError("set both reclaim_below_utilization and reclaim_after_days, or neither")
+    _check_days("duration_days", fields.get("duration_days", 1))
+    _check_days("reclaim_after_days", fields.get("reclaim_after_days"))
 
 
-def create_program(session: Session, **fields: Any) -> ProgramRow:
+def create_program(session: Session, cluster: Cluster | None = None, **fields: Any) -> ProgramRow:
+    """A new program. With ``cluster`` (the service passes the one it schedules on) the model must be
+    one of its pools' and the capacity at most its GPUs of that model; see ``program_model``."""
     unknown = set(fields) - set(PROGRAM_FIELDS)
     if unknown:
         raise InvalidRequestError(f"unknown program fields: {', '.join(sorted(unknown))}")
     _validate_program(fields)
+    fields["model"] = program_model(str(fields["model"]), int(fields["capacity_gpus"]), cluster)
     return add_named(session, ProgramRow(**fields), ProgramRow.name, fields["name"], "program")
 
 

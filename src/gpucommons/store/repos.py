@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
 from gpucommons.store.lookup import add_named, get_row
 from gpucommons.store.models import (
-    INSTITUTION_KINDS,
     PROJECT_ROLES,
     REGIONS,
     USER_ROLES,
@@ -176,12 +178,119 @@ def create_token(
     return row, raw
 
 
-def bootstrap_admin(session: Session, name: str, now: datetime) -> tuple[UserRow, str]:
-    """The first admin of a fresh database, with a non-expiring token: the way into an empty server
-    (``gpuc admin bootstrap`` and ``gpuc up`` call it against the database directly). Refused once
-    any admin exists, so it cannot be used to mint a second way in."""
+TokenState = Literal["active", "expired", "revoked"]
+
+
+def token_state(row: ApiTokenRow, now: datetime) -> TokenState:
+    """``revoked``, ``expired`` or ``active``: what a request carrying this token would meet."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """What one bearer token stands for: the token's own state and its owner with their project roles
+    (project id -> ``pi`` | ``member``), read in one query per request."""
+
+    token_id: int
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    user_id: int
+    name: str
+    role: str
+    projects: dict[int, str]
+
+
+def token_holder(session: Session, raw: str) -> TokenHolder | None:
+    """The token with this raw value and its owner, or ``None`` for a token never issued. One joined
+    query (token, user, memberships), so a revoked token or a changed project role is seen at once by
+    every server process without a cache to invalidate."""
+    query = (
+        select(
+            ApiTokenRow.id,
+            ApiTokenRow.expires_at,
+            ApiTokenRow.revoked_at,
+            ApiTokenRow.last_used_at,
+            UserRow.id,
+            UserRow.name,
+            UserRow.role,
+            MembershipRow.project_id,
+            MembershipRow.role,
+        )
+        .join(UserRow, UserRow.id == ApiTokenRow.user_id)
+        .outerjoin(MembershipRow, MembershipRow.user_id == UserRow.id)
+        .where(ApiTokenRow.token_sha256 == hash_token(raw))
+    )
+    rows = session.execute(query).all()
+    if not rows:
+        return None
+    first = rows[0]
+    projects = {r[7]: r[8] for r in rows if r[7] is not None}
+    return TokenHolder(first[0], first[1], first[2], first[3], first[4], first[5], first[6], projects)
+
+
+def valid_token(session: Session, raw: str, now: datetime) -> ApiTokenRow | None:
+    """The stored token for ``raw`` if a request carrying it would be let in now (issued, not revoked,
+    not expired); ``gpuc up`` uses it to keep the admin token it stored last time."""
+    row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.token_sha256 == hash_token(raw)))
+    return row if row is not None and token_state(row, now) == "active" else None
+
+
+def touch_token(session: Session, token_id: int, now: datetime, resolution_s: float) -> bool:
+    """Record that the token was used at ``now`` unless a use within ``resolution_s`` is already
+    recorded. A conditional update, so concurrent requests write it once; returns whether it wrote."""
+    stale = now - timedelta(seconds=resolution_s)
+    result = session.execute(
+        update(ApiTokenRow)
+        .where(
+            ApiTokenRow.id == token_id,
+            or_(ApiTokenRow.last_used_at.is_(None), ApiTokenRow.last_used_at <= stale),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def get_token(session: Session, token_id: int) -> ApiTokenRow:
+    return get_row(session, ApiTokenRow, token_id, "token")
+
+
+def list_tokens(session: Session, user_id: int | None = None) -> list[tuple[ApiTokenRow, str]]:
+    """Tokens (all, or one user's) with their owner's name, oldest first; revoked ones included, so the
+    listing is also a record of what was issued."""
+    query = select(ApiTokenRow, UserRow.name).join(UserRow, UserRow.id == ApiTokenRow.user_id)
+    if user_id is not None:
+        query = query.where(ApiTokenRow.user_id == user_id)
+    return [(row, name) for row, name in session.execute(query.order_by(ApiTokenRow.id))]
+
+
+def revoke_token(session: Session, token_id: int, now: datetime) -> ApiTokenRow:
+    """Revoke the token from ``now`` on. A conditional update (only while not yet revoked), so two
+    revocations racing keep the first time; revoking a revoked token changes nothing."""
+    row = get_token(session, token_id)
+    session.execute(
+        update(ApiTokenRow)
+        .where(ApiTokenRow.id == token_id, ApiTokenRow.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(row)
+    return row
+
+
+def bootstrap_admin(
+    session: Session, name: str, now: datetime, expires_at: datetime | None = None
+) -> tuple[UserRow, str]:
+    """The first admin of a fresh database, with a token that never expires unless ``expires_at`` is
+    given: the way into an empty server (``gpuc admin bootstrap`` and ``gpuc up`` call it against the
+    database directly). Refused once any admin exists, so it cannot be used to mint a second way in."""
     if session.scalar(select(UserRow.id).where(UserRow.role == "admin")) is not None:
         raise ConflictError("an admin already exists; ask them for a token (gpuc admin user token)")
     user = create_user(session, name, "admin")
-    _, raw = create_token(session, user.id, now, None, "bootstrap")
+    _, raw = create_token(session, user.id, now, expires_at, "bootstrap")
     return user, raw

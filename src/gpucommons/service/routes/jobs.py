@@ -3,48 +3,52 @@ projects' jobs only (admins on all); every check runs before anything is stored.
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gpucommons.clusterfile import load_cluster
 from gpucommons.config import Settings
-from gpucommons.domain.cluster import Cluster
 from gpucommons.engine.live import job_dir
-from gpucommons.errors import InvalidRequestError, NotFoundError
-from gpucommons.service.auth import Principal, PrincipalDep, require_project_member
+from gpucommons.errors import NotFoundError
+from gpucommons.service.auth import (
+    Principal,
+    PrincipalDep,
+    require_job_class,
+    require_job_reader,
+    require_project_member,
+)
 from gpucommons.service.deps import NowDep, SessionDep
+from gpucommons.service.errors import error_responses
+from gpucommons.service.routes.common import ClusterDep, EvenGangsDep
+from gpucommons.service.schemas.common import MAX_ID, MAX_LOG_OFFSET, Id, Name
 from gpucommons.service.schemas.jobs import BalanceRead, JobCreate, JobRead, LogChunk, WhyRead
 from gpucommons.store import jobrepo, jobviews
 from gpucommons.store.jobs import AllocationRow, JobRow
+from gpucommons.store.lookup import not_found
 from gpucommons.store.models import ProjectRow
 
 router = APIRouter(tags=["jobs"])
 MAX_LOG_CHUNK_BYTES = 1 << 20
+JobState = Literal["pending", "running", "finished", "failed", "cancelled", "timeout", "lost"]
+Stream = Literal["stdout", "stderr"]
+ProjectRef = Annotated[Name | None, Query(description="project name or id")]
 
 
-def get_cluster(request: Request) -> Cluster:
-    """The inventory the server schedules on, loaded once from ``settings.cluster``."""
-    cluster: Cluster | None = getattr(request.app.state, "cluster", None)
-    if cluster is None:
-        settings: Settings = request.app.state.settings
-        cluster = load_cluster(settings.cluster)
-        request.app.state.cluster = cluster
-    return cluster
-
-
-ClusterDep = Annotated[Cluster, Depends(get_cluster)]
+def _no_project(ref: str) -> NotFoundError:
+    """The answer for a project that does not exist, and for one the caller may not see."""
+    return NotFoundError(f"project {ref!r} does not exist")
 
 
 def _project(session: Session, ref: str) -> ProjectRow:
     query = select(ProjectRow).where(ProjectRow.name == ref)
     row = session.scalar(query)
-    if row is None and ref.isdigit():
+    if row is None and re.fullmatch(r"[0-9]{1,19}", ref) and 0 < int(ref) <= MAX_ID:
         row = session.get(ProjectRow, int(ref))
     if row is None:
-        raise NotFoundError(f"project {ref!r} does not exist")
+        raise _no_project(ref)
     return row
 
 
@@ -65,7 +69,7 @@ def _read(session: Session, row: JobRow, project: ProjectRow | None = None) -> J
 
 def _visible_job(session: Session, principal: Principal, job_id: int) -> JobRow:
     row = jobrepo.get_job(session, job_id)
-    require_project_member(principal, row.project_id)
+    require_job_reader(principal, row.project_id, not_found("job", job_id))
     return row
 
 
@@ -75,23 +79,36 @@ def _wake_scheduler(request: Request) -> None:
         wake.set()
 
 
-@router.post("/jobs", status_code=201)
+@router.post(
+    "/jobs",
+    status_code=201,
+    responses={
+        200: {"model": JobRead, "description": "the job submitted earlier with this idempotency_key"},
+        **error_responses(400, 401, 403, 404, 409, 422),
+    },
+)
 def submit(
     body: JobCreate,
     principal: PrincipalDep,
     session: SessionDep,
     now: NowDep,
     cluster: ClusterDep,
+    even_gangs: EvenGangsDep,
     request: Request,
     response: Response,
 ) -> JobRead:
+    """Refused with 422, storing nothing, when no pool the job accepts could ever run it (on an
+    even-gang backend such as Slurm: as the same GPUs on every node)."""
     project = _project(session, body.project)
-    require_project_member(principal, project.id)
+    require_project_member(principal, project.id, _no_project(body.project))
+    require_job_class(principal, project.id, body.priority_class, body.preemptible)
     fields = body.model_dump(exclude={"project"})
     fields["models"] = tuple(fields["models"])
     job_request = jobrepo.JobRequest(**fields)
     with request.app.state.write_lock:  # SQLite: one writer thread at a time, see create_app
-        row, created = jobrepo.submit_job(session, cluster, project.id, principal.user_id, job_request, now)
+        row, created = jobrepo.submit_job(
+            session, cluster, project.id, principal.user_id, job_request, now, even_gangs=even_gangs
+        )
         session.commit()
     if created:
         request.app.state.submissions_total.inc()
@@ -101,30 +118,30 @@ def submit(
     return _read(session, row, project)
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses=error_responses(401, 403, 404, 422))
 def list_jobs(
     principal: PrincipalDep,
     session: SessionDep,
-    state: Annotated[list[str] | None, Query()] = None,
-    project: str | None = None,
+    state: Annotated[list[JobState] | None, Query(max_length=16)] = None,
+    project: ProjectRef = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> list[JobRead]:
     visible = None if principal.is_admin else set(principal.projects)
     if project is not None:
         row = _project(session, project)
-        require_project_member(principal, row.id)
+        require_project_member(principal, row.id, _no_project(project))
         visible = {row.id}
     return [_read(session, r) for r in jobrepo.list_jobs(session, visible, state or (), limit)]
 
 
-@router.get("/jobs/{job_id}")
-def show(job_id: int, principal: PrincipalDep, session: SessionDep) -> JobRead:
+@router.get("/jobs/{job_id:int}", responses=error_responses(401, 403, 404, 422))
+def show(job_id: Id, principal: PrincipalDep, session: SessionDep) -> JobRead:
     return _read(session, _visible_job(session, principal, job_id))
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post("/jobs/{job_id:int}/cancel", responses=error_responses(401, 403, 404, 409, 422))
 def cancel(
-    job_id: int, principal: PrincipalDep, session: SessionDep, now: NowDep, request: Request
+    job_id: Id, principal: PrincipalDep, session: SessionDep, now: NowDep, request: Request
 ) -> JobRead:
     row = jobrepo.request_cancel(session, _visible_job(session, principal, job_id), now)
     session.commit()
@@ -132,33 +149,33 @@ def cancel(
     return _read(session, row)
 
 
-@router.get("/jobs/{job_id}/why")
+@router.get("/jobs/{job_id:int}/why", responses=error_responses(400, 401, 403, 404, 422))
 def why(
-    job_id: int, principal: PrincipalDep, session: SessionDep, now: NowDep, cluster: ClusterDep
+    job_id: Id, principal: PrincipalDep, session: SessionDep, now: NowDep, cluster: ClusterDep
 ) -> WhyRead:
     row = _visible_job(session, principal, job_id)
     return WhyRead.model_validate(jobviews.why(session, cluster, row, now))
 
 
-@router.get("/jobs/{job_id}/logs")
+@router.get("/jobs/{job_id:int}/logs", responses=error_responses(401, 403, 404, 422))
 def logs(
-    job_id: int,
+    job_id: Id,
     principal: PrincipalDep,
     session: SessionDep,
     request: Request,
-    stream: str = "stdout",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    stream: Stream = "stdout",
+    offset: Annotated[int, Query(ge=0, le=MAX_LOG_OFFSET, description="byte offset")] = 0,
 ) -> LogChunk:
+    """Up to 1 MiB of a log from ``offset``; an offset past the end gives no text, not an error."""
     row = _visible_job(session, principal, job_id)
-    if stream not in ("stdout", "stderr"):
-        raise InvalidRequestError("stream must be stdout or stderr")
     settings: Settings = request.app.state.settings
     path = job_dir(settings.home / "jobs", job_id) / f"{stream}.log"
     data = b""
     if path.exists():
         with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(MAX_LOG_CHUNK_BYTES)
+            if offset < path.stat().st_size:
+                handle.seek(offset)
+                data = handle.read(MAX_LOG_CHUNK_BYTES)
     return LogChunk(
         job_id=job_id,
         stream=stream,
@@ -168,12 +185,12 @@ def logs(
     )
 
 
-@router.get("/usage")
-def usage(principal: PrincipalDep, session: SessionDep, project: str | None = None) -> list[BalanceRead]:
+@router.get("/usage", responses=error_responses(401, 403, 404, 422))
+def usage(principal: PrincipalDep, session: SessionDep, project: ProjectRef = None) -> list[BalanceRead]:
     visible = None if principal.is_staff else set(principal.projects)
     if project is not None:
         row = _project(session, project)
         if not principal.is_staff:
-            require_project_member(principal, row.id)
+            require_project_member(principal, row.id, _no_project(project))
         visible = {row.id}
     return [BalanceRead.model_validate(b) for b in jobviews.balances(session, visible)]

@@ -7,34 +7,36 @@ from fastapi import APIRouter, Response
 
 from gpucommons.service.auth import AdminDep, PrincipalDep, require_pi, require_project_reader
 from gpucommons.service.deps import SessionDep
+from gpucommons.service.errors import error_responses
+from gpucommons.service.schemas.common import Id
 from gpucommons.service.schemas.tenancy import MemberAdd, MemberRead, ProjectCreate, ProjectRead
 from gpucommons.store import repos
 
 router = APIRouter(prefix="/projects", tags=["tenancy"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(401, 403, 404, 409, 422))
 def create_project(body: ProjectCreate, _admin: AdminDep, session: SessionDep) -> ProjectRead:
     row = repos.create_project(session, body.name, body.institution_id, body.sovereign)
     session.commit()
     return ProjectRead.model_validate(row)
 
 
-@router.get("")
+@router.get("", responses=error_responses(401))
 def list_projects(principal: PrincipalDep, session: SessionDep) -> list[ProjectRead]:
     rows = repos.list_projects(session, principal.visible_project_ids())
     return [ProjectRead.model_validate(r) for r in rows]
 
 
-@router.get("/{project_id}")
-def get_project(project_id: int, principal: PrincipalDep, session: SessionDep) -> ProjectRead:
+@router.get("/{project_id:int}", responses=error_responses(401, 403, 404, 422))
+def get_project(project_id: Id, principal: PrincipalDep, session: SessionDep) -> ProjectRead:
     row = repos.get_project(session, project_id)
     require_project_reader(principal, project_id)
     return ProjectRead.model_validate(row)
 
 
-@router.get("/{project_id}/members")
-def list_members(project_id: int, principal: PrincipalDep, session: SessionDep) -> list[MemberRead]:
+@router.get("/{project_id:int}/members", responses=error_responses(401, 403, 404, 422))
+def list_members(project_id: Id, principal: PrincipalDep, session: SessionDep) -> list[MemberRead]:
     repos.get_project(session, project_id)
     require_project_reader(principal, project_id)
     return [
@@ -42,8 +44,8 @@ def list_members(project_id: int, principal: PrincipalDep, session: SessionDep) 
     ]
 
 
-@router.post("/{project_id}/members", status_code=201)
-def add_member(project_id: int, body: MemberAdd, principal: PrincipalDep, session: SessionDep) -> MemberRead:
+@router.post("/{project_id:int}/members", status_code=201, responses=error_responses(401, 403, 404, 422))
+def add_member(project_id: Id, body: MemberAdd, principal: PrincipalDep, session: SessionDep) -> MemberRead:
     repos.get_project(session, project_id)
     require_pi(principal, project_id)
     row = repos.set_membership(session, project_id, body.user_id, body.role)
@@ -52,8 +54,10 @@ def add_member(project_id: int, body: MemberAdd, principal: PrincipalDep, sessio
     return MemberRead(user_id=user.id, name=user.name, role=row.role)
 
 
-@router.delete("/{project_id}/members/{user_id}", status_code=204)
-def remove_member(project_id: int, user_id: int, principal: PrincipalDep, session: SessionDep) -> Response:
+@router.delete(
+    "/{project_id:int}/members/{user_id:int}", status_code=204, responses=error_responses(401, 403, 404, 422)
+)
+def remove_member(project_id: Id, user_id: Id, principal: PrincipalDep, session: SessionDep) -> Response:
     repos.get_project(session, project_id)
     require_pi(principal, project_id)
     repos.remove_membership(session, project_id, user_id)

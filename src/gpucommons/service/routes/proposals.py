@@ -9,14 +9,17 @@ from fastapi import APIRouter
 from gpucommons.errors import PermissionDeniedError
 from gpucommons.service.auth import AdminDep, PrincipalDep, require_pi, require_project_reader, require_staff
 from gpucommons.service.deps import NowDep, SessionDep
+from gpucommons.service.errors import error_responses
 from gpucommons.service.schemas.allocation import ProposalCreate, ProposalRead, ReviewCreate, ReviewRead
+from gpucommons.service.schemas.common import Id
 from gpucommons.store import programs as program_repo
 from gpucommons.store import repos
+from gpucommons.store.lookup import not_found
 
 router = APIRouter(prefix="/proposals", tags=["allocation"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(401, 403, 404, 409, 422))
 def submit(body: ProposalCreate, principal: PrincipalDep, session: SessionDep, now: NowDep) -> ProposalRead:
     repos.get_project(session, body.project_id)
     require_pi(principal, body.project_id)
@@ -33,34 +36,34 @@ def submit(body: ProposalCreate, principal: PrincipalDep, session: SessionDep, n
     return ProposalRead.model_validate(row)
 
 
-@router.get("")
+@router.get("", responses=error_responses(401, 422))
 def list_proposals(
-    principal: PrincipalDep, session: SessionDep, program_id: int | None = None
+    principal: PrincipalDep, session: SessionDep, program_id: Id | None = None
 ) -> list[ProposalRead]:
     rows = program_repo.list_proposals(session, principal.visible_project_ids(), program_id)
     return [ProposalRead.model_validate(r) for r in rows]
 
 
-@router.get("/{proposal_id}")
-def get_proposal(proposal_id: int, principal: PrincipalDep, session: SessionDep) -> ProposalRead:
+@router.get("/{proposal_id:int}", responses=error_responses(401, 403, 404, 422))
+def get_proposal(proposal_id: Id, principal: PrincipalDep, session: SessionDep) -> ProposalRead:
     row = program_repo.get_proposal(session, proposal_id)
-    require_project_reader(principal, row.project_id)
+    require_project_reader(principal, row.project_id, not_found("proposal", proposal_id))
     return ProposalRead.model_validate(row)
 
 
-@router.post("/{proposal_id}/reject")
-def reject(proposal_id: int, _admin: AdminDep, session: SessionDep) -> ProposalRead:
+@router.post("/{proposal_id:int}/reject", responses=error_responses(401, 403, 404, 409, 422))
+def reject(proposal_id: Id, _admin: AdminDep, session: SessionDep) -> ProposalRead:
     row = program_repo.reject_proposal(session, proposal_id)
     session.commit()
     return ProposalRead.model_validate(row)
 
 
-@router.post("/{proposal_id}/reviews", status_code=201)
+@router.post("/{proposal_id:int}/reviews", status_code=201, responses=error_responses(401, 403, 404, 409, 422))
 def review(
-    proposal_id: int, body: ReviewCreate, principal: PrincipalDep, session: SessionDep, now: NowDep
+    proposal_id: Id, body: ReviewCreate, principal: PrincipalDep, session: SessionDep, now: NowDep
 ) -> ReviewRead:
     proposal = program_repo.get_proposal(session, proposal_id)
-    require_staff(principal)
+    require_staff(principal, proposal.project_id, not_found("proposal", proposal_id))
     if proposal.project_id in principal.projects:
         raise PermissionDeniedError(
             f"user {principal.name!r} belongs to project {proposal.project_id} and cannot score its proposal"
@@ -70,8 +73,8 @@ def review(
     return ReviewRead.model_validate(row)
 
 
-@router.get("/{proposal_id}/reviews")
-def list_reviews(proposal_id: int, principal: PrincipalDep, session: SessionDep) -> list[ReviewRead]:
-    program_repo.get_proposal(session, proposal_id)
-    require_staff(principal)
+@router.get("/{proposal_id:int}/reviews", responses=error_responses(401, 403, 404, 422))
+def list_reviews(proposal_id: Id, principal: PrincipalDep, session: SessionDep) -> list[ReviewRead]:
+    proposal = program_repo.get_proposal(session, proposal_id)
+    require_staff(principal, proposal.project_id, not_found("proposal", proposal_id))
     return [ReviewRead.model_validate(r) for r in program_repo.list_reviews(session, proposal_id)]

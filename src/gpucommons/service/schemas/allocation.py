@@ -5,38 +5,52 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+from pydantic import Field
 
+from gpucommons.service.schemas.common import (
+    MAX_BONUS,
+    MAX_GPU_HOURS,
+    MAX_PRICE_KRW_PER_GPU_HOUR,
+    Days,
+    Fraction,
+    Gpus,
+    GpusOrZero,
+    Id,
+    IdKey,
+    In,
+    Name,
+    Out,
+    Text,
+    Timestamp,
+)
 from gpucommons.service.schemas.tenancy import InstitutionKind
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-
-class ProgramCreate(_In):
-    name: str = Field(min_length=1, max_length=200)
-    model: str = Field(min_length=1, max_length=64, description="accelerator model, e.g. H200")
-    capacity_gpus: int = Field(ge=0)
-    unit_gpus: PositiveInt = Field(default=8, description="allocation unit; 8 = whole 8-GPU servers")
-    cap_per_org_gpus: PositiveInt | None = None
-    non_capital_bonus: NonNegativeFloat = Field(default=0.0, description="added to the mean review score")
-    duration_days: PositiveInt = 120
-    price_krw_per_gpu_hour: NonNegativeFloat = 0.0
-    discounts: dict[InstitutionKind, float] = Field(
+class ProgramCreate(In):
+    name: Name
+    model: Name = Field(
+        max_length=64, description="accelerator model of this cluster's pools, e.g. H100 (any case)"
+    )
+    capacity_gpus: GpusOrZero = Field(description="at most the cluster's GPUs of that model")
+    unit_gpus: Gpus = Field(default=8, description="allocation unit; 8 = whole 8-GPU servers")
+    cap_per_org_gpus: Gpus | None = None
+    non_capital_bonus: float = Field(
+        default=0.0, ge=0.0, le=MAX_BONUS, description="added to the mean review score"
+    )
+    duration_days: Days = 120
+    price_krw_per_gpu_hour: int = Field(
+        default=0, ge=0, le=MAX_PRICE_KRW_PER_GPU_HOUR, description="list price in whole won"
+    )
+    discounts: dict[InstitutionKind, Fraction] = Field(
         default_factory=dict, description="fraction off the price per institution kind (1.0 = free)"
     )
-    youth_startup_extra_discount: float = Field(default=0.0, ge=0.0, le=1.0)
-    reclaim_below_utilization: float | None = Field(default=None, ge=0.0, le=1.0)
-    reclaim_after_days: PositiveInt | None = None
+    youth_startup_extra_discount: Fraction = 0.0
+    reclaim_below_utilization: Fraction | None = None
+    reclaim_after_days: Days | None = None
     status: Literal["open", "closed"] = "open"
 
 
-class ProgramRead(_Out):
+class ProgramRead(Out):
     id: int
     name: str
     model: str
@@ -45,7 +59,7 @@ class ProgramRead(_Out):
     cap_per_org_gpus: int | None
     non_capital_bonus: float
     duration_days: int
-    price_krw_per_gpu_hour: float
+    price_krw_per_gpu_hour: int
     discounts: dict[str, float]
     youth_startup_extra_discount: float
     reclaim_below_utilization: float | None
@@ -54,14 +68,14 @@ class ProgramRead(_Out):
     created_at: datetime
 
 
-class ProposalCreate(_In):
-    program_id: int
-    project_id: int
-    requested_gpus: PositiveInt
-    justification: str = Field(default="", max_length=20_000)
+class ProposalCreate(In):
+    program_id: Id
+    project_id: Id
+    requested_gpus: Gpus
+    justification: Text = Field(default="", max_length=20_000)
 
 
-class ProposalRead(_Out):
+class ProposalRead(Out):
     id: int
     program_id: int
     project_id: int
@@ -72,12 +86,12 @@ class ProposalRead(_Out):
     submitted_at: datetime
 
 
-class ReviewCreate(_In):
+class ReviewCreate(In):
     score: int = Field(ge=0, le=100)
-    comment: str = Field(default="", max_length=20_000)
+    comment: Text = Field(default="", max_length=20_000)
 
 
-class ReviewRead(_Out):
+class ReviewRead(Out):
     id: int
     proposal_id: int
     reviewer_id: int
@@ -86,19 +100,19 @@ class ReviewRead(_Out):
     created_at: datetime
 
 
-class AwardCreate(_In):
+class AwardCreate(In):
     """A hand award: a GPU-hour budget, guaranteed GPUs, or both, over [starts_at, ends_at)."""
 
-    project_id: int
-    program_id: int
-    proposal_id: int | None = None
-    gpu_hours_budget: NonNegativeFloat | None = None
-    guaranteed_gpus: int = Field(default=0, ge=0)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    project_id: Id
+    program_id: Id
+    proposal_id: Id | None = None
+    gpu_hours_budget: float | None = Field(default=None, ge=0.0, le=MAX_GPU_HOURS)
+    guaranteed_gpus: GpusOrZero = 0
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
 
 
-class AwardRead(_Out):
+class AwardRead(Out):
     id: int
     proposal_id: int | None
     project_id: int
@@ -114,21 +128,21 @@ class AwardRead(_Out):
     created_at: datetime
 
 
-class AwardExtend(_In):
-    ends_at: AwareDatetime
+class AwardExtend(In):
+    ends_at: Timestamp
 
 
-class AutoAwardRequest(_In):
-    starts_at: AwareDatetime | None = None
+class AutoAwardRequest(In):
+    starts_at: Timestamp | None = None
 
 
-class ReclaimRequest(_In):
+class ReclaimRequest(In):
     """Mean GPU utilization (0..1) of each award's guaranteed GPUs over the program's reclaim window."""
 
-    utilization_by_award: dict[int, float] = Field(default_factory=dict)
+    utilization_by_award: dict[IdKey, Fraction] = Field(default_factory=dict, max_length=100_000)
 
 
-class ReclaimRead(_Out):
+class ReclaimRead(Out):
     id: int
     award_id: int
     reclaimed_gpus: int

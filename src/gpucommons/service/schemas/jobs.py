@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gpucommons.service.schemas.common import Gpus, In, Line, Name, Text
 
-class JobCreate(BaseModel):
+PriorityClass = Literal["low", "normal", "high"]  # store.jobs.PRIORITY_CLASSES
+MAX_ARGV = 4_096
+MAX_ARG = 32_768
+MAX_SCRIPT = 1_000_000
+
+
+class JobCreate(In):
     """A submission. ``project`` is a project name or id; give ``command`` (argv) or ``script``.
     ``time_limit`` reads like ``90s``, ``30m``, ``1h``, ``2d`` or ``1:30:00``. Retrying with the same
     ``idempotency_key`` returns the job created the first time."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    project: str = Field(min_length=1)
-    gpus: int = 1
-    command: list[str] = Field(default_factory=list)
-    script: str = ""
-    gpus_per_node: int | None = None
-    models: list[str] = Field(default_factory=list, description="accepted accelerator models; empty: any")
-    time_limit: str = "1h"
-    priority_class: str = "normal"
+    project: Name
+    gpus: Gpus = 1
+    command: list[Annotated[Text, Field(max_length=MAX_ARG)]] = Field(
+        default_factory=list, max_length=MAX_ARGV
+    )
+    script: Text = Field(default="", max_length=MAX_SCRIPT)
+    gpus_per_node: Gpus | None = None
+    models: list[Annotated[Name, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=64, description="accepted accelerator models; empty: any"
+    )
+    time_limit: Line = Field(default="1h", max_length=32)
+    priority_class: PriorityClass = "normal"
     preemptible: bool = True
     sovereign: bool = Field(default=False, description="run only on sovereign sites")
-    name: str = Field(default="", max_length=200)
-    idempotency_key: str | None = Field(default=None, max_length=200)
-    workdir: str = Field(default="", max_length=1000)
+    name: Line = ""
+    idempotency_key: Line | None = None
+    workdir: Line = Field(default="", max_length=1000)
 
 
 class JobRead(BaseModel):
@@ -92,7 +102,7 @@ class BalanceRead(BaseModel):
     gpu_hours_budget: float | None
     gpu_hours_used: float
     gpu_hours: float
-    cost_krw: float
+    cost_krw: int = Field(ge=0, description="whole won charged")
     energy_kwh: float
     co2_kg: float
     flops: float

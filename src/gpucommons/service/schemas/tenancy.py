@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+
+from gpucommons.service.schemas.common import Days, Id, In, Line, Name, Out, Timestamp
 
 InstitutionKind = Literal[
     "university", "research_institute", "sme", "startup", "consortium", "public_agency", "enterprise"
@@ -13,25 +15,16 @@ InstitutionKind = Literal[
 Region = Literal["capital", "non_capital"]
 UserRole = Literal["admin", "reviewer", "user"]
 ProjectRole = Literal["pi", "member"]
-Name = Field(min_length=1, max_length=200)
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-
-class InstitutionCreate(_In):
-    name: str = Name
+class InstitutionCreate(In):
+    name: Name
     kind: InstitutionKind
     region: Region
     youth_startup: bool = False
 
 
-class InstitutionRead(_Out):
+class InstitutionRead(Out):
     id: int
     name: str
     kind: str
@@ -40,13 +33,13 @@ class InstitutionRead(_Out):
     created_at: datetime
 
 
-class ProjectCreate(_In):
-    name: str = Name
-    institution_id: int
+class ProjectCreate(In):
+    name: Name
+    institution_id: Id
     sovereign: bool = False
 
 
-class ProjectRead(_Out):
+class ProjectRead(Out):
     id: int
     name: str
     institution_id: int
@@ -54,8 +47,8 @@ class ProjectRead(_Out):
     created_at: datetime
 
 
-class MemberAdd(_In):
-    user_id: int
+class MemberAdd(In):
+    user_id: Id
     role: ProjectRole = "member"
 
 
@@ -65,12 +58,12 @@ class MemberRead(BaseModel):
     role: str
 
 
-class UserCreate(_In):
-    name: str = Name
+class UserCreate(In):
+    name: Name
     role: UserRole = "user"
 
 
-class UserRead(_Out):
+class UserRead(Out):
     id: int
     name: str
     role: str
@@ -84,9 +77,13 @@ class WhoAmI(BaseModel):
     projects: dict[int, str]
 
 
-class TokenCreate(_In):
-    expires_at: AwareDatetime | None = None
-    label: str = Field(default="", max_length=200)
+class TokenCreate(In):
+    """Expiry: ``expires_at``, or ``expires_days`` from now, or (neither) the server's default
+    (``GPUC_TOKEN_EXPIRY_DAYS``, 90 days)."""
+
+    expires_at: Timestamp | None = None
+    expires_days: Days | None = None
+    label: Line = ""
 
 
 class TokenCreated(BaseModel):
@@ -97,3 +94,19 @@ class TokenCreated(BaseModel):
     token: str
     expires_at: datetime | None
     created_at: datetime
+
+
+class TokenRead(BaseModel):
+    """A token as listed: never its secret. ``state`` is ``active``, ``expired`` or ``revoked``;
+    ``current`` marks the token the request itself carried."""
+
+    id: int
+    label: str
+    user_id: int
+    user: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    state: Literal["active", "expired", "revoked"]
+    current: bool = False

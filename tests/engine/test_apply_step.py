@@ -1,0 +1,131 @@
+"""The apply step in the Kueue manner, with a scripted backend on a simulated clock: a launch that fails
+goes back to the queue with a capped exponential backoff that ``gpuc why`` explains, a job that keeps
+failing fails with the reason instead of wedging the cycle, one bad launch never stops the others, an
+uncertain launch is resolved by looking it up instead of being failed or run twice, and ``pending:``
+references are reconciled at every step, not only after a restart."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from gpucommons.clusterfile import load_cluster
+from gpucommons.engine.events import LaunchRetry
+from gpucommons.engine.live import EngineOptions
+from gpucommons.engine.ports import LaunchSpec, LaunchUncertainError
+from gpucommons.store import jobviews
+from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
+from gpucommons.store.live import to_dt
+from tests.engine.conftest import World
+from tests.engine.test_backend_events import ScriptedBackend, engine_with, row
+
+
+@dataclass
+class Clock:
+    # Now, when the test starts: the world's award runs from a minute before it was made, for 30 days.
+    now_s: float = field(default_factory=lambda: float(int(time.time())))
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def allocations(world: World, job_id: int) -> int:
+    with world.sessions() as s:
+        query = select(func.count()).select_from(AllocationRow).where(AllocationRow.job_id == job_id)
+        return int(s.scalar(query) or 0)
+
+
+def test_a_refused_launch_backs_off_then_fails_and_never_holds_back_the_others(world: World) -> None:
+    clock = Clock()
+    t0 = clock.now_s
+    backend = ScriptedBackend()
+    retry = LaunchRetry(max_attempts=3, backoff_s=10.0, backoff_max_s=15.0)
+    engine = engine_with(
+        world, backend, EngineOptions(logs_dir=world.root / "jobs", launch_retry=retry), clock
+    )
+    bad = world.submit(["true"], gpus=1)
+    good = world.submit(["true"], gpus=1)
+    backend.refuse_jobs = {bad}
+
+    report = engine.step()
+    assert (report.started, report.launch_failures) == (1, 1)
+    assert row(world, good).state == "running" and row(world, good).backend_ref == "ref-1"
+    waiting = row(world, bad)
+    assert (waiting.state, waiting.reason_code, waiting.launch_attempts) == ("pending", "launch-retry", 1)
+    assert waiting.retry_at == to_dt(t0 + 10.0) and allocations(world, bad) == 0
+    assert "attempt 1 of 3" in waiting.reason and "Requested node configuration" in waiting.reason
+    with world.sessions() as s:
+        why = jobviews.why(s, load_cluster("demo"), waiting, to_dt(t0))
+    assert (why.code, why.estimated_start_at) == ("launch-retry", to_dt(t0 + 10.0))
+    assert "tried again" in why.unblock
+
+    clock.now_s = t0 + 9.0  # still backing off: not tried, and its reason is kept
+    assert engine.step().launch_failures == 0
+    assert (row(world, bad).launch_attempts, row(world, bad).reason_code) == (1, "launch-retry")
+    clock.now_s = t0 + 10.0
+    engine.step()
+    assert row(world, bad).retry_at == to_dt(t0 + 10.0 + 15.0)  # 10 s doubled, capped at 15 s
+    clock.now_s = t0 + 25.0
+    engine.step()
+    failed = row(world, bad)
+    assert (failed.state, failed.reason_code, failed.launch_attempts) == ("failed", "launch-failed", 3)
+    assert "launch failed 3 times" in failed.reason and allocations(world, bad) == 0
+    with world.sessions() as s:  # a job that never ran is charged nothing
+        assert s.scalars(select(UsageRow).where(UsageRow.job_id == bad)).all() == []
+
+
+def test_a_launch_that_crashes_midway_leaves_the_rest_of_the_batch_launched(world: World) -> None:
+    backend = ScriptedBackend()
+    engine = engine_with(world, backend)
+    first, second, third = (world.submit(["true"], gpus=1) for _ in range(3))
+    backend.explode_jobs = {first}
+    report = engine.step()
+    assert (report.started, report.launch_failures) == (2, 1)
+    assert [s.job_id for s in backend.launched] == [second, third]
+    assert {row(world, j).backend_ref for j in (second, third)} == {"ref-1", "ref-2"}
+    assert (row(world, first).state, row(world, first).reason_code) == ("pending", "launch-retry")
+    assert "backend crashed" in row(world, first).reason
+
+
+def test_an_uncertain_launch_is_resolved_by_lookup_and_never_launched_twice(world: World) -> None:
+    def timed_out(spec: LaunchSpec) -> None:
+        raise LaunchUncertainError("sbatch: no answer within 30 s; Slurm lists no such job yet")
+
+    backend = ScriptedBackend(on_launch=timed_out)  # accepted by the backend, but the answer was lost
+    engine = engine_with(world, backend)
+    job_id = world.submit(["true"], gpus=2)
+    engine.step()
+    uncertain = row(world, job_id)
+    assert uncertain.state == "running" and uncertain.backend_ref.startswith("pending:")
+    assert allocations(world, job_id) == 2  # its GPUs stay taken while the launch is unresolved
+    backend.on_launch = None
+    engine.step()
+    assert row(world, job_id).backend_ref == "ref-1" and len(backend.launched) == 1
+
+
+def test_pending_references_are_reconciled_at_every_step(world: World) -> None:
+    backend = ScriptedBackend()
+    engine = engine_with(world, backend)
+    engine.step()  # the engine holds the lease and has adopted everything: no restart follows
+    launched, never = world.submit(["true"], gpus=1), world.submit(["true"], gpus=1)
+    with world.sessions() as s:  # decisions whose launches were not recorded (a failed commit)
+        for job_id, node, launch_id in ((launched, "h100-1", "L1"), (never, "h100-2", "L2")):
+            job = s.get(JobRow, job_id)
+            assert job is not None
+            job.state, job.backend_ref, job.started_at = "running", f"pending:{launch_id}", job.submitted_at
+            job.award_id = world.award_id
+            s.add(
+                AllocationRow(
+                    job_id=job_id, node_index=0 if node == "h100-1" else 1, node_name=node, gpu_index=7
+                )
+            )
+        s.commit()
+    backend.accepted["L1"] = "ref-9"  # the backend runs L1; L2 never reached it
+    engine.step()
+    assert (row(world, launched).state, row(world, launched).backend_ref) == ("running", "ref-9")
+    requeued = row(world, never)
+    assert (requeued.state, requeued.reason_code, requeued.launch_attempts) == ("pending", "launch-retry", 1)
+    assert requeued.retry_at is not None and requeued.retry_at > requeued.submitted_at + timedelta(0)
