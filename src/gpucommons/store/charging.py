@@ -20,7 +20,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
@@ -101,5 +101,10 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
     )
     session.add(row)
     if award is not None:
-        award.gpu_hours_used += usage.gpu_hours
+        # An increment in SQL, not read-modify-write: another writer's charge in between is kept.
+        session.execute(
+            update(AwardRow)
+            .where(AwardRow.id == award.id)
+            .values(gpu_hours_used=AwardRow.gpu_hours_used + usage.gpu_hours)
+        )
     return row
