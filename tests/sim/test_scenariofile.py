@@ -80,6 +80,7 @@ def test_empty_scenario_runs_the_defaults(tmp_path: Path) -> None:
         borrowing=True,
         power_cap_mw=None,
         power_preempt=False,
+        siting=False,
         unlisted="error",
         power_model=PowerModel(),
     )
@@ -168,3 +169,11 @@ def test_with_power_cap_replaces_every_sites_base_cap_and_keeps_windows() -> Non
     assert [s.cap_windows for s in capped.sites] == [s.cap_windows for s in korea.sites]
     assert capped.pools == korea.pools and capped.total_gpus == korea.total_gpus
     assert [n.name for n in capped.nodes] == [n.name for n in korea.nodes]
+
+
+def test_siting_layers_like_every_other_field(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text("siting = true\n")
+    from_file = parse_scenario(path.read_text(), path)
+    assert from_file.resolve().siting is True
+    assert Scenario(siting=False).over(from_file).resolve().siting is False

@@ -131,6 +131,13 @@ def sim_command(
             help="a falling cap preempts jobs (default: it only holds starts)",
         ),
     ] = None,
+    siting: Annotated[
+        bool | None,
+        typer.Option(
+            "--siting/--no-siting",
+            help="try the sites a job may use best first: headroom, then carbon and price (default off)",
+        ),
+    ] = None,
     scenario: Annotated[
         str | None, typer.Option(help="scenario TOML (or a shipped one: philly-commons); options override it")
     ] = None,
@@ -162,6 +169,7 @@ def sim_command(
         borrowing=parse_on_off(borrowing, "--borrowing"),
         power_cap_mw=check_power_cap_mw(power_cap_mw),
         power_preempt=power_preempt,
+        siting=siting,
         unlisted=None if unlisted is None else parse_unlisted(unlisted),
     )
     run = given.over(Scenario() if scenario is None else load_scenario(scenario)).resolve()
@@ -178,6 +186,7 @@ def sim_command(
         borrowing=run.borrowing,
         power_preempt=run.power_preempt,
         power_model=run.power_model,
+        siting=run.siting,
     )
     config = build_policy(policy, placement, commons)  # before the trace: a typo fails at once
     table = read_tenants(run.tenants, {p.model.name for p in inventory.pools}) if run.tenants else None

@@ -31,14 +31,14 @@ one placement attempt, not one per job. Preemption candidates are likewise compu
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gpucommons.domain.job import Job, Placement
-from gpucommons.policy.capacity import Capacity
+from gpucommons.policy.capacity import MILLI, Capacity
 from gpucommons.policy.decisions import CAPACITY_CODES, CycleResult, PendingReason, Preemption, Start
 from gpucommons.policy.placement.shapes import never_fits_reason
 from gpucommons.policy.priority import DEFAULT_CLASS, PriorityClasses
-from gpucommons.policy.protocols import BORROWS, Admitted, Gate, PolicyConfig, StageGate
+from gpucommons.policy.protocols import BORROWS, Admitted, Gate, PolicyConfig, SitePreference, StageGate
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 NO_CAPACITY = PendingReason("not-examined", "no free accelerators left in this cycle")
@@ -53,6 +53,7 @@ class _Cycle:
     stages: tuple[StageGate, ...]
     checking: tuple[StageGate, ...] = ()  # the stages whose ``accept`` can refuse a placement
     classes: PriorityClasses | None = None  # ``None``: every job is of the default class
+    siting: SitePreference | None = None  # the gate that orders the sites a job may use, if any
     can_preempt: bool = False  # a preemptor, or a class that preempts lower ones
     starts: list[Start] = field(default_factory=list)
     preemptions: list[Preemption] = field(default_factory=list)
@@ -117,6 +118,7 @@ def _open(snapshot: Snapshot, config: PolicyConfig, now: float) -> _Cycle:
     checking = tuple(g for g in gates if g.checks_placements) if gates else ()
     classes = config.priority_classes if _classed(snapshot) else None
     can_preempt = config.preemptor is not None or (classes is not None and classes.any_preempts)
+    siting = next((g for g in gates if isinstance(g, SitePreference)), None) if gates else None
     return _Cycle(
         snapshot,
         config,
@@ -124,8 +126,9 @@ def _open(snapshot: Snapshot, config: PolicyConfig, now: float) -> _Cycle:
         config.discipline.open(snapshot, now),
         tuple(gates),
         checking,
-        classes,
-        can_preempt,
+        classes=classes,
+        siting=siting,
+        can_preempt=can_preempt,
     )
 
 
@@ -299,7 +302,53 @@ def _accepts(
 
 def _place(cycle: _Cycle, job: Job) -> tuple[Placement | None, PendingReason | None]:
     """Phase 2d: a placement every stage accepts (kept allocated), or why there is none: ``(None,
-    None)`` when it did not fit, ``(None, reason)`` when a stage refused the placement found."""
+    None)`` when it did not fit, ``(None, reason)`` when a stage refused the placement found. A job
+    several sites could take tries them in the siting gate's order; the first that takes it wins."""
+    if cycle.siting is not None:
+        order = cycle.siting.site_order(job)
+        if len(order) > 1:
+            return _place_by_site(cycle, job, order)
+    return _place_in(cycle, job)
+
+
+def _place_by_site(
+    cycle: _Cycle, job: Job, order: Sequence[str]
+) -> tuple[Placement | None, PendingReason | None]:
+    """The first site in ``order`` that takes the job on nodes already busy; if every site that can
+    take it would have to wake an idle node, the first of those. (A woken node adds its base power,
+    more than a better site saves per GPU, and fragments the pool: site preference must not cost
+    packing quality.)"""
+    capacity = cycle.snapshot.capacity
+    refused: PendingReason | None = None
+    waking: Job | None = None  # the best site's narrowed job, where it would wake a node
+    for site in order:
+        narrowed = replace(job, accepted_sites=frozenset((site,)))
+        mark = capacity.mark()
+        placement, reason = _place_in(cycle, narrowed)
+        if placement is None:
+            refused = refused or reason
+            continue
+        if not _wakes_a_node(capacity, placement):
+            return placement, None
+        capacity.rollback(mark)
+        waking = waking or narrowed
+    if waking is not None:
+        return _place_in(cycle, waking)  # the same state as when it was found: the same placement
+    return None, refused
+
+
+def _wakes_a_node(capacity: Capacity, placement: Placement) -> bool:
+    """Whether the (allocated) placement took a node that held nothing before it."""
+    nodes = capacity.cluster.nodes
+    for node, gpus in placement.node_gpus:
+        total = nodes[node].gpus
+        free_milli = sum(capacity.gpu_free_milli(node, g) for g in range(total))
+        if free_milli + len(gpus) * placement.milli == total * MILLI:
+            return True
+    return False
+
+
+def _place_in(cycle: _Cycle, job: Job) -> tuple[Placement | None, PendingReason | None]:
     capacity = cycle.snapshot.capacity
     if not cycle.checking:
         return cycle.config.placer.place(job, capacity), None

@@ -116,6 +116,14 @@ class StageGate(Protocol):
         ...
 
 
+@runtime_checkable
+class SitePreference(Protocol):
+    """Optional gate capability: the order in which to try the sites a job may use (design note 0006,
+    ``constraints/siting.py``). The cycle places the job at the first site that takes it."""
+
+    def site_order(self, job: Job) -> Sequence[str]: ...
+
+
 class AdmitOnly:
     """The hooks of a stage that only admits (narrows or refuses before placement) and keeps no tally:
     inherit them instead of writing four no-ops."""

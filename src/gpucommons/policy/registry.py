@@ -13,6 +13,7 @@ from gpucommons.policy.constraints.award import AwardStage
 from gpucommons.policy.constraints.gangs import EvenGangStage
 from gpucommons.policy.constraints.power import PowerStage
 from gpucommons.policy.constraints.residency import ResidencyStage
+from gpucommons.policy.constraints.siting import SitingStage
 from gpucommons.policy.discipline import EasyBackfill, SkipAhead, StrictLine
 from gpucommons.policy.ordering.fairshare import MultifactorOrdering
 from gpucommons.policy.ordering.fifo import FifoOrdering
@@ -85,7 +86,7 @@ def build_placer(name: str) -> Placer:
 def commons_stages(base: tuple[Stage, ...], commons: Commons) -> tuple[Stage, ...]:
     """The admission stages of a policy under ``commons``, in the order they run: award (narrows
     models), residency (narrows sites), even gangs (fixes the shape), quota (guarantees, borrowing),
-    power (narrows sites by headroom; checks the placement)."""
+    power (narrows sites by headroom; checks the placement), siting (orders the sites left)."""
     stages: list[Stage] = []
     if commons.awards:
         stages.append(AwardStage())
@@ -103,6 +104,8 @@ def commons_stages(base: tuple[Stage, ...], commons: Commons) -> tuple[Stage, ..
     stages.extend(s for s in base if not isinstance(s, QuotaStage))
     if commons.power:
         stages.append(PowerStage(commons.power_model, commons.power_preempt))
+    if commons.siting:
+        stages.append(SitingStage(commons.power_model))
     return tuple(stages)
 
 

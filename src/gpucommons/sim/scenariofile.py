@@ -11,6 +11,7 @@ Format (TOML; every key is optional, an unknown key is an error)::
     borrowing = true               # false: each award is a static partition
     power_cap_mw = 1.0             # the same cap on every site, in place of the cluster's
     power_preempt = false          # a falling cap preempts the newest preemptible jobs
+    siting = false                 # try the sites a job may use best first (policy/constraints/siting.py)
     unlisted = "error"             # or "best-effort": trace tenants missing from the tenants file
     [power_model]
     device_utilization = 0.8       # a busy device's share of its TDP
@@ -66,6 +67,7 @@ class ScenarioSpec(_Strict):
     borrowing: bool | None = None
     power_cap_mw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     power_preempt: bool | None = None
+    siting: bool | None = None
     unlisted: Unlisted | None = None
     power_model: PowerModelSpec | None = None
 
@@ -83,6 +85,7 @@ class Scenario:
     borrowing: bool | None = None
     power_cap_mw: float | None = None
     power_preempt: bool | None = None
+    siting: bool | None = None
     unlisted: Unlisted | None = None
     power_model: PowerModel | None = None
 
@@ -94,22 +97,10 @@ class Scenario:
     def resolve(self) -> RunInputs:
         """Every input of a run, with the built-in defaults under whatever is unset."""
         full = self.over(DEFAULTS)
-        assert full.cluster is not None and full.trace is not None and full.policy is not None
-        assert full.placement is not None and full.load is not None and full.borrowing is not None
-        assert full.power_preempt is not None and full.unlisted is not None and full.power_model is not None
-        return RunInputs(
-            cluster=full.cluster,
-            tenants=full.tenants,
-            trace=full.trace,
-            load=full.load,
-            policy=full.policy,
-            placement=full.placement,
-            borrowing=full.borrowing,
-            power_cap_mw=full.power_cap_mw,
-            power_preempt=full.power_preempt,
-            unlisted=full.unlisted,
-            power_model=full.power_model,
-        )
+        values = {f.name: getattr(full, f.name) for f in fields(RunInputs)}
+        unset = [name for name in REQUIRED if values[name] is None]
+        assert not unset, f"DEFAULTS leaves {unset} unset"
+        return RunInputs(**values)
 
 
 DEFAULTS = Scenario(
@@ -120,6 +111,7 @@ DEFAULTS = Scenario(
     placement="best-fit",
     borrowing=True,
     power_preempt=False,
+    siting=False,
     unlisted="error",
     power_model=PowerModel(),
 )
@@ -139,8 +131,13 @@ class RunInputs:
     borrowing: bool
     power_cap_mw: float | None
     power_preempt: bool
+    siting: bool
     unlisted: Unlisted
     power_model: PowerModel
+
+
+OPTIONAL = frozenset({"tenants", "power_cap_mw"})  # the run's inputs that may stay unset
+REQUIRED = tuple(f.name for f in fields(RunInputs) if f.name not in OPTIONAL)
 
 
 def is_path(value: str) -> bool:
@@ -180,20 +177,18 @@ def parse_scenario(text: str, path: Path) -> Scenario:
     def located(value: str | None) -> str | None:
         return str(base / value) if value is not None and is_path(value) else value
 
-    model = spec.power_model
-    return Scenario(
-        cluster=located(spec.cluster),
-        tenants=base / spec.tenants if spec.tenants is not None else None,
-        trace=located(spec.trace),
-        load=spec.load,
-        policy=spec.policy,
-        placement=spec.placement,
-        borrowing=spec.borrowing,
-        power_cap_mw=spec.power_cap_mw,
-        power_preempt=spec.power_preempt,
-        unlisted=spec.unlisted,
-        power_model=PowerModel(model.device_utilization, model.node_base_fraction) if model else None,
-    )
+    given = {name: value for name, value in spec if value is not None}
+    if "cluster" in given:
+        given["cluster"] = located(spec.cluster)
+    if "trace" in given:
+        given["trace"] = located(spec.trace)
+    if spec.tenants is not None:
+        given["tenants"] = base / spec.tenants
+    if spec.power_model is not None:
+        given["power_model"] = PowerModel(
+            spec.power_model.device_utilization, spec.power_model.node_base_fraction
+        )
+    return Scenario(**given)
 
 
 def parse_on_off(value: str | None, option: str) -> bool | None:

@@ -5,7 +5,9 @@
 - ``residency``: sovereign jobs only on sovereign sites (a placement filter);
 - ``even_gangs``: the same GPUs on every node, for backends that need it (Slurm);
 - ``quota``: guarantees from awards, borrowing of idle capacity, and reclaim;
-- ``power``: a start only while the site's projected draw stays under its cap.
+- ``power``: a start only while the site's projected draw stays under its cap;
+- ``siting``: of the sites a job may use, try the one with the most power headroom, then the least
+  carbon and price per kWh of IT load, first.
 
 ``Commons`` says which of them a run uses; ``registry.build_policy`` turns it into stages. Design note
 0006 has the protocol, the power model and how the live snapshot gets the same inputs.
@@ -22,11 +24,12 @@ from gpucommons.domain.power import PowerModel
 class Commons:
     """Which commons rules a policy enforces, and how.
 
-    ``awards``: jobs need an active, funded award (the snapshot carries the awards). ``borrowing``:
-    False makes each tenant's award a static partition (it never runs beyond its guarantee), for any
-    ordering policy. ``power``: enforce site caps (no effect on uncapped sites); ``power_preempt``: a
-    falling cap preempts the newest preemptible jobs until the site is back under it. ``even_gangs``:
-    reshape jobs to the same GPUs per node before placement."""
+        ``awards``: jobs need an active, funded award (the snapshot carries the awards). ``borrowing``:
+        False makes each tenant's award a static partition (it never runs beyond its guarantee), for any
+        ordering policy. ``power``: enforce site caps (no effect on uncapped sites); ``power_preempt``: a
+        falling cap preempts the newest preemptible jobs until the site is back under it. ``even_gangs``:
+        reshape jobs to the same GPUs per node before placement. ``siting``: try the sites a job may use
+    best first (headroom, carbon, price) instead of letting the placer choose across sites."""
 
     awards: bool = False
     residency: bool = True
@@ -35,3 +38,4 @@ class Commons:
     power_preempt: bool = False
     power_model: PowerModel = field(default_factory=PowerModel)
     even_gangs: bool = False
+    siting: bool = False
