@@ -77,7 +77,8 @@ def live_commons(backend: Backend) -> Commons:
 
 
 def job_dir(logs_dir: Path, job_id: int) -> Path:
-    """Where a job's ``stdout.log`` and ``stderr.log`` live (and it runs, unless it named a workdir)."""
+    """Where a job's ``stdout.log`` and ``stderr.log`` live (and, on Slurm, where it runs unless it
+    named a workdir; the local backend runs it in a private directory instead)."""
     return logs_dir / str(job_id)
 
 

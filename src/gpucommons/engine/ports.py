@@ -48,7 +48,8 @@ class LaunchSpec:
     node_names: tuple[str, ...]  # one per placement entry, in order
     gpu_model: str
     time_limit_s: float
-    workdir: Path
+    workdir: Path  # where the job asked to run: Slurm's --chdir; the local backend runs each job in a
+    # private directory of its own instead (backends/isolation.py), never in a path of the server's
     stdout_path: Path
     stderr_path: Path
     env: Mapping[str, str]
