@@ -1,14 +1,14 @@
 """One exception tree for the whole package, and the one table that maps it to HTTP.
 
-    GpucError                      base; its message is one line a user can act on             400
-    ├── ConfigError                a cluster file, preset or setting is invalid                 400
-    ├── TraceError                 a trace file is missing or has a malformed row               400
-    ├── UnknownNameError           a policy, placer, preset or trace name is not registered     400
-    ├── InvalidRequestError        a job or API request is malformed (negative GPUs, NUL bytes) 422
-    ├── NotFoundError              a named object does not exist (or is not visible to the caller) 404
-    ├── ConflictError              the request clashes with stored state (duplicate name, wrong status) 409
-    ├── AuthError                  no, unknown or expired API token                             401
-    └── PermissionDeniedError      authenticated, but the role does not allow this action       403
+    GpucError                  base; its message is one line a user can act on                    400
+    ├── ConfigError            a cluster file, preset or setting is invalid                       400
+    ├── TraceError             a trace file is missing or has a malformed row                     400
+    ├── UnknownNameError       a policy, placer, preset or trace name is not registered           400
+    ├── InvalidRequestError    a request is malformed or out of bounds (negative GPUs, a NUL)     422
+    ├── NotFoundError          a named object does not exist (or the caller may not see it)       404
+    ├── ConflictError          it clashes with stored state (duplicate name, wrong status)        409
+    ├── AuthError              no, unknown or expired API token                                   401
+    └── PermissionDeniedError  authenticated, but the role does not allow this action             403
 
 The CLI maps every ``GpucError`` to a one-line message and exit code 2. The service answers each with
 the status on the right (``status_for``), a JSON body ``{"detail": "<message>"}`` and the class's name

@@ -31,7 +31,7 @@ from gpucommons.errors import (
 from gpucommons.service.schemas.common import ErrorRead
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
-    400: "the server's configuration refused the request (ConfigError, UnknownNameError, TraceError)",
+    400: "configuration or backend trouble (ConfigError, UnknownNameError, TraceError, GpucError)",
     401: "no, unknown or expired API token (AuthError)",
     403: "the caller's role does not allow this (PermissionDeniedError)",
     404: "no such object, or not one the caller may see (NotFoundError)",
@@ -80,7 +80,7 @@ def _message(error: dict[str, Any]) -> str:
     bound = _BOUNDS.get(str(error.get("type")))
     ctx = error.get("ctx") or {}
     if bound is not None and bound[0] in ctx:
-        return f"{where} must be {bound[1]} {ctx[bound[0]]}, got {str(error.get('input'))[:40]}"
+        return f"{where}: must be {bound[1]} {ctx[bound[0]]}, got {str(error.get('input'))[:40]}"
     return f"{where}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}"
 
 

@@ -56,7 +56,9 @@ def close_program(program_id: Id, _admin: AdminDep, session: SessionDep) -> Prog
     return _set_status(session, program_id, "closed")
 
 
-@router.post("/{program_id:int}/auto-award", status_code=201, responses=error_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/{program_id:int}/auto-award", status_code=201, responses=error_responses(401, 403, 404, 409, 422)
+)
 def auto_award(
     program_id: Id, body: AutoAwardRequest, _admin: AdminDep, session: SessionDep, now: NowDep
 ) -> list[AwardRead]:

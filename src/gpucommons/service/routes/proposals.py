@@ -58,7 +58,9 @@ def reject(proposal_id: Id, _admin: AdminDep, session: SessionDep) -> ProposalRe
     return ProposalRead.model_validate(row)
 
 
-@router.post("/{proposal_id:int}/reviews", status_code=201, responses=error_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/{proposal_id:int}/reviews", status_code=201, responses=error_responses(401, 403, 404, 409, 422)
+)
 def review(
     proposal_id: Id, body: ReviewCreate, principal: PrincipalDep, session: SessionDep, now: NowDep
 ) -> ReviewRead:
