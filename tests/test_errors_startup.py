@@ -1,6 +1,7 @@
-"""Errors at ``gpuc up``: on the Slurm backend the cluster must be named (the demo cluster is never
-taken silently) and must be what Slurm has. Both are one-line errors with exit code 2, raised before the
-state directory is touched. Slurm's answers come from a scripted client; no Slurm is needed."""
+"""Errors at ``gpuc up``, ``gpuc server`` and ``gpuc scheduler``: on the Slurm backend the cluster
+must be named (the demo cluster is never taken silently) and must be what Slurm has. Both are one-line
+errors with exit code 2, raised before the state directory is touched. Slurm's answers come from a
+scripted client; no Slurm is needed."""
 
 from __future__ import annotations
 
@@ -85,8 +86,8 @@ def test_renamed_nodes_and_typed_gres_that_match_are_accepted() -> None:
     check_cluster_on_slurm(_cluster(_pool("fast", "H100", 1, 8)), NODES, config)
 
 
-def _gpuc_up(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    monkeypatch.setattr(sys, "argv", ["gpuc", "up", *args])
+def _gpuc(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    monkeypatch.setattr(sys, "argv", ["gpuc", *args])
     with pytest.raises(SystemExit) as exited:
         app.main()
     assert exited.value.code == 2
@@ -103,22 +104,39 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-def test_up_on_slurm_without_a_cluster_is_an_error_not_the_demo(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+STARTS = ("up", "server", "scheduler")  # every command that starts a scheduler or an API on a backend
+
+
+def _home_args(command: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    if command == "scheduler":  # no --home option: the environment names the state directory
+        monkeypatch.setenv("GPUC_HOME", str(home))
+        return []
+    return ["--home", str(home)]
+
+
+@pytest.mark.parametrize("command", STARTS)
+def test_on_slurm_without_a_cluster_is_an_error_not_the_demo(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path, command: str
 ) -> None:
-    err = _gpuc_up(monkeypatch, capsys, "--home", str(home), "--backend", "slurm")
+    err = _gpuc(monkeypatch, capsys, command, *_home_args(command, home, monkeypatch), "--backend", "slurm")
     assert "--backend slurm needs --cluster" in err and "gpuc site import-slurm" in err
     assert not home.exists()  # refused before the database is made
 
 
-def test_up_on_slurm_with_a_pool_slurm_lacks_is_an_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path
+@pytest.mark.parametrize("command", STARTS)
+def test_on_slurm_with_a_pool_slurm_lacks_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    home: Path,
+    tmp_path: Path,
+    command: str,
 ) -> None:
     site = tmp_path / "site.toml"
     site.write_text(
         f'name = "site"\n[[sites]]\nname = "s"\n{_pool("h100", "H100", 2, 8)}{_pool("b200", "B200", 1, 8)}'
     )
-    err = _gpuc_up(monkeypatch, capsys, "--home", str(home), "--backend", "slurm", "--cluster", str(site))
+    where = _home_args(command, home, monkeypatch)
+    err = _gpuc(monkeypatch, capsys, command, *where, "--backend", "slurm", "--cluster", str(site))
     assert "pool 'b200' of cluster 'site' is not in Slurm: no node 'b200-1'" in err
     assert not home.exists()
 

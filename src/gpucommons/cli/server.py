@@ -9,7 +9,13 @@ import typer
 
 from gpucommons.cli.common import console
 from gpucommons.cli.credentials import Credentials, save_credentials
-from gpucommons.cli.up import BackendOption, ClusterOption, SlurmConfigOption, settings_from_options
+from gpucommons.cli.up import (
+    BackendOption,
+    ClusterOption,
+    SlurmConfigOption,
+    check_backend_cluster,
+    settings_from_options,
+)
 from gpucommons.client import GpucClient
 from gpucommons.config import Settings
 
@@ -31,6 +37,7 @@ def server_command(
     settings = settings_from_options(
         home=home, host=host, port=port, backend=backend, cluster=cluster, slurm_config=slurm_config
     )
+    check_backend_cluster(settings)
     app = create_app(settings)
     if scheduler:
         from gpucommons.service.scheduler import start_in_background

@@ -216,6 +216,7 @@ def scheduler(
 ) -> None:
     """Run the scheduler loop alone (when the server runs with its own loop disabled, or elsewhere)."""
     settings = settings_from_options(backend=backend, cluster=cluster, slurm_config=slurm_config)
+    check_backend_cluster(settings)
     upgrade(settings.database_url)
     engine = build_engine(settings, policy)
     if once:
