@@ -155,3 +155,34 @@ def test_a_crash_after_the_process_but_before_its_reference_adopts_it_once(
     event = wait_for(second, 22, 30)
     assert (event.kind, event.exit_code) == ("finished", 0)
     assert (work_root / "22" / "runs").read_text() == "ran\n"
+
+
+def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(env: ContractEnv) -> None:
+    """The scheduler frees a cancelled job's GPUs when it decides; the job may take its grace period to
+    exit. The next job on those GPUs must not start before it has."""
+    backend = env.make_backend()
+    slow_exit = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        "    time.sleep(0.5); print('end', time.time(), flush=True); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    first = env.make_spec(13, ["python3", "-c", slow_exit], 60)
+    ref = backend.launch(first)
+    _wait_for_text(first.stdout_path, "ready")
+    backend.cancel(13, ref)
+    second = env.make_spec(14, ["python3", "-c", "import time; print('start', time.time(), flush=True)"], 60)
+    backend.launch(second)  # the same GPUs (2 and 5 of h100-1)
+    assert wait_for(backend, 14, 30).kind == "finished"
+    ended = float(first.stdout_path.read_text().split("end")[1].split()[0])
+    started = float(second.stdout_path.read_text().split()[1])
+    assert started >= ended
+
+
+def _wait_for_text(path: Path, text: str, wait_s: float = 30) -> None:
+    deadline = time.monotonic() + wait_s
+    while not (path.exists() and text in path.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
+        time.sleep(0.02)

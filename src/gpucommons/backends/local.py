@@ -60,6 +60,7 @@ from gpucommons.backends.isolation import (
 )
 from gpucommons.backends.wrapper import CLAIM_FILE, EXIT_FILE, META_FILE
 from gpucommons.engine.ports import BackendEvent, LaunchSpec
+from gpucommons.errors import GpucError
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,21 @@ PENDING_REF_PREFIX = "pending:"
 launch record and its claim, so a crash between "decided" and "launched" never runs a job twice."""
 
 WRAPPER_PATH = str(Path(wrapper.__file__).resolve())
+VACATE_POLL_S = 0.05  # how often a launch looks whether a stopping job has left the GPUs it needs
+UNKILLABLE_S = 10.0  # past the grace period, how long a killed job may take to go before launch fails
+
+
+class DevicesBusyError(GpucError):
+    """A launch found its GPUs still held by a job that would not end; the engine retries it later."""
+
+
+def _devices(spec: LaunchSpec) -> frozenset[str]:
+    """The GPUs a launch holds, as ``<node>:<gpu>``."""
+    return frozenset(
+        f"{name}:{gpu}"
+        for name, (_, gpus) in zip(spec.node_names, spec.placement.node_gpus, strict=True)
+        for gpu in gpus
+    )
 
 
 @dataclass
@@ -83,6 +99,7 @@ class _Tracked:
     popen: subprocess.Popen[bytes] | None = None
     stopping: str = ""  # "", "cancelled" or "timeout"
     term_sent_s: float = 0.0
+    devices: frozenset[str] = frozenset()  # "<node>:<gpu>" it holds, as in the launch record
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -178,6 +195,7 @@ class LocalBackend:
 
     # -- Backend ---------------------------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> str:
+        self._vacate(_devices(spec))
         job_dir = self.state_dir / str(spec.job_id)
         job_dir.mkdir(mode=0o700, exist_ok=True)
         previous = self._jobs.pop(spec.job_id, None)
@@ -217,6 +235,7 @@ class LocalBackend:
             "workdir": str(workdir),
             "command": list(spec.command),
             "env": job_environment(spec, workdir, identity),
+            "devices": sorted(_devices(spec)),
         }
         _write_json(job_dir / META_FILE, meta)  # the record exists before any process does
         popen = self._start_wrapper(job_dir, spec, () if uid_lock is None else (uid_lock,))
@@ -238,6 +257,7 @@ class LocalBackend:
             uid=identity.uid,
             workdir=workdir,
             popen=popen,
+            devices=_devices(spec),
         )
         return ref
 
@@ -344,6 +364,27 @@ class LocalBackend:
         return uid
 
     # -- watching --------------------------------------------------------------------------------
+    def _vacate(self, devices: frozenset[str]) -> None:
+        """Wait until no stopping job still holds any of ``devices``: the scheduler frees a cancelled or
+        preempted job's GPUs when it decides, but its processes may take up to ``grace_s`` to exit, and
+        two jobs must never hold one GPU at once. Past the grace period the job is killed."""
+        holders = [t for t in self._jobs.values() if t.stopping and t.devices & devices]
+        for tracked in holders:
+            while self._is_alive(tracked):
+                waited_s = self.clock() - tracked.term_sent_s
+                if waited_s >= self.grace_s + UNKILLABLE_S:  # a process SIGKILL cannot end (stuck I/O)
+                    raise DevicesBusyError(
+                        f"GPUs {', '.join(sorted(tracked.devices & devices))} still held by job "
+                        f"{tracked.job_id}, {waited_s:.0f} s after it was told to stop"
+                    )
+                if waited_s >= self.grace_s:
+                    _killpg(tracked.pid, signal.SIGKILL)
+                if tracked.popen is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        tracked.popen.wait(VACATE_POLL_S)
+                else:
+                    time.sleep(VACATE_POLL_S)  # not our child: poll /proc until it is gone
+
     def _stop(self, tracked: _Tracked, why: str) -> None:
         tracked.stopping = why
         tracked.term_sent_s = self.clock()
@@ -410,6 +451,7 @@ class LocalBackend:
         deadline = meta.get("deadline_s")
         deadline_s = float(deadline) if isinstance(deadline, int | float) else float("inf")
         recorded = meta.get("workdir")
+        devices = meta.get("devices")
         self._jobs[job_id] = _Tracked(
             job_id,
             ref,
@@ -419,6 +461,9 @@ class LocalBackend:
             self.state_dir / str(job_id),
             uid=_int_or_none(meta.get("uid")),
             workdir=Path(recorded) if isinstance(recorded, str) and recorded else None,
+            devices=frozenset(d for d in devices if isinstance(d, str))
+            if isinstance(devices, list)
+            else frozenset(),
         )
 
     def _resolve_pending(self, job_id: int, launch_id: str) -> str | None:
