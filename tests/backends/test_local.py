@@ -175,10 +175,18 @@ def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(env: ContractEnv)
     backend.cancel(13, ref)
     second = env.make_spec(14, ["python3", "-c", "import time; print('start', time.time(), flush=True)"], 60)
     backend.launch(second)  # the same GPUs (2 and 5 of h100-1)
-    assert wait_for(backend, 14, 30).kind == "finished"
+    events = []
+    deadline = time.monotonic() + 30
+    while not any(e.job_id == 14 and e.kind == "finished" for e in events):
+        assert time.monotonic() < deadline, events
+        events.extend(backend.poll())
+        time.sleep(0.05)
     ended = float(first.stdout_path.read_text().split("end")[1].split()[0])
     started = float(second.stdout_path.read_text().split()[1])
     assert started >= ended
+    # The segment is charged from when the process started, after the wait, not from the decision.
+    (reported,) = [e.at_s for e in events if e.job_id == 14 and e.kind == "started"]
+    assert ended - 0.05 <= reported <= started
 
 
 def _wait_for_text(path: Path, text: str, wait_s: float = 30) -> None:

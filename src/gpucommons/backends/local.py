@@ -100,6 +100,7 @@ class _Tracked:
     stopping: str = ""  # "", "cancelled" or "timeout"
     term_sent_s: float = 0.0
     devices: frozenset[str] = frozenset()  # "<node>:<gpu>" it holds, as in the launch record
+    launched_s: float | None = None  # when its process started, until ``poll`` has reported it
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -258,6 +259,7 @@ class LocalBackend:
             workdir=workdir,
             popen=popen,
             devices=_devices(spec),
+            launched_s=now,
         )
         return ref
 
@@ -279,6 +281,9 @@ class LocalBackend:
         now = self.clock()
         events = []
         for tracked in list(self._jobs.values()):
+            if tracked.launched_s is not None:  # the segment's real start, after any wait in launch
+                events.append(BackendEvent(tracked.job_id, "started", tracked.launched_s, tracked.ref))
+                tracked.launched_s = None
             event = self._check(tracked, now)
             if event is not None:
                 events.append(event)
