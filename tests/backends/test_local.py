@@ -16,7 +16,7 @@ import pytest
 from gpucommons.backends.local import WRAPPER_PATH, LocalBackend
 from gpucommons.backends.wrapper import ABANDONED_EXIT
 from gpucommons.domain.job import Placement
-from gpucommons.engine.ports import LaunchSpec
+from gpucommons.engine.ports import BackendEvent, LaunchSpec, NodeUnavailableError
 from tests.backends.contract import CHECKS, ContractEnv, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -175,7 +175,7 @@ def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(env: ContractEnv)
     backend.cancel(13, ref)
     second = env.make_spec(14, ["python3", "-c", "import time; print('start', time.time(), flush=True)"], 60)
     backend.launch(second)  # the same GPUs (2 and 5 of h100-1)
-    events = []
+    events: list[BackendEvent] = []
     deadline = time.monotonic() + 30
     while not any(e.job_id == 14 and e.kind == "finished" for e in events):
         assert time.monotonic() < deadline, events
@@ -194,3 +194,11 @@ def _wait_for_text(path: Path, text: str, wait_s: float = 30) -> None:
     while not (path.exists() and text in path.read_text()):
         assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
         time.sleep(0.02)
+
+
+def test_a_launch_onto_a_node_out_of_service_runs_nothing(tmp_path: Path, work_root: Path) -> None:
+    backend = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root, down_nodes=("h100-1",))
+    spec = spec_builder(tmp_path / "spec")(15, ["true"], 60)
+    with pytest.raises(NodeUnavailableError, match="h100-1"):
+        backend.launch(spec)
+    assert backend.poll() == [] and not (tmp_path / "state" / "15" / "meta.json").exists()

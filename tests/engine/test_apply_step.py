@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from gpucommons.clusterfile import load_cluster
 from gpucommons.engine.events import LaunchRetry
 from gpucommons.engine.live import EngineOptions
-from gpucommons.engine.ports import LaunchSpec, LaunchUncertainError
+from gpucommons.engine.ports import LaunchSpec, LaunchUncertainError, NodeUnavailableError
 from gpucommons.store import jobviews
 from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
 from gpucommons.store.live import to_dt
@@ -129,3 +129,28 @@ def test_pending_references_are_reconciled_at_every_step(world: World) -> None:
     requeued = row(world, never)
     assert (requeued.state, requeued.reason_code, requeued.launch_attempts) == ("pending", "launch-retry", 1)
     assert requeued.retry_at is not None and requeued.retry_at > requeued.submitted_at + timedelta(0)
+
+
+def test_a_node_drained_before_the_launch_returns_the_job_to_the_queue_uncharged(world: World) -> None:
+    backend = ScriptedBackend()
+    engine = engine_with(world, backend)
+
+    def drained(spec: LaunchSpec) -> None:
+        raise NodeUnavailableError(f"node {spec.node_names[0]} is out of service")
+
+    backend.on_launch = drained
+    job_id = world.submit(["true"], gpus=1)
+    report = engine.step()
+    assert (report.started, report.launch_failures) == (0, 1)
+    job = row(world, job_id)
+    assert (job.state, job.reason_code, job.launch_attempts, job.backend_ref) == (
+        "pending",
+        "node-unavailable",
+        0,
+        "",
+    )
+    assert allocations(world, job_id) == 0
+    with world.sessions() as s:
+        assert s.scalars(select(UsageRow).where(UsageRow.job_id == job_id)).first() is None
+    backend.on_launch = None
+    assert engine.step().started == 1 and row(world, job_id).state == "running"

@@ -19,8 +19,10 @@ from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
 from gpucommons.errors import GpucError
 from gpucommons.policy.registry import build_policy
+from gpucommons.store.charging import end_segment
 from gpucommons.store.jobs import JobRow, SchedulerLeaseRow, UsageRow
-from gpucommons.store.live import to_s
+from gpucommons.store.live import to_dt, to_s
+from gpucommons.store.models import AwardRow
 from tests.backends.test_slurm_unit import ScriptedCli, squeue
 from tests.engine.conftest import World
 
@@ -203,3 +205,35 @@ def test_a_backend_that_needs_even_gangs_gets_the_same_gpus_on_every_node(
     world.submit(["true"], gpus=12)
     engine.step()
     assert sorted(len(g) for _, g in backend.launched[0].placement.node_gpus) == want
+
+
+def test_a_preempted_run_is_charged_until_its_process_really_ended(world: World) -> None:
+    """The scheduler closes a preempted job's segment when it decides; the process holds its GPUs until
+    it exits (the next job on them starts only then), so its late end extends the segment."""
+    backend = ScriptedBackend()
+    engine = engine_with(world, backend)
+    job_id = world.submit(["sleep", "600"], gpus=2)
+    engine.step()
+    started_s = to_s(row(world, job_id).started_at)  # type: ignore[arg-type]
+    with world.sessions() as s:  # what recording a preemption does (LiveStore.record)
+        job = s.get(JobRow, job_id)
+        assert job is not None and job.backend_ref == "ref-1"
+        end_segment(s, load_cluster("demo"), job, to_dt(started_s + 60))
+        job.state, job.backend_ref, job.started_at = "pending", "", None
+        s.commit()
+    backend.events = [BackendEvent(job_id, "cancelled", started_s + 90, "ref-1")]
+    engine.step()
+    with world.sessions() as s:
+        usage = s.scalars(select(UsageRow).where(UsageRow.job_id == job_id)).one()
+        award = s.get(AwardRow, world.award_id)
+        job = s.get(JobRow, job_id)
+        assert award is not None and job is not None
+        assert (to_s(usage.ended_at), usage.backend_ref) == (started_s + 90, "ref-1")
+        assert usage.gpu_hours == pytest.approx(2 * 90 / 3600)
+        assert usage.cost_krw == round(2 * 90 / 3600 * 3600)  # the world's price: 3,600 won per GPU-hour
+        assert award.gpu_hours_used == pytest.approx(usage.gpu_hours)
+        assert job.attained_gpu_s == pytest.approx(2 * 90)
+    backend.events = [BackendEvent(job_id, "cancelled", started_s + 80, "ref-1")]  # nothing to extend
+    engine.step()
+    with world.sessions() as s:
+        assert to_s(s.scalars(select(UsageRow)).one().ended_at) == started_s + 90

@@ -59,7 +59,7 @@ from gpucommons.backends.isolation import (
     sweep_uid,
 )
 from gpucommons.backends.wrapper import CLAIM_FILE, EXIT_FILE, META_FILE
-from gpucommons.engine.ports import BackendEvent, LaunchSpec
+from gpucommons.engine.ports import BackendEvent, LaunchSpec, NodeUnavailableError
 from gpucommons.errors import GpucError
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,9 @@ class LocalBackend:
 
     # -- Backend ---------------------------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> str:
+        down = self.unavailable_nodes() & set(spec.node_names)
+        if down:  # taken out of service after the decision: run nothing there
+            raise NodeUnavailableError(f"node {', '.join(sorted(down))} is out of service")
         self._vacate(_devices(spec))
         job_dir = self.state_dir / str(spec.job_id)
         job_dir.mkdir(mode=0o700, exist_ok=True)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.engine.ports import BackendEvent
-from gpucommons.store.charging import end_segment
+from gpucommons.store.charging import end_segment, extend_segment
 from gpucommons.store.jobs import JobRow, claim_job
 from gpucommons.store.live import PENDING_REF_PREFIX, release, to_dt
 
@@ -103,6 +103,17 @@ def launch_failed(session: Session, row: JobRow, at: datetime, error: str, retry
     session.flush()
 
 
+def _late_end(session: Session, event: BackendEvent) -> bool:
+    """The end of a run the scheduler already closed (it preempted the job, which then ran until its
+    process exited): the segment is charged up to that end (``extend_segment``)."""
+    if event.kind not in ENDS | {"lost", "requeued"} or not event.backend_ref or event.job_id <= 0:
+        return False
+    row = claim_job(session, event.job_id)
+    if row is None:
+        return False
+    return extend_segment(session, row, event.backend_ref, to_dt(event.at_s)) is not None
+
+
 def apply_event(
     session: Session,
     cluster: Cluster,
@@ -113,7 +124,7 @@ def apply_event(
     """Apply ``event``; returns whether it changed the job."""
     row = claim_job(session, event.job_id, JobRow.state == "running", _same_segment(event))
     if row is None:
-        return False
+        return _late_end(session, event)
     if event.kind == "started":
         row.backend_ref = event.backend_ref or row.backend_ref
         started = to_dt(event.at_s)

@@ -57,6 +57,7 @@ from gpucommons.engine.ports import (
     HoldsForeignGpus,
     LaunchSpec,
     LaunchUncertainError,
+    NodeUnavailableError,
     max_call_s,
 )
 from gpucommons.errors import GpucError
@@ -348,6 +349,10 @@ class LiveEngine:
         except LaunchUncertainError as exc:
             log.warning("launch of job %d uncertain, resolving it at the next step: %s", job_id, exc)
             return True
+        except NodeUnavailableError as exc:
+            log.info("job %d back to the queue: %s", job_id, exc)
+            self._unplace(job_id, intent, _one_line(exc))
+            return False
         except Exception as exc:
             if isinstance(exc, OSError | GpucError):
                 log.warning("launch of job %d failed: %s", job_id, _one_line(exc))
@@ -371,6 +376,17 @@ class LiveEngine:
             row.reason_code, row.reason = "cancelled", "cancelled before it was launched"
         self._fence(session)
         session.commit()
+
+    def _unplace(self, job_id: int, intent: str, why: str) -> None:
+        """A start that never ran goes back to the queue as it was: no charge, no failed attempt."""
+        with self.sessions() as session:
+            row = claim_job(session, job_id, JobRow.state == "running", JobRow.backend_ref == intent)
+            if row is not None:
+                release(session, job_id)
+                row.state, row.backend_ref, row.started_at = "pending", "", None
+                row.reason_code, row.reason = "node-unavailable", why[:500]
+            self._fence(session)
+            session.commit()
 
     def _launch_failed(self, job_id: int, intent: str, error: str) -> None:
         with self.sessions() as session:

@@ -77,6 +77,12 @@ class LaunchUncertainError(GpucError):
     it neither fails nor relaunches it meanwhile."""
 
 
+class NodeUnavailableError(GpucError):
+    """A launch found a node of its placement out of service since the decision (drained between the
+    step's look at the nodes and the launch). Nothing ran; the engine puts the job back in the queue
+    without counting a failed attempt, and the next cycle places it elsewhere."""
+
+
 class Backend(Protocol):
     """A live execution backend (local processes, Slurm). The live engine adapts it to ``Executor``.
 

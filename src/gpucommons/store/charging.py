@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.metering import Billing, Pricing, gpu_seconds, meter_segment, rate_for
+from gpucommons.metering.pricing import SECONDS_PER_HOUR, Rate, charge_krw
 from gpucommons.store.base import Base
 from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
 from gpucommons.store.models import AwardRow, InstitutionRow, ProgramRow, ProjectRow
@@ -66,6 +67,16 @@ def billed_gpu_s(session: Session, job: JobRow) -> Fraction:
     return sum((gpu_seconds(gpus, ended - started) for gpus, started, ended in spans), Fraction(0))
 
 
+def _rate(session: Session, project_id: int, award: AwardRow | None) -> Rate:
+    """The rate the project pays under ``award``'s program (list price when it states no discount)."""
+    program = _held(session, ProgramRow, award.program_id if award is not None else None)
+    project = _held(session, ProjectRow, project_id)
+    institution = _held(session, InstitutionRow, project.institution_id if project is not None else None)
+    kind = institution.kind if institution is not None else "enterprise"
+    youth = bool(institution.youth_startup) if institution is not None else False
+    return rate_for(pricing_of(program), kind, youth)
+
+
 def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datetime) -> UsageRow | None:
     """Meter and charge the segment ``job`` ran since ``job.started_at``; free its allocations."""
     freed = delete(AllocationRow).where(AllocationRow.job_id == job.id).returning(AllocationRow.node_index)
@@ -78,12 +89,7 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
     pool = cluster.pool_by_name[cluster.nodes[allocations[0]].pool]
     site = cluster.site_by_name[pool.site]
     award = _held(session, AwardRow, job.award_id)
-    program = _held(session, ProgramRow, award.program_id if award is not None else None)
-    project = _held(session, ProjectRow, job.project_id)
-    institution = _held(session, InstitutionRow, project.institution_id if project is not None else None)
-    kind = institution.kind if institution is not None else "enterprise"
-    youth = bool(institution.youth_startup) if institution is not None else False
-    billing = Billing(rate_for(pricing_of(program), kind, youth), billed)
+    billing = Billing(_rate(session, job.project_id, award), billed)
     usage = meter_segment(pool.model, len(allocations), held, site, billing)
     row = UsageRow(
         job_id=job.id,
@@ -98,6 +104,7 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
         cost_krw=usage.cost_krw,
         co2_kg=usage.co2_kg,
         flops=usage.flops,
+        backend_ref=job.backend_ref or None,
     )
     session.add(row)
     if award is not None:
@@ -107,4 +114,46 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
             .where(AwardRow.id == award.id)
             .values(gpu_hours_used=AwardRow.gpu_hours_used + usage.gpu_hours)
         )
+    return row
+
+
+def extend_segment(session: Session, job: JobRow, backend_ref: str, ended_at: datetime) -> UsageRow | None:
+    """Charge a segment the scheduler closed when it decided to stop the run (a preemption) up to when
+    the run really ended: the process held its GPUs until it exited, and the next job on them starts
+    only then (the backends see to that). ``job``: claimed by the caller. Returns the segment, or
+    ``None`` when no segment of ``job`` meters ``backend_ref`` or it already ends at or after
+    ``ended_at``. Quantities grow in proportion to the GPU time; the charge is the quote of the
+    segment's new GPU time after the job's earlier segments, as ``end_segment`` charges it."""
+    if not backend_ref:
+        return None
+    row = session.scalars(
+        select(UsageRow).where(UsageRow.job_id == job.id, UsageRow.backend_ref == backend_ref)
+    ).first()
+    if row is None or ended_at <= row.ended_at:
+        return None
+    before = gpu_seconds(row.gpus, row.ended_at - row.started_at)
+    after = gpu_seconds(row.gpus, ended_at - row.started_at)
+    award_match = UsageRow.award_id.is_(None) if row.award_id is None else UsageRow.award_id == row.award_id
+    earlier = session.execute(
+        select(UsageRow.gpus, UsageRow.started_at, UsageRow.ended_at).where(
+            UsageRow.job_id == job.id, award_match, UsageRow.started_at < row.started_at
+        )
+    )
+    billed = sum((gpu_seconds(g, end - start) for g, start, end in earlier), Fraction(0))
+    award = _held(session, AwardRow, row.award_id)
+    grown_hours = float(after - before) / SECONDS_PER_HOUR
+    if before > 0:
+        scale = float(after / before)
+        row.energy_kwh, row.co2_kg, row.flops = row.energy_kwh * scale, row.co2_kg * scale, row.flops * scale
+    row.gpu_hours = float(after) / SECONDS_PER_HOUR
+    row.cost_krw = charge_krw(_rate(session, job.project_id, award), billed, after)
+    row.ended_at = ended_at
+    job.attained_gpu_s += float(after - before)
+    if award is not None:
+        session.execute(
+            update(AwardRow)
+            .where(AwardRow.id == award.id)
+            .values(gpu_hours_used=AwardRow.gpu_hours_used + grown_hours)
+        )
+    session.flush()
     return row

@@ -141,6 +141,7 @@ class UsageRow(Base):
     ``cost_krw`` is whole won."""
 
     __tablename__ = "usage"
+    __table_args__ = (Index("ix_usage_job_backend_ref", "job_id", "backend_ref"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
@@ -155,6 +156,7 @@ class UsageRow(Base):
     cost_krw: Mapped[int] = mapped_column(BigInteger)
     co2_kg: Mapped[float] = mapped_column(Float)
     flops: Mapped[float] = mapped_column(Float)
+    backend_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the run it meters
 
     @validates("cost_krw")
     def _whole_won(self, key: str, value: int | float) -> int:

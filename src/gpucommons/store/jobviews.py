@@ -37,6 +37,7 @@ UNBLOCK = {
     "lost": "nothing: it was requeued and restarts when GPUs are free",
     "requeued": "nothing: it restarts when GPUs are free",
     "launch-retry": "nothing: its launch failed; it is tried again from the estimated start",
+    "node-unavailable": "nothing: its node went out of service before it started; it is placed again",
 }
 
 # Reasons free GPUs alone do not lift, so an estimate from running jobs' ends would mislead.
