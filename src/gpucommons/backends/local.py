@@ -196,10 +196,10 @@ class LocalBackend:
 
     # -- Backend ---------------------------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> str:
-        down = self.unavailable_nodes() & set(spec.node_names)
-        if down:  # taken out of service after the decision: run nothing there
-            raise NodeUnavailableError(f"node {', '.join(sorted(down))} is out of service")
         self._vacate(_devices(spec))
+        down = self.unavailable_nodes() & set(spec.node_names)
+        if down:  # taken out of service since the decision (or while the GPUs were vacated)
+            raise NodeUnavailableError(f"node {', '.join(sorted(down))} is out of service")
         job_dir = self.state_dir / str(spec.job_id)
         job_dir.mkdir(mode=0o700, exist_ok=True)
         previous = self._jobs.pop(spec.job_id, None)
@@ -460,6 +460,7 @@ class LocalBackend:
         deadline_s = float(deadline) if isinstance(deadline, int | float) else float("inf")
         recorded = meta.get("workdir")
         devices = meta.get("devices")
+        launched = meta.get("launched_s")
         self._jobs[job_id] = _Tracked(
             job_id,
             ref,
@@ -472,6 +473,8 @@ class LocalBackend:
             devices=frozenset(d for d in devices if isinstance(d, str))
             if isinstance(devices, list)
             else frozenset(),
+            # A launch by a server that died before it reported the start: report it now.
+            launched_s=float(launched) if isinstance(launched, int | float) else None,
         )
 
     def _resolve_pending(self, job_id: int, launch_id: str) -> str | None:
