@@ -95,7 +95,7 @@ def test_adopt_reports_stray_processes_as_unknown(env: ContractEnv) -> None:
     first = env.make_backend()
     ref = first.launch(env.make_spec(12, ["sleep", "30"], 60))
     events = env.make_backend().adopt([])
-    assert [(e.job_id, e.kind, e.backend_ref) for e in events] == [(0, "unknown", ref)]
+    assert [(e.job_id, e.kind, e.backend_ref) for e in events] == [(12, "unknown", ref)]
     pid = int(ref.split(":")[0])
     first.cancel(12, ref)
     assert wait_for(first, 12, 30).kind == "cancelled"

@@ -98,14 +98,16 @@ def test_won_must_be_the_quote_of_the_charged_time() -> None:
     assert counts([wrong], [run(1, 1.05, 1.45)])["charge_mismatches"] == 1
 
 
-def test_a_start_decided_on_a_drained_node_is_found() -> None:
-    drains = (Drain("h100-1", 5.0, 9.0),)
-    decided_in = [job(1, (6.0, 7.0))]
-    assert counts(decided_in, [run(1, 6.1, 6.9)], drains=drains)["drained_starts"] == 1
-    decided_before = [job(1, (4.9, 7.0))]  # the step began before the drain: it may not have seen it
-    assert counts(decided_before, [run(1, 5.1, 6.9)], drains=drains)["drained_starts"] == 0
-    elsewhere = [job(1, (6.0, 7.0))]
-    assert counts(elsewhere, [run(1, 6.1, 6.9, node="h100-2")], drains=drains)["drained_starts"] == 0
+def test_a_start_on_a_drained_node_is_found_once_the_service_must_know() -> None:
+    drains = (Drain("h100-1", 5.0, 20.0),)
+    late = [job(1, (9.0, 10.0))]
+    assert counts(late, [run(1, 9.1, 9.9)], drains=drains)["drained_starts"] == 1
+    settling = [job(1, (6.0, 7.0))]  # within a step and a launch of the drain: it may not have seen it
+    assert counts(settling, [run(1, 6.1, 6.9)], drains=drains)["drained_starts"] == 0
+    elsewhere = [job(1, (9.0, 10.0))]
+    assert counts(elsewhere, [run(1, 9.1, 9.9, node="h100-2")], drains=drains)["drained_starts"] == 0
+    after = [job(1, (21.0, 22.0))]
+    assert counts(after, [run(1, 21.1, 21.9)], drains=drains)["drained_starts"] == 0
 
 
 def test_a_cancel_nobody_asked_for_is_lost_but_an_asked_one_is_not() -> None:

@@ -520,5 +520,7 @@ class LocalBackend:
             parsed = _parse_ref(self._recorded_ref(job_id, self._read_meta(job_id)))
             if parsed is not None and _alive(*parsed):
                 ref = f"{parsed[0]}:{parsed[1]}"
-                events.append(BackendEvent(0, "unknown", self.clock(), ref, None, f"job {job_dir.name}"))
+                # The job id travels with it: cancelling it then reports the run's end, which charges
+                # the segment it belonged to up to when it really stopped (``extend_segment``).
+                events.append(BackendEvent(job_id, "unknown", self.clock(), ref, None, f"job {job_dir.name}"))
         return events

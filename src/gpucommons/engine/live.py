@@ -233,7 +233,7 @@ class LiveEngine:
             self.event_counts[event.kind] += 1
             if event.kind == "unknown":
                 if self._unknown(event):
-                    cancels.append((0, event.backend_ref))
+                    cancels.append((event.job_id, event.backend_ref))
                 continue
             apply_event(
                 session, self.cluster, event, self.options.max_lost_requeues, self.options.launch_retry
