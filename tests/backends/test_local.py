@@ -202,3 +202,15 @@ def test_a_launch_onto_a_node_out_of_service_runs_nothing(tmp_path: Path, work_r
     with pytest.raises(NodeUnavailableError, match="h100-1"):
         backend.launch(spec)
     assert backend.poll() == [] and not (tmp_path / "state" / "15" / "meta.json").exists()
+
+
+def test_a_run_that_ended_while_no_server_watched_is_reported_once(tmp_path: Path, work_root: Path) -> None:
+    make_spec = spec_builder(tmp_path / "spec")
+    first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+    ref = first.launch(make_spec(16, ["true"], 60))
+    _wait_for_file(tmp_path / "state" / "16" / "exit_code")  # it ended; the server that ran it is gone
+    second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+    (event,) = second.adopt([])  # the job is no longer running in the commons' records
+    assert (event.job_id, event.kind, event.backend_ref, event.exit_code) == (16, "finished", ref, 0)
+    assert event.at_s == (tmp_path / "state" / "16" / "exit_code").stat().st_mtime
+    assert LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root).adopt([]) == []

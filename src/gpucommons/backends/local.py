@@ -69,6 +69,7 @@ PENDING_REF_PREFIX = "pending:"
 launch record and its claim, so a crash between "decided" and "launched" never runs a job twice."""
 
 WRAPPER_PATH = str(Path(wrapper.__file__).resolve())
+REPORTED_FILE = "reported"  # in a job's directory: the end of its last run was reported
 VACATE_POLL_S = 0.05  # how often a launch looks whether a stopping job has left the GPUs it needs
 UNKILLABLE_S = 10.0  # past the grace period, how long a killed job may take to go before launch fails
 
@@ -212,7 +213,7 @@ class LocalBackend:
             last_uid = previous.uid
         else:
             last_uid = self._end_recorded(spec.job_id)
-        for stale in (EXIT_FILE, CLAIM_FILE, META_FILE):
+        for stale in (EXIT_FILE, CLAIM_FILE, META_FILE, REPORTED_FILE):
             (job_dir / stale).unlink(missing_ok=True)
         identity, uid_lock = self._identity(spec.job_id, last_uid)
         try:
@@ -425,6 +426,8 @@ class LocalBackend:
             self._sweep(tracked.uid, tracked)
         if tracked.workdir is not None:
             WorkArea.lock(tracked.workdir)
+        with contextlib.suppress(OSError):  # its end goes out with this event (no directory: no run)
+            (tracked.job_dir / REPORTED_FILE).touch()
         if tracked.stopping:
             kind = tracked.stopping
         elif exit_code is not None:
@@ -511,13 +514,23 @@ class LocalBackend:
         return self._jobs[job_id], started_s
 
     def _strays(self, known: set[int]) -> list[BackendEvent]:
-        """Live processes this backend started for jobs the caller no longer counts as running."""
+        """Live processes this backend started for jobs the caller no longer counts as running, and the
+        ends of runs that exited while no server watched them (a preempted run told to stop by a
+        server that died before it saw the run go): each reported once, so the segment it belonged to
+        is charged up to its real end."""
         events = []
         for job_dir in sorted(self.state_dir.iterdir()):
             if not job_dir.name.isdigit() or int(job_dir.name) in known:
                 continue
             job_id = int(job_dir.name)
             parsed = _parse_ref(self._recorded_ref(job_id, self._read_meta(job_id)))
+            if parsed is not None and not _alive(*parsed) and not (job_dir / REPORTED_FILE).exists():
+                exit_code, ended_s = self._exit_code(job_dir, self.clock())
+                if exit_code is not None:
+                    kind = "finished" if exit_code == 0 else "failed"
+                    events.append(BackendEvent(job_id, kind, ended_s, f"{parsed[0]}:{parsed[1]}", exit_code))
+                    (job_dir / REPORTED_FILE).touch()
+                continue
             if parsed is not None and _alive(*parsed):
                 ref = f"{parsed[0]}:{parsed[1]}"
                 # The job id travels with it: cancelling it then reports the run's end, which charges
