@@ -214,3 +214,13 @@ def test_a_run_that_ended_while_no_server_watched_is_reported_once(tmp_path: Pat
     assert (event.job_id, event.kind, event.backend_ref, event.exit_code) == (16, "finished", ref, 0)
     assert event.at_s == (tmp_path / "state" / "16" / "exit_code").stat().st_mtime
     assert LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root).adopt([]) == []
+
+
+def test_relaunching_a_job_still_stopping_reports_the_old_runs_end(env: ContractEnv) -> None:
+    backend = env.make_backend()
+    trap = "trap '' TERM; while true; do sleep 0.05; done"  # ignores SIGTERM: still stopping later
+    old = backend.launch(env.make_spec(17, ["sh", "-c", trap], 60))
+    backend.cancel(17, old)
+    new = backend.launch(env.make_spec(17, ["true"], 60))  # the job's next segment
+    events = [(e.kind, e.backend_ref) for e in backend.poll() if e.job_id == 17]
+    assert ("cancelled", old) in events and new != old

@@ -186,6 +186,7 @@ class LocalBackend:
         self.job_uids = UidRange.parse(job_uids) if isinstance(job_uids, str) else job_uids
         self.switch_user = can_switch_user()
         self._jobs: dict[int, _Tracked] = {}
+        self._ended: list[BackendEvent] = []  # ends seen outside ``poll``, reported by the next one
         if home is not None:
             try:
                 secure_home(home)
@@ -211,6 +212,9 @@ class LocalBackend:
                     previous.popen.wait(5)  # its wrapper gives the uid's lock back as it exits
             self._sweep(previous.uid, previous)
             last_uid = previous.uid
+            # Its end still goes out (the segment it belonged to is charged up to here).
+            ended = BackendEvent(spec.job_id, previous.stopping or "cancelled", self.clock(), previous.ref)
+            self._ended.append(ended)
         else:
             last_uid = self._end_recorded(spec.job_id)
         for stale in (EXIT_FILE, CLAIM_FILE, META_FILE, REPORTED_FILE):
@@ -283,7 +287,7 @@ class LocalBackend:
 
     def poll(self) -> list[BackendEvent]:
         now = self.clock()
-        events = []
+        events, self._ended = self._ended, []
         for tracked in list(self._jobs.values()):
             if tracked.launched_s is not None:  # the segment's real start, after any wait in launch
                 events.append(BackendEvent(tracked.job_id, "started", tracked.launched_s, tracked.ref))
