@@ -20,13 +20,12 @@ The columns (each must be 0):
   second's worth, whose won are not exactly the quote of its charged GPU time (the one rounding rule),
   or that ran more often than it was metered; an award whose ``gpu_hours_used`` is not the sum of its
   usage rows counts once too;
-- ``drained_starts``: a run on a node that was out of service both when the scheduler decided it and
-  when it started. A scheduler step stamps its decisions with the time it began and reads the
-  unavailable nodes after that, before it launches; so a decision stamped after the drain was written
-  and a start before it was lifted prove that the step saw the node drained and placed the job there
-  anyway. (A scheduler that adopts a launch after a restart moves the segment's start from the
-  decision to the launch; a decision made just before a drain and launched across a restart after it
-  would be flagged too. The evidence line shows both times.)
+- ``drained_starts``: a run that started on a node more than ``DRAIN_SETTLE_S`` after the node was
+  taken out of service, and before it came back. The service cannot see a drain before its next step
+  and checks it again when it launches; a launch may then still wait for a stopping job to leave its
+  GPUs (the harness's jobs take at most 1.5 s) and start its process. A start later than that was
+  placed or launched by a service that knew the node was out of service. (Segments start when the
+  backend really started the run, not at the decision, so the decision time is not in the database.)
 
 Records are only ever a sub-interval of the process's life (the wrapper starts before the job's
 first ``date`` and ends after its last), so an overlap found in them is a real one.
@@ -53,6 +52,7 @@ from gpucommons.store.models import AwardRow, InstitutionRow, ProgramRow, Projec
 
 TERMINAL = frozenset({"finished", "failed", "cancelled", "timeout", "lost"})
 SECOND_S = 1.0  # "a second's worth" of GPU time per GPU and segment
+DRAIN_SETTLE_S = 3.0  # a step to see the drain, a launch's wait for GPUs to be vacated, a process start
 CLOCK_SLACK_S = 0.001  # stored times keep microseconds; a record's clock reading may round the other way
 
 RECORD_SCRIPT = r"""
@@ -383,20 +383,56 @@ def _segment_index(job: JobFacts, run: Run) -> int | None:
     return best
 
 
-def _segment_of(job: JobFacts, run: Run) -> Segment | None:
-    index = _segment_index(job, run)
-    return None if index is None else job.segments[index]
-
-
 def _check_drained(found: Findings, job: JobFacts, runs: list[Run], drains: Sequence[Drain]) -> None:
     for run in runs:
         nodes = {node for node, _ in run.gpus}
-        seg = _segment_of(job, run)
-        decided_s = seg.start_s if seg is not None else run.start_s
         for drain in drains:
-            if drain.node in nodes and drain.on_s < decided_s and run.start_s < drain.off_s:
+            if drain.node in nodes and drain.on_s + DRAIN_SETTLE_S < run.start_s < drain.off_s:
+                late_s = run.start_s - drain.on_s
                 found.drained_starts[job.id] = (
-                    f"started on {drain.node} (decided {decided_s:.3f}, ran {run.start_s:.3f}) while it "
-                    f"was out of service {drain.on_s:.3f}-{drain.off_s:.3f}"
+                    f"started on {drain.node} at {run.start_s:.3f}, {late_s:.3f} s after it was taken out "
+                    f"of service ({drain.on_s:.3f}-{drain.off_s:.3f})"
                 )
                 return
+
+
+def drains_mid_job(runs: Sequence[Run], drains: Sequence[Drain]) -> int:
+    """How many drains took a node out of service while a job was running on it."""
+    return sum(
+        1
+        for drain in drains
+        if any(
+            drain.node in {node for node, _ in run.gpus}
+            and run.start_s < drain.on_s < (run.end_s if run.end_s is not None else run.start_s)
+            for run in runs
+        )
+    )
+
+
+def timing(jobs: dict[int, JobFacts], runs: Sequence[Run]) -> dict[str, float]:
+    """How far real runs stray from their segments, in seconds: from the decision (segment start) to
+    the process's first line, and from the segment's end to the process's exit (positive: it held its
+    GPUs after they were given back), as p50 / p99 / max."""
+    by_job: defaultdict[int, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_job[run.job_id].append(run)
+    lags, overruns = [], []
+    for job_id, job_runs in by_job.items():
+        job = jobs.get(job_id)
+        if job is None:
+            continue
+        per_segment, _ = _pair(job, sorted(job_runs, key=lambda r: r.start_s))
+        for seg, seg_runs in zip(job.segments, per_segment, strict=True):
+            if len(seg_runs) == 1:
+                lags.append(seg_runs[0].start_s - seg.start_s)
+                end_s = seg_runs[0].end_s
+                if end_s is not None:
+                    overruns.append(end_s - seg.end_s)
+    out: dict[str, float] = {}
+    for name, values in (("launch_lag_s", lags), ("stop_overrun_s", overruns)):
+        values.sort()
+        if values:
+            out[f"{name}_p50"] = round(values[len(values) // 2], 3)
+            out[f"{name}_p99"] = round(values[int(0.99 * (len(values) - 1))], 3)
+            out[f"{name}_max"] = round(values[-1], 3)
+    return out

@@ -63,6 +63,12 @@ class Service:
     schedulers: list[Proc] = field(default_factory=list)
     started: int = 0
 
+    def note(self, what: str) -> None:
+        """Append one line to ``logs/actions.log``: when (epoch seconds, the jobs' clock) and what, so a
+        finding can be laid beside the kills and restarts around it."""
+        with open(self.logs / "actions.log", "a") as log:
+            log.write(f"{time.time():.3f} {what}\n")
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -81,6 +87,7 @@ class Service:
             )
         finally:
             log.close()
+        self.note(f"started {role} pid {popen.pid} ({' '.join(args)})")
         return Proc(role, popen)
 
     def up(self) -> None:
@@ -119,6 +126,7 @@ class Service:
         """``kill -9`` exactly this process, and reap it."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGKILL)
+        self.note(f"kill -9 {proc.role} pid {proc.pid}")
         proc.popen.wait(30)
         if proc is self.server:
             self.server = None

@@ -42,6 +42,36 @@ class Job:
     topology: str = "preferred"
     sovereign: bool = False
     accepted_sites: frozenset[str] = field(default_factory=frozenset)
+    shape: tuple[object, ...] = field(init=False, repr=False, compare=False)
+    """Everything placement looks at, but not who the job is: jobs of one shape fit or fail alike, so
+    a scheduling cycle tries each shape once. Made once per job (the cycle reads it for every pending
+    job of every cycle). Jobs with no site filter, nearly all, get a shorter key; the lengths differ,
+    so keys of the two kinds never collide."""
+
+    def __post_init__(self) -> None:
+        if not self.accepted_sites and not self.sovereign:
+            shape: tuple[object, ...] = (
+                self.gpus,
+                self.gpus_per_node,
+                self.accepted_models,
+                self.gpu_milli,
+                self.cpu_milli,
+                self.memory_mib,
+                self.topology,
+            )
+        else:
+            shape = (
+                self.gpus,
+                self.gpus_per_node,
+                self.accepted_models,
+                self.accepted_sites,
+                self.sovereign,
+                self.gpu_milli,
+                self.cpu_milli,
+                self.memory_mib,
+                self.topology,
+            )
+        object.__setattr__(self, "shape", shape)
 
     @property
     def shared(self) -> bool:

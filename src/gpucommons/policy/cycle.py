@@ -63,33 +63,6 @@ class _Cycle:
     candidates: dict[Hashable, Sequence[RunningJob]] = field(default_factory=dict)
 
 
-def _shape(job: Job) -> tuple[object, ...]:
-    """Everything placement looks at, but not who the job is. (Jobs with no site filter, nearly all,
-    get a shorter key: it is hashed for every job of every cycle; the lengths differ, so keys of the
-    two kinds never collide.)"""
-    if not job.accepted_sites and not job.sovereign:
-        return (
-            job.gpus,
-            job.gpus_per_node,
-            job.accepted_models,
-            job.gpu_milli,
-            job.cpu_milli,
-            job.memory_mib,
-            job.topology,
-        )
-    return (
-        job.gpus,
-        job.gpus_per_node,
-        job.accepted_models,
-        job.accepted_sites,
-        job.sovereign,
-        job.gpu_milli,
-        job.cpu_milli,
-        job.memory_mib,
-        job.topology,
-    )
-
-
 def _needs_whole_gpus(job: Job) -> bool:
     return job.gpus > 0 and not job.shared
 
@@ -208,6 +181,7 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     examined = 0
     full_limit = cycle.config.full_scan_limit
     examined_full = 0
+    never_fits, consider = _filter, _consider  # locals: the loop below runs for every queued job
     for pending in ordered:
         full = capacity.free_total == 0
         if full and not can_preempt:
@@ -217,7 +191,7 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
                 waiting.append((pending.job.id, NO_CAPACITY))
                 continue
         # Cheap rejections first: most of a long queue stops here.
-        reason = _filter(pending.job, cluster)
+        reason = never_fits(pending.job, cluster)
         job, borrowing = pending.job, False
         if reason is None and staged:
             verdict = _admit(pending, cycle) if only is None else only(pending, None)
@@ -250,7 +224,7 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
             reason = gate.check(pending, now)
         if reason is not None:
             waiting.append((pending.job.id, reason))
-        elif not _consider(cycle, pending, job, borrowing):
+        elif not consider(cycle, pending, job, borrowing):
             closed = gate.closed()
             if closed is not None:
                 return closed
@@ -265,7 +239,7 @@ def _consider(cycle: _Cycle, pending: PendingJob, job: Job, borrowing: bool) -> 
     classes = cycle.classes
     if classes is not None:
         scope = (scope, classes.of(job.priority_class).priority)
-    key = (_shape(job), scope)
+    key = (job.shape, scope)
     reason = cycle.failed.get(key)
     if reason is None:
         placement, reason = _place(cycle, job)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.decisions import PendingReason, Start
@@ -33,13 +33,13 @@ def nominal_quotas(snapshot: Snapshot, now: float) -> Mapping[str, int]:
     return quotas
 
 
-@dataclass
+@dataclass(slots=True)
 class QuotaGate:
     quotas: Mapping[str, int]
     used: defaultdict[str, int]
     allow_borrowing: bool
     borrowing_limit_gpus: int | None
-    _reasons: dict[str, PendingReason] = field(default_factory=dict)
+    checks_placements: bool = False
 
     def check(self, job: Job) -> tuple[PendingReason | None, bool]:
         """(reason to wait, whether the start borrows)."""
@@ -56,14 +56,14 @@ class QuotaGate:
             return PendingReason("quota", detail, figures=figures), False
         return None, True
 
-    checks_placements = False
-
     def admit(self, pending: PendingJob, admitted: Admitted | None) -> Verdict:
         job = pending.job if admitted is None else admitted.job
-        after = self.used[job.tenant] + job.gpus - self.quotas.get(job.tenant, 0)
+        tenant = job.tenant
+        after = self.used[tenant] + job.gpus - self.quotas.get(tenant, 0)
         if after <= 0:
             return admitted  # guaranteed (no allocation: this runs for every job of the queue)
-        if self.allow_borrowing and (self.borrowing_limit_gpus is None or after <= self.borrowing_limit_gpus):
+        limit = self.borrowing_limit_gpus
+        if self.allow_borrowing and (limit is None or after <= limit):
             return BORROWS if admitted is None else Admitted(job, True)
         reason, _ = self.check(job)
         return reason
