@@ -209,6 +209,7 @@ def test_a_run_that_ended_while_no_server_watched_is_reported_once(tmp_path: Pat
     first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
     ref = first.launch(make_spec(16, ["true"], 60))
     _wait_for_file(tmp_path / "state" / "16" / "exit_code")  # it ended; the server that ran it is gone
+    _wait_until_gone(int(ref.split(":")[0]))  # the wrapper writes the file just before it exits
     second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
     (event,) = second.adopt([])  # the job is no longer running in the commons' records
     assert (event.job_id, event.kind, event.backend_ref, event.exit_code) == (16, "finished", ref, 0)
@@ -224,3 +225,17 @@ def test_relaunching_a_job_still_stopping_reports_the_old_runs_end(env: Contract
     new = backend.launch(env.make_spec(17, ["true"], 60))  # the job's next segment
     events = [(e.kind, e.backend_ref) for e in backend.poll() if e.job_id == 17]
     assert ("cancelled", old) in events and new != old
+
+
+def _wait_until_gone(pid: int, wait_s: float = 30) -> None:
+    """Until ``pid`` has exited (a zombie, not yet reaped by this process, counts as gone)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state == "Z":
+            return
+        assert time.monotonic() < deadline, f"process {pid} still running"
+        time.sleep(0.02)
