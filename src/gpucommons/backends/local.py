@@ -32,7 +32,6 @@ never in a directory the submitter or the server named; its logs go to the spec'
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -57,6 +56,16 @@ from gpucommons.backends.isolation import (
     secure_home,
     server_identity,
     sweep_uid,
+)
+from gpucommons.backends.processes import (
+    alive,
+    claimed_ref,
+    int_or_none,
+    killpg,
+    parse_ref,
+    proc_stat,
+    read_json,
+    write_json,
 )
 from gpucommons.backends.wrapper import CLAIM_FILE, EXIT_FILE, META_FILE
 from gpucommons.engine.ports import BackendEvent, LaunchSpec, NodeUnavailableError
@@ -102,60 +111,6 @@ class _Tracked:
     term_sent_s: float = 0.0
     devices: frozenset[str] = frozenset()  # "<node>:<gpu>" it holds, as in the launch record
     launched_s: float | None = None  # when its process started, until ``poll`` has reported it
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks) of a process, or ``None`` if it does not exist."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return fields[0], int(fields[19])
-
-
-def _alive(pid: int, start_ticks: int) -> bool:
-    stat = _proc_stat(pid)
-    return stat is not None and stat[1] == start_ticks and stat[0] not in ("Z", "X")
-
-
-def _killpg(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _parse_ref(ref: str) -> tuple[int, int] | None:
-    try:
-        pid, ticks = ref.split(":")
-        return int(pid), int(ticks)
-    except ValueError:
-        return None
-
-
-def _write_json(path: Path, data: dict[str, object]) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict[str, object]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _claimed_ref(claim: dict[str, object]) -> str:
-    """The wrapper's reference in its claim, ``""`` for none (no claim, or an abandoned one)."""
-    pid, ticks = _int_or_none(claim.get("pid")), _int_or_none(claim.get("start_ticks"))
-    return f"{pid}:{ticks}" if pid is not None and ticks is not None else ""
 
 
 class LocalBackend:
@@ -206,7 +161,7 @@ class LocalBackend:
         job_dir.mkdir(mode=0o700, exist_ok=True)
         previous = self._jobs.pop(spec.job_id, None)
         if previous is not None:  # a preempted segment still in its grace period: end it now
-            _killpg(previous.pid, signal.SIGKILL)
+            killpg(previous.pid, signal.SIGKILL)
             if previous.popen is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     previous.popen.wait(5)  # its wrapper gives the uid's lock back as it exits
@@ -246,15 +201,15 @@ class LocalBackend:
             "env": job_environment(spec, workdir, identity),
             "devices": sorted(_devices(spec)),
         }
-        _write_json(job_dir / META_FILE, meta)  # the record exists before any process does
+        write_json(job_dir / META_FILE, meta)  # the record exists before any process does
         popen = self._start_wrapper(job_dir, spec, () if uid_lock is None else (uid_lock,))
-        stat = _proc_stat(popen.pid)
+        stat = proc_stat(popen.pid)
         start_ticks = stat[1] if stat else 0
         ref = f"{popen.pid}:{start_ticks}"
         try:
-            _write_json(job_dir / META_FILE, {**meta, "ref": ref})
+            write_json(job_dir / META_FILE, {**meta, "ref": ref})
         except BaseException:  # a launch that reports failure must leave nothing running
-            _killpg(popen.pid, signal.SIGKILL)
+            killpg(popen.pid, signal.SIGKILL)
             raise
         self._jobs[spec.job_id] = _Tracked(
             spec.job_id,
@@ -274,9 +229,9 @@ class LocalBackend:
     def cancel(self, job_id: int, backend_ref: str) -> None:
         tracked = self._jobs.get(job_id) if job_id else None
         if tracked is None:
-            parsed = _parse_ref(backend_ref)
-            if parsed is not None and _alive(*parsed):
-                _killpg(parsed[0], signal.SIGTERM)
+            parsed = parse_ref(backend_ref)
+            if parsed is not None and alive(*parsed):
+                killpg(parsed[0], signal.SIGTERM)
                 if job_id:
                     self._track_adopted(job_id, backend_ref, parsed)
                     self._jobs[job_id].stopping = "cancelled"
@@ -369,10 +324,10 @@ class LocalBackend:
         """Before a job's new segment: kill what its recorded earlier segment still runs (a process
         this backend instance does not track); returns that segment's uid."""
         meta = self._read_meta(job_id)
-        uid = _int_or_none(meta.get("uid"))
-        parsed = _parse_ref(self._recorded_ref(job_id, meta))
-        if parsed is not None and _alive(*parsed):
-            _killpg(parsed[0], signal.SIGKILL)
+        uid = int_or_none(meta.get("uid"))
+        parsed = parse_ref(self._recorded_ref(job_id, meta))
+        if parsed is not None and alive(*parsed):
+            killpg(parsed[0], signal.SIGKILL)
             self._sweep(uid, None)
         return uid
 
@@ -391,7 +346,7 @@ class LocalBackend:
                         f"{tracked.job_id}, {waited_s:.0f} s after it was told to stop"
                     )
                 if waited_s >= self.grace_s:
-                    _killpg(tracked.pid, signal.SIGKILL)
+                    killpg(tracked.pid, signal.SIGKILL)
                 if tracked.popen is not None:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         tracked.popen.wait(VACATE_POLL_S)
@@ -401,12 +356,12 @@ class LocalBackend:
     def _stop(self, tracked: _Tracked, why: str) -> None:
         tracked.stopping = why
         tracked.term_sent_s = self.clock()
-        _killpg(tracked.pid, signal.SIGTERM)
+        killpg(tracked.pid, signal.SIGTERM)
 
     def _is_alive(self, tracked: _Tracked) -> bool:
         if tracked.popen is not None:
             return tracked.popen.poll() is None
-        return _alive(tracked.pid, tracked.start_ticks)
+        return alive(tracked.pid, tracked.start_ticks)
 
     def _sweep(self, uid: int | None, tracked: _Tracked | None) -> None:
         """Kill every process of a job's uid, unless another job this backend tracks holds it."""
@@ -422,9 +377,9 @@ class LocalBackend:
             if not tracked.stopping and now >= tracked.deadline_s:
                 self._stop(tracked, "timeout")
             elif tracked.stopping and now - tracked.term_sent_s >= self.grace_s:
-                _killpg(tracked.pid, signal.SIGKILL)
+                killpg(tracked.pid, signal.SIGKILL)
             return None
-        _killpg(tracked.pid, signal.SIGKILL)  # leftovers the job spawned in its group
+        killpg(tracked.pid, signal.SIGKILL)  # leftovers the job spawned in its group
         exit_code, ended_s = self._exit_code(tracked.job_dir, now)
         if exit_code is None:  # the wrapper did not get to sweep the job's uid itself
             self._sweep(tracked.uid, tracked)
@@ -436,7 +391,7 @@ class LocalBackend:
             kind = tracked.stopping
         elif exit_code is not None:
             kind = "finished" if exit_code == 0 else "failed"
-        elif _read_json(tracked.job_dir / CLAIM_FILE).get("abandoned"):
+        elif read_json(tracked.job_dir / CLAIM_FILE).get("abandoned"):
             return BackendEvent(tracked.job_id, "lost", now, tracked.ref, None, "launch abandoned")
         elif tracked.popen is not None and tracked.popen.returncode is not None:
             kind, exit_code = "failed", 128 + abs(tracked.popen.returncode)
@@ -454,11 +409,11 @@ class LocalBackend:
 
     # -- adopting --------------------------------------------------------------------------------
     def _read_meta(self, job_id: int) -> dict[str, object]:
-        return _read_json(self.state_dir / str(job_id) / META_FILE)
+        return read_json(self.state_dir / str(job_id) / META_FILE)
 
     def _recorded_ref(self, job_id: int, meta: dict[str, object]) -> str:
         """The launch's process: the wrapper's claim, else the reference saved after the start."""
-        claimed = _claimed_ref(_read_json(self.state_dir / str(job_id) / CLAIM_FILE))
+        claimed = claimed_ref(read_json(self.state_dir / str(job_id) / CLAIM_FILE))
         return claimed or str(meta.get("ref", ""))
 
     def _track_adopted(self, job_id: int, ref: str, parsed: tuple[int, int]) -> None:
@@ -475,7 +430,7 @@ class LocalBackend:
             parsed[1],
             deadline_s,
             self.state_dir / str(job_id),
-            uid=_int_or_none(meta.get("uid")),
+            uid=int_or_none(meta.get("uid")),
             workdir=Path(recorded) if isinstance(recorded, str) and recorded else None,
             devices=frozenset(d for d in devices if isinstance(d, str))
             if isinstance(devices, list)
@@ -499,7 +454,7 @@ class LocalBackend:
                 return str(meta["ref"])
             if wrapper.claim(str(job_dir), {"abandoned": True, "at_s": self.clock()}):
                 return None
-        return _claimed_ref(_read_json(claim_path)) or None
+        return claimed_ref(read_json(claim_path)) or None
 
     def _resolve(self, job_id: int, ref: str, now: float) -> BackendEvent | tuple[_Tracked, float | None]:
         """Track a job the caller counts as running, or the event that says it is not; the float is
@@ -511,7 +466,7 @@ class LocalBackend:
                 return BackendEvent(job_id, "lost", now, ref, None, "never launched")
             launched = self._read_meta(job_id).get("launched_s")  # when it really started, for metering
             ref, started_s = resolved, float(launched) if isinstance(launched, int | float) else now
-        parsed = _parse_ref(ref)
+        parsed = parse_ref(ref)
         if parsed is None:
             return BackendEvent(job_id, "lost", now, ref, None, f"unreadable reference {ref!r}")
         self._track_adopted(job_id, ref, parsed)
@@ -527,15 +482,15 @@ class LocalBackend:
             if not job_dir.name.isdigit() or int(job_dir.name) in known:
                 continue
             job_id = int(job_dir.name)
-            parsed = _parse_ref(self._recorded_ref(job_id, self._read_meta(job_id)))
-            if parsed is not None and not _alive(*parsed) and not (job_dir / REPORTED_FILE).exists():
+            parsed = parse_ref(self._recorded_ref(job_id, self._read_meta(job_id)))
+            if parsed is not None and not alive(*parsed) and not (job_dir / REPORTED_FILE).exists():
                 exit_code, ended_s = self._exit_code(job_dir, self.clock())
                 if exit_code is not None:
                     kind = "finished" if exit_code == 0 else "failed"
                     events.append(BackendEvent(job_id, kind, ended_s, f"{parsed[0]}:{parsed[1]}", exit_code))
                     (job_dir / REPORTED_FILE).touch()
                 continue
-            if parsed is not None and _alive(*parsed):
+            if parsed is not None and alive(*parsed):
                 ref = f"{parsed[0]}:{parsed[1]}"
                 # The job id travels with it: cancelling it then reports the run's end, which charges
                 # the segment it belonged to up to when it really stopped (``extend_segment``).
