@@ -46,9 +46,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpucommons.metering import Rate, gpu_seconds, quote_krw, rate_for
-from gpucommons.store.charging import pricing_of
-from gpucommons.store.jobs import JobRow, UsageRow
-from gpucommons.store.models import AwardRow, InstitutionRow, ProgramRow, ProjectRow
+from gpucommons.store.awards import AwardRow
+from gpucommons.store.calls import ProgramRow
+from gpucommons.store.jobs import JobRow
+from gpucommons.store.tenancy import InstitutionRow, ProjectRow
+from gpucommons.store.usage import UsageRow, pricing_of
 
 TERMINAL = frozenset({"finished", "failed", "cancelled", "timeout", "lost"})
 SECOND_S = 1.0  # "a second's worth" of GPU time per GPU and segment

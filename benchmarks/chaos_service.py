@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from gpucommons.store.jobs import SchedulerLeaseRow
+from gpucommons.store.lease import SchedulerLeaseRow
 
 CHAOS_GPUC = [sys.executable, str(Path(__file__).resolve().with_name("chaos_gpuc.py"))]
 START_TIMEOUT_S = 90.0

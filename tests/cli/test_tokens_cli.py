@@ -16,9 +16,8 @@ from gpucommons.cli import admin, app, tokens, up
 from gpucommons.cli.credentials import Credentials, credentials_path, save_credentials
 from gpucommons.client import GpucClient
 from gpucommons.config import Settings
-from gpucommons.store import repos
 from gpucommons.store.base import make_engine, session_factory, utcnow
-from gpucommons.store.models import ApiTokenRow, UserRow
+from gpucommons.store.tenancy import ApiTokenRow, UserRow, create_token, create_user
 from tests.service.conftest import World
 
 runner = CliRunner()
@@ -160,8 +159,8 @@ def test_up_does_not_reuse_a_stored_token_of_a_non_admin(db_url: str, tmp_path: 
     engine = make_engine(db_url)
     try:
         with session_factory(engine)() as s:
-            alice = repos.create_user(s, "alice")
-            _, raw = repos.create_token(s, alice.id, utcnow())
+            alice = create_user(s, "alice")
+            _, raw = create_token(s, alice.id, utcnow())
             s.commit()
     finally:
         engine.dispose()

@@ -17,10 +17,10 @@ from gpucommons.clusterfile import load_cluster
 from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.policy.registry import build_policy
 from gpucommons.store import awards as award_repo
-from gpucommons.store import programs as program_repo
-from gpucommons.store import repos
 from gpucommons.store.base import make_engine, session_factory
-from gpucommons.store.jobrepo import JobRequest, submit_job
+from gpucommons.store.calls import create_program
+from gpucommons.store.jobs import JobRequest, submit_job
+from gpucommons.store.tenancy import create_institution, create_project, create_user, set_membership
 from tests.db_fixtures import db_url, migrated_url
 
 __all__ = ["World", "db_url", "migrated_url", "world"]
@@ -76,11 +76,11 @@ def world(tmp_path: Path, migrated_url: str) -> Iterator[World]:
     sessions = session_factory(engine)
     now = datetime.now(UTC)
     with sessions() as s:
-        inst = repos.create_institution(s, "Acme AI", "startup", "non_capital")
-        project = repos.create_project(s, "acme", inst.id)
-        user = repos.create_user(s, "alice")
-        repos.set_membership(s, project.id, user.id, "member")
-        program = program_repo.create_program(
+        inst = create_institution(s, "Acme AI", "startup", "non_capital")
+        project = create_project(s, "acme", inst.id)
+        user = create_user(s, "alice")
+        set_membership(s, project.id, user.id, "member")
+        program = create_program(
             s,
             name="call",
             model="H100",

@@ -16,9 +16,10 @@ from gpucommons.clusterfile import load_cluster
 from gpucommons.engine.events import LaunchRetry
 from gpucommons.engine.live import EngineOptions
 from gpucommons.engine.ports import LaunchSpec, LaunchUncertainError, NodeUnavailableError
-from gpucommons.store import jobviews
-from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
-from gpucommons.store.live import to_dt
+from gpucommons.store.base import to_dt
+from gpucommons.store.jobs import AllocationRow, JobRow
+from gpucommons.store.usage import UsageRow
+from gpucommons.store.why import why
 from tests.engine.conftest import World
 from tests.engine.test_backend_events import ScriptedBackend, engine_with, row
 
@@ -58,9 +59,9 @@ def test_a_refused_launch_backs_off_then_fails_and_never_holds_back_the_others(w
     assert waiting.retry_at == to_dt(t0 + 10.0) and allocations(world, bad) == 0
     assert "attempt 1 of 3" in waiting.reason and "Requested node configuration" in waiting.reason
     with world.sessions() as s:
-        why = jobviews.why(s, load_cluster("demo"), waiting, to_dt(t0))
-    assert (why.code, why.estimated_start_at) == ("launch-retry", to_dt(t0 + 10.0))
-    assert "tried again" in why.unblock
+        answer = why(s, load_cluster("demo"), waiting, to_dt(t0))
+    assert (answer.code, answer.estimated_start_at) == ("launch-retry", to_dt(t0 + 10.0))
+    assert "tried again" in answer.unblock
 
     clock.now_s = t0 + 9.0  # still backing off: not tried, and its reason is kept
     assert engine.step().launch_failures == 0

@@ -12,9 +12,8 @@ from gpucommons.clusterfile import load_cluster
 from gpucommons.policy.constraints import Commons
 from gpucommons.policy.cycle import schedule
 from gpucommons.policy.registry import build_policy
-from gpucommons.store.jobrepo import JobRequest, submit_job
-from gpucommons.store.jobs import AllocationRow, JobRow
-from gpucommons.store.live import LiveStore
+from gpucommons.store.jobs import AllocationRow, JobRequest, JobRow, submit_job
+from gpucommons.store.state_store import LiveStore
 from tests.engine.conftest import World
 
 pytestmark = pytest.mark.timeout(90)

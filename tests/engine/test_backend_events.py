@@ -19,10 +19,11 @@ from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
 from gpucommons.errors import GpucError
 from gpucommons.policy.registry import build_policy
-from gpucommons.store.charging import end_segment
-from gpucommons.store.jobs import JobRow, SchedulerLeaseRow, UsageRow
-from gpucommons.store.live import to_dt, to_s
-from gpucommons.store.models import AwardRow
+from gpucommons.store.awards import AwardRow
+from gpucommons.store.base import to_dt, to_s
+from gpucommons.store.jobs import JobRow
+from gpucommons.store.lease import SchedulerLeaseRow
+from gpucommons.store.usage import UsageRow, end_segment
 from tests.backends.test_slurm_unit import ScriptedCli, squeue
 from tests.engine.conftest import World
 

@@ -23,10 +23,10 @@ from gpucommons.policy.cycle import schedule as real_schedule
 from gpucommons.policy.decisions import CycleResult, Preemption
 from gpucommons.policy.protocols import PolicyConfig
 from gpucommons.policy.snapshot import Snapshot
-from gpucommons.store import jobrepo
-from gpucommons.store.jobs import AllocationRow, SchedulerLeaseRow
-from gpucommons.store.lease import acquire_lease, db_now, read_db_now
-from gpucommons.store.live import LiveStore, to_s
+from gpucommons.store.base import to_s
+from gpucommons.store.jobs import AllocationRow, get_job, request_cancel
+from gpucommons.store.lease import SchedulerLeaseRow, acquire_lease, db_now, read_db_now
+from gpucommons.store.state_store import LiveStore
 from tests.engine.conftest import World
 from tests.engine.test_backend_events import ScriptedBackend, engine_with, row
 
@@ -36,7 +36,7 @@ DEADLINE_S = 10.0
 def api_cancel(world: World, job_id: int) -> None:
     """What ``POST /jobs/{id}/cancel`` does: its own session, read, request, commit."""
     with world.sessions() as s:
-        jobrepo.request_cancel(s, jobrepo.get_job(s, job_id), datetime.now(UTC))
+        request_cancel(s, get_job(s, job_id), datetime.now(UTC))
         s.commit()
 
 
@@ -110,10 +110,10 @@ def test_an_api_cancel_never_overwrites_a_start_it_did_not_see(world: World) -> 
     engine = engine_with(world, backend)
     job_id = world.submit(["sleep", "60"], gpus=1)
     with world.sessions() as api:
-        seen = jobrepo.get_job(api, job_id)  # the API reads the job while it is pending...
+        seen = get_job(api, job_id)  # the API reads the job while it is pending...
         assert seen.state == "pending"
         engine.step()  # ...the scheduler starts it...
-        stored = jobrepo.request_cancel(api, seen, datetime.now(UTC))  # ...then the API writes
+        stored = request_cancel(api, seen, datetime.now(UTC))  # ...then the API writes
         api.commit()
     assert (stored.state, stored.cancel_requested_at is not None) == ("running", True)
     assert allocations(world, job_id) == 1  # still held: the process runs until the backend stops it

@@ -29,13 +29,12 @@ from gpucommons.policy.registry import build_policy
 from gpucommons.policy.snapshot import Snapshot
 from gpucommons.sim.runner import SimOptions, simulate
 from gpucommons.store import awards as award_repo
-from gpucommons.store import programs as program_repo
-from gpucommons.store import repos
+from gpucommons.store.awards import AwardRow
 from gpucommons.store.base import make_engine, session_factory, upgrade
-from gpucommons.store.jobrepo import JobRequest, submit_job
-from gpucommons.store.jobs import JobRow
-from gpucommons.store.live import award_of
-from gpucommons.store.models import AwardRow
+from gpucommons.store.calls import create_program
+from gpucommons.store.jobs import JobRequest, JobRow, submit_job
+from gpucommons.store.state_store import award_of
+from gpucommons.store.tenancy import create_institution, create_project, create_user, set_membership
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -165,16 +164,16 @@ def _world(tmp_path: Path, cluster: Cluster) -> tuple[str, dict[str, int]]:
     with sessions() as s:
         projects = {}
         for name, kind, sovereign in (("gov", "public_agency", True), ("lab", "university", False)):
-            inst = repos.create_institution(s, f"{name} org", kind, "non_capital")
-            projects[name] = repos.create_project(s, name, inst.id, sovereign).id
-        inst = repos.create_institution(s, "start org", "startup", "capital")
-        projects["start"] = repos.create_project(s, "start", inst.id).id
-        inst = repos.create_institution(s, "nobody org", "startup", "capital")
-        projects["nobody"] = repos.create_project(s, "nobody", inst.id).id
-        user = repos.create_user(s, "alice")
+            inst = create_institution(s, f"{name} org", kind, "non_capital")
+            projects[name] = create_project(s, name, inst.id, sovereign).id
+        inst = create_institution(s, "start org", "startup", "capital")
+        projects["start"] = create_project(s, "start", inst.id).id
+        inst = create_institution(s, "nobody org", "startup", "capital")
+        projects["nobody"] = create_project(s, "nobody", inst.id).id
+        user = create_user(s, "alice")
         for project_id in projects.values():
-            repos.set_membership(s, project_id, user.id, "member")
-        h100 = program_repo.create_program(
+            set_membership(s, project_id, user.id, "member")
+        h100 = create_program(
             s,
             name="h100",
             model="H100",
@@ -183,7 +182,7 @@ def _world(tmp_path: Path, cluster: Cluster) -> tuple[str, dict[str, int]]:
             duration_days=30,
             price_krw_per_gpu_hour=3600.0,
         )
-        a100 = program_repo.create_program(
+        a100 = create_program(
             s,
             name="a100",
             model="A100",

@@ -11,8 +11,10 @@ from sqlalchemy import func, select, update
 
 from gpucommons.engine.events import LaunchRetry
 from gpucommons.engine.live import LiveEngine
-from gpucommons.store.jobs import AllocationRow, JobRow, SchedulerLeaseRow, UsageRow
-from gpucommons.store.models import AwardRow
+from gpucommons.store.awards import AwardRow
+from gpucommons.store.jobs import AllocationRow, JobRow
+from gpucommons.store.lease import SchedulerLeaseRow
+from gpucommons.store.usage import UsageRow
 from tests.engine.conftest import World
 
 pytestmark = pytest.mark.timeout(90)

@@ -37,8 +37,8 @@ from gpucommons.policy.quota import nominal_quotas
 from gpucommons.policy.registry import POLICIES, build_policy
 from gpucommons.policy.snapshot import Snapshot
 from gpucommons.sim.runner import SimOptions, SimResult, simulate
-from gpucommons.store.live import award_of
-from gpucommons.store.models import AwardRow
+from gpucommons.store.awards import AwardRow
+from gpucommons.store.state_store import award_of
 from tests.conftest import make_cluster, make_job, make_snapshot, running
 
 TENANTS = "abc"

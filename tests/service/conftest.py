@@ -19,7 +19,13 @@ with warnings.catch_warnings():
 
 from gpucommons.config import Settings
 from gpucommons.service.app import create_app
-from gpucommons.store import repos
+from gpucommons.store.tenancy import (
+    create_institution,
+    create_project,
+    create_token,
+    create_user,
+    set_membership,
+)
 from tests.db_fixtures import db_url, migrated_url
 
 __all__ = ["db_url", "migrated_url", "world"]
@@ -53,22 +59,22 @@ class World:
 def _seed(app: FastAPI) -> World:
     world = World(app=app, clock=app.state.clock)
     with app.state.sessions() as s:
-        kaist = repos.create_institution(s, "KAIST", "university", "non_capital")
-        startup = repos.create_institution(s, "Seoul AI", "startup", "capital", youth_startup=True)
-        alpha = repos.create_project(s, "alpha", kaist.id)
-        beta = repos.create_project(s, "beta", startup.id)
+        kaist = create_institution(s, "KAIST", "university", "non_capital")
+        startup = create_institution(s, "Seoul AI", "startup", "capital", youth_startup=True)
+        alpha = create_project(s, "alpha", kaist.id)
+        beta = create_project(s, "beta", startup.id)
         world.ids.update(kaist=kaist.id, startup=startup.id, alpha=alpha.id, beta=beta.id)
         for name, role in (("admin", "admin"), ("reviewer", "reviewer"), ("pi", "user"), ("member", "user")):
-            user = repos.create_user(s, name, role)
+            user = create_user(s, name, role)
             world.ids[name] = user.id
-            world.tokens[name] = repos.create_token(s, user.id, T0)[1]
-        outsider = repos.create_user(s, "outsider", "user")
+            world.tokens[name] = create_token(s, user.id, T0)[1]
+        outsider = create_user(s, "outsider", "user")
         world.ids["outsider"] = outsider.id
-        world.tokens["outsider"] = repos.create_token(s, outsider.id, T0)[1]
-        world.tokens["expired"] = repos.create_token(s, outsider.id, T0, T0 + timedelta(hours=1))[1]
-        repos.set_membership(s, alpha.id, world.ids["pi"], "pi")
-        repos.set_membership(s, alpha.id, world.ids["member"], "member")
-        repos.set_membership(s, beta.id, outsider.id, "pi")
+        world.tokens["outsider"] = create_token(s, outsider.id, T0)[1]
+        world.tokens["expired"] = create_token(s, outsider.id, T0, T0 + timedelta(hours=1))[1]
+        set_membership(s, alpha.id, world.ids["pi"], "pi")
+        set_membership(s, alpha.id, world.ids["member"], "member")
+        set_membership(s, beta.id, outsider.id, "pi")
         s.commit()
     world.tokens["unknown"] = "gpuc_not-a-real-token"
     return world

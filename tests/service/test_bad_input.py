@@ -23,20 +23,12 @@ from gpucommons.config import Settings
 from gpucommons.errors import InvalidRequestError
 from gpucommons.service.routes.jobs import JobState
 from gpucommons.store import awards as award_repo
-from gpucommons.store import jobrepo, jobviews, repos
-from gpucommons.store.jobs import JOB_STATES, JobRow
-from gpucommons.store.models import (
-    ApiTokenRow,
-    AwardRow,
-    InstitutionRow,
-    MembershipRow,
-    ProgramRow,
-    ProjectRow,
-    ProposalRow,
-    ReclaimRow,
-    ReviewRow,
-    UserRow,
-)
+from gpucommons.store.awards import AwardRow, ReclaimRow
+from gpucommons.store.base import count_rows
+from gpucommons.store.calls import ProgramRow, ProposalRow, ReviewRow
+from gpucommons.store.jobs import JOB_STATES, JobRequest, JobRow, submit_job
+from gpucommons.store.tenancy import ApiTokenRow, InstitutionRow, MembershipRow, ProjectRow, UserRow
+from gpucommons.store.usage import balances
 from tests.service.conftest import World
 
 COUNTED = (
@@ -59,8 +51,8 @@ NUL = "\x00"
 def _state(world: World) -> dict[str, Any]:
     """Every table's row count and every balance line: what a refused request must leave as it was."""
     with world.app.state.sessions() as s:
-        counts: dict[str, Any] = {t.__name__: repos.count_rows(s, t) for t in COUNTED}
-        counts["balances"] = [astuple(b) for b in jobviews.balances(s, None)]
+        counts: dict[str, Any] = {t.__name__: count_rows(s, t) for t in COUNTED}
+        counts["balances"] = [astuple(b) for b in balances(s, None)]
         return counts
 
 
@@ -313,11 +305,11 @@ def test_text_keeps_tabs_and_line_breaks_where_they_make_sense(world: World) -> 
 
 def test_the_store_refuses_nul_even_without_the_api(world: World) -> None:
     """The scheduler cannot start a NUL-holding command; the store refuses one from any caller."""
-    request = jobrepo.JobRequest(gpus=1, command=("echo", "a\x00b"))
+    request = JobRequest(gpus=1, command=("echo", "a\x00b"))
     with world.app.state.sessions() as s:
         with pytest.raises(InvalidRequestError, match="NUL"):
-            jobrepo.submit_job(s, load_cluster("demo"), world.ids["alpha"], 1, request, world.clock.now)
-        assert repos.count_rows(s, JobRow) == 0
+            submit_job(s, load_cluster("demo"), world.ids["alpha"], 1, request, world.clock.now)
+        assert count_rows(s, JobRow) == 0
 
 
 def test_an_award_on_a_stored_program_too_long_for_the_calendar_is_refused(world: World) -> None:

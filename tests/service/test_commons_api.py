@@ -32,8 +32,14 @@ from gpucommons.policy.registry import build_policy
 from gpucommons.service.app import create_app
 from gpucommons.service.backendmetrics import install_backend_metrics
 from gpucommons.store import awards as award_repo
-from gpucommons.store import programs as program_repo
-from gpucommons.store import repos
+from gpucommons.store.calls import create_program
+from gpucommons.store.tenancy import (
+    create_institution,
+    create_project,
+    create_token,
+    create_user,
+    set_membership,
+)
 from tests.engine.test_backend_events import ScriptedBackend
 from tests.service.test_metrics import scrape
 
@@ -106,12 +112,12 @@ def commons(migrated_url: str, tmp_path: Path) -> Iterator[Commons]:
     app = create_app(settings, migrate=False)
     now = datetime.now(UTC)
     with app.state.sessions() as s:
-        inst = repos.create_institution(s, "Daejeon Robotics", "university", "non_capital")
-        project = repos.create_project(s, "vision", inst.id)
-        user = repos.create_user(s, "alice")
-        repos.set_membership(s, project.id, user.id, "member")
-        token = repos.create_token(s, user.id, now)[1]
-        program = program_repo.create_program(
+        inst = create_institution(s, "Daejeon Robotics", "university", "non_capital")
+        project = create_project(s, "vision", inst.id)
+        user = create_user(s, "alice")
+        set_membership(s, project.id, user.id, "member")
+        token = create_token(s, user.id, now)[1]
+        program = create_program(
             s, name="call", model="GB200", capacity_gpus=72, unit_gpus=8, duration_days=30
         )
         terms = award_repo.AwardTerms(project.id, program.id, gpu_hours_budget=10.0, guaranteed_gpus=72)

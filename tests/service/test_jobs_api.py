@@ -13,9 +13,16 @@ from fastapi.testclient import TestClient
 from gpucommons.config import Settings
 from gpucommons.service.app import create_app
 from gpucommons.store import awards as award_repo
-from gpucommons.store import programs as program_repo
-from gpucommons.store import repos
+from gpucommons.store.base import count_rows
+from gpucommons.store.calls import create_program
 from gpucommons.store.jobs import JobRow
+from gpucommons.store.tenancy import (
+    create_institution,
+    create_project,
+    create_token,
+    create_user,
+    set_membership,
+)
 
 
 @dataclass
@@ -28,7 +35,7 @@ class Api:
 
     def count_jobs(self) -> int:
         with self.client.app.state.sessions() as s:  # type: ignore[attr-defined]
-            return repos.count_rows(s, JobRow)
+            return count_rows(s, JobRow)
 
 
 @pytest.fixture
@@ -37,20 +44,20 @@ def api(tmp_path: Path, migrated_url: str) -> Iterator[Api]:
     app = create_app(Settings(home=tmp_path, database_url=migrated_url), clock=lambda: clock[0])
     with app.state.sessions() as s:
         now = clock[0]
-        inst = repos.create_institution(s, "Uni", "university", "capital")
-        acme = repos.create_project(s, "acme", inst.id)
-        other = repos.create_project(s, "other", inst.id)
-        alice = repos.create_user(s, "alice")
-        bob = repos.create_user(s, "bob")
-        repos.set_membership(s, acme.id, alice.id, "member")
-        repos.set_membership(s, other.id, bob.id, "member")
-        program = program_repo.create_program(s, name="c", model="H100", capacity_gpus=16, duration_days=9)
+        inst = create_institution(s, "Uni", "university", "capital")
+        acme = create_project(s, "acme", inst.id)
+        other = create_project(s, "other", inst.id)
+        alice = create_user(s, "alice")
+        bob = create_user(s, "bob")
+        set_membership(s, acme.id, alice.id, "member")
+        set_membership(s, other.id, bob.id, "member")
+        program = create_program(s, name="c", model="H100", capacity_gpus=16, duration_days=9)
         award = award_repo.create_award(
             s, award_repo.AwardTerms(acme.id, program.id, gpu_hours_budget=10.0, guaranteed_gpus=8), now
         )
         award_repo.activate_award(s, award.id, now)
-        tokens = [repos.create_token(s, u.id, now)[1] for u in (alice, bob)]
-        expiring = repos.create_token(s, alice.id, now, now + timedelta(minutes=5))[1]
+        tokens = [create_token(s, u.id, now)[1] for u in (alice, bob)]
+        expiring = create_token(s, alice.id, now, now + timedelta(minutes=5))[1]
         s.commit()
     with TestClient(app) as client:
         alice_h, bob_h, expiring_h = ({"Authorization": f"Bearer {t}"} for t in (*tokens, expiring))

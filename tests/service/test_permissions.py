@@ -20,8 +20,8 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import delete
 
-from gpucommons.store import repos
-from gpucommons.store.models import ProposalRow
+from gpucommons.store.calls import ProposalRow
+from gpucommons.store.tenancy import create_token, create_user, revoke_token, set_membership
 from tests.service.conftest import World
 
 SIGNED_IN = ("admin", "reviewer", "pi", "member", "outsider")
@@ -68,7 +68,7 @@ JOB_READERS = (200, 404, 200, 200, 404)
 
 def _readd_spare(world: World, ids: Ids) -> None:
     with world.app.state.sessions() as s:
-        repos.set_membership(s, ids["alpha"], ids["spare"], "member")
+        set_membership(s, ids["alpha"], ids["spare"], "member")
         s.commit()
 
 
@@ -188,11 +188,11 @@ def objects(world: World) -> Ids:
     ids.update(proposal=proposal.json()["id"], award=award.json()["id"], job=job.json()["id"])
     now = world.clock.now
     with world.app.state.sessions() as s:
-        spare = repos.create_user(s, "spare", "user")
-        repos.set_membership(s, alpha, spare.id, "member")
-        spare_token, _ = repos.create_token(s, ids["member"], now, label="spare")
-        revoked, world.tokens["revoked"] = repos.create_token(s, ids["outsider"], now)
-        repos.revoke_token(s, revoked.id, now)
+        spare = create_user(s, "spare", "user")
+        set_membership(s, alpha, spare.id, "member")
+        spare_token, _ = create_token(s, ids["member"], now, label="spare")
+        revoked, world.tokens["revoked"] = create_token(s, ids["outsider"], now)
+        revoke_token(s, revoked.id, now)
         s.commit()
         ids.update(spare=spare.id, spare_token=spare_token.id)
     return ids

@@ -10,10 +10,9 @@ import pytest
 from sqlalchemy import bindparam, inspect, select, text
 
 from gpucommons.service.auth import LAST_USED_RESOLUTION_S
-from gpucommons.store import repos
-from gpucommons.store.base import UtcDateTime, downgrade, make_engine, upgrade
+from gpucommons.store.base import UtcDateTime, count_rows, downgrade, make_engine, upgrade
 from gpucommons.store.jobs import JobRow
-from gpucommons.store.models import ApiTokenRow
+from gpucommons.store.tenancy import ApiTokenRow, hash_token
 from tests.service.conftest import T0, World
 
 
@@ -158,7 +157,7 @@ def test_only_a_hash_of_the_secret_is_stored(world: World) -> None:
 
 def _job_count(world: World) -> int:
     with world.app.state.sessions() as s:
-        return repos.count_rows(s, JobRow)
+        return count_rows(s, JobRow)
 
 
 @pytest.mark.parametrize(
@@ -223,7 +222,7 @@ def test_migration_keeps_existing_tokens_valid_and_downgrades(db_url: str) -> No
                 text(
                     "INSERT INTO api_tokens (token_sha256, user_id, label, created_at) "
                     "VALUES (:h, 1, 'x', :t)"
-                ).bindparams(created, h=repos.hash_token("gpuc_old"))
+                ).bindparams(created, h=hash_token("gpuc_old"))
             )
     finally:
         engine.dispose()
@@ -234,7 +233,7 @@ def test_migration_keeps_existing_tokens_valid_and_downgrades(db_url: str) -> No
         with engine.connect() as conn:
             row = conn.execute(
                 text("SELECT revoked_at, last_used_at FROM api_tokens WHERE token_sha256 = :h"),
-                {"h": repos.hash_token("gpuc_old")},
+                {"h": hash_token("gpuc_old")},
             ).one()
         assert tuple(row) == (None, None)  # the token stays valid: never revoked, not yet used
     finally:

@@ -9,18 +9,21 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gpucommons.errors import ConflictError, InvalidRequestError
-from gpucommons.store import awards, programs, repos
-from gpucommons.store.models import AwardRow
+from gpucommons.store import awards
+from gpucommons.store.awards import AwardRow
+from gpucommons.store.base import count_rows
+from gpucommons.store.calls import create_program, score_proposal, submit_proposal
+from gpucommons.store.tenancy import create_institution, create_project, create_user
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def _world(session: Session, cap_per_org: int | None = None) -> tuple[int, list[int]]:
     """A 32-GPU program of whole 8-GPU servers and three projects (two institutions in the capital)."""
-    seoul = repos.create_institution(session, "Seoul U", "university", "capital")
-    busan = repos.create_institution(session, "Busan U", "university", "non_capital")
-    admin = repos.create_user(session, "admin", "admin")
-    program = programs.create_program(
+    seoul = create_institution(session, "Seoul U", "university", "capital")
+    busan = create_institution(session, "Busan U", "university", "non_capital")
+    admin = create_user(session, "admin", "admin")
+    program = create_program(
         session,
         name="call",
         model="H200",
@@ -33,13 +36,13 @@ def _world(session: Session, cap_per_org: int | None = None) -> tuple[int, list[
         reclaim_after_days=14,
     )
     projects = [
-        repos.create_project(session, "a", seoul.id).id,
-        repos.create_project(session, "b", seoul.id).id,
-        repos.create_project(session, "c", busan.id).id,
+        create_project(session, "a", seoul.id).id,
+        create_project(session, "b", seoul.id).id,
+        create_project(session, "c", busan.id).id,
     ]
     for pid, gpus, score in zip(projects, (24, 16, 16), (90, 80, 78), strict=True):
-        prop = programs.submit_proposal(session, program.id, pid, admin.id, gpus, "", T0)
-        programs.score_proposal(session, prop.id, admin.id, score, "", T0)
+        prop = submit_proposal(session, program.id, pid, admin.id, gpus, "", T0)
+        score_proposal(session, prop.id, admin.id, score, "", T0)
     return program.id, projects
 
 
@@ -90,4 +93,4 @@ def test_reclaim_takes_back_unused_units_after_the_window(session: Session) -> N
     assert awards.reclaim_unused(session, T0 + timedelta(days=20), {big.id: 0.0}) == []
     awards.reclaim_unused(session, T0 + timedelta(days=28), {big.id: 0.0})
     assert (big.guaranteed_gpus, big.status) == (0, "reclaimed")
-    assert repos.count_rows(session, AwardRow) == 2
+    assert count_rows(session, AwardRow) == 2

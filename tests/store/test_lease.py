@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from gpucommons.store.jobs import SchedulerLeaseRow
 from gpucommons.store.lease import (
     Lease,
     LeaseLostError,
+    SchedulerLeaseRow,
     acquire_lease,
     hold_lease,
     read_db_now,

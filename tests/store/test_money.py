@@ -23,12 +23,10 @@ from gpucommons.metering import Pricing, gpu_seconds, quote_krw, rate_for
 from gpucommons.service.schemas.allocation import ProgramCreate
 from gpucommons.service.schemas.jobs import BalanceRead
 from gpucommons.store import awards as award_repo
-from gpucommons.store import jobviews, repos
-from gpucommons.store import programs as program_repo
-from gpucommons.store.charging import end_segment
-from gpucommons.store.jobrepo import JobRequest, submit_job
-from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
-from gpucommons.store.models import ProgramRow
+from gpucommons.store.calls import ProgramRow, create_program, submit_proposal
+from gpucommons.store.jobs import AllocationRow, JobRequest, JobRow, submit_job
+from gpucommons.store.tenancy import create_institution, create_project, create_user, set_membership
+from gpucommons.store.usage import UsageRow, balances, end_segment
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -56,13 +54,13 @@ def seed(session: Session, program: dict[str, Any], youth: bool = True) -> Commo
     ``vision`` with the admin as PI, the program, a proposal for 8 GPUs and an active 500 GPU-hour
     award. The program goes through the API's schema with the CLI's defaults, as ``gpuc program
     create`` sends it."""
-    inst = repos.create_institution(session, "Busan Vision Startup", "startup", "non_capital", youth)
-    project = repos.create_project(session, "vision", inst.id)
-    admin = repos.create_user(session, "admin", "admin")
-    repos.set_membership(session, project.id, admin.id, "pi")
+    inst = create_institution(session, "Busan Vision Startup", "startup", "non_capital", youth)
+    project = create_project(session, "vision", inst.id)
+    admin = create_user(session, "admin", "admin")
+    set_membership(session, project.id, admin.id, "pi")
     body = ProgramCreate.model_validate({"discounts": {}, "youth_startup_extra_discount": 0.0, **program})
-    row = program_repo.create_program(session, **body.model_dump())
-    proposal = program_repo.submit_proposal(session, row.id, project.id, admin.id, 8, "vision models", T0)
+    row = create_program(session, **body.model_dump())
+    proposal = submit_proposal(session, row.id, project.id, admin.id, 8, "vision models", T0)
     terms = award_repo.AwardTerms(project.id, row.id, proposal.id, gpu_hours_budget=500.0, guaranteed_gpus=8)
     award = award_repo.create_award(session, terms, T0)
     award_repo.activate_award(session, award.id, T0)
@@ -109,7 +107,7 @@ def test_readme_walk_through_program_charges_exactly_list_price(session: Session
     # 2 GPUs x 1/6 h x 2,000 won = 666.67 won -> 667; the old defaults charged a quarter of it (167).
     assert usage.cost_krw == 667 and isinstance(usage.cost_krw, int)
     assert usage.cost_krw == quote_krw(rate_for(Pricing(2000), "enterprise"), 2 * 600)
-    (line,) = jobviews.balances(session, {commons.project_id})
+    (line,) = balances(session, {commons.project_id})
     assert (line.award_id, line.cost_krw) == (commons.award_id, 667)
     assert BalanceRead.model_validate(line).cost_krw == 667
 
@@ -160,16 +158,16 @@ def test_a_job_cut_into_segments_is_charged_its_whole_quote(session: Session, sp
     assert all(isinstance(c, int) for c in charges)
     session.commit()
     session.expire_all()  # read back from the database: still whole won
-    (line,) = jobviews.balances(session, {commons.project_id})
+    (line,) = balances(session, {commons.project_id})
     assert line.cost_krw == sum(charges) and isinstance(line.cost_krw, int)
 
 
 def test_integral_floats_are_stored_as_won_and_fractions_refused(session: Session) -> None:
     fields: dict[str, Any] = {"model": "H100", "capacity_gpus": 8, "unit_gpus": 8, "duration_days": 30}
-    row = program_repo.create_program(session, name="float-call", price_krw_per_gpu_hour=1500.0, **fields)
+    row = create_program(session, name="float-call", price_krw_per_gpu_hour=1500.0, **fields)
     assert row.price_krw_per_gpu_hour == 1500 and isinstance(row.price_krw_per_gpu_hour, int)
     with pytest.raises(InvalidRequestError, match="price_krw_per_gpu_hour: money is whole won"):
-        program_repo.create_program(session, name="bad-call", price_krw_per_gpu_hour=1500.5, **fields)
+        create_program(session, name="bad-call", price_krw_per_gpu_hour=1500.5, **fields)
     session.commit()
     session.expire_all()
     assert [(p.name, p.price_krw_per_gpu_hour) for p in session.scalars(select(ProgramRow))] == [

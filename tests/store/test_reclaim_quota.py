@@ -10,17 +10,17 @@ from sqlalchemy.orm import Session
 from gpucommons.clusterfile import load_cluster
 from gpucommons.policy.quota import nominal_quotas
 from gpucommons.store import awards as award_repo
-from gpucommons.store import programs as program_repo
-from gpucommons.store import repos
-from gpucommons.store.live import LiveStore
+from gpucommons.store.calls import create_program
+from gpucommons.store.state_store import LiveStore
+from gpucommons.store.tenancy import create_institution, create_project
 
 NOW = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 
 
 def test_reclaimed_gpus_leave_the_schedulers_quota(session: Session) -> None:
-    inst = repos.create_institution(session, "Pohang Lab", "university", "non_capital")
-    project = repos.create_project(session, "lidar", inst.id)
-    program = program_repo.create_program(
+    inst = create_institution(session, "Pohang Lab", "university", "non_capital")
+    project = create_project(session, "lidar", inst.id)
+    program = create_program(
         session,
         name="2026-call",
         model="H100",

@@ -11,11 +11,11 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from gpucommons.clusterfile import load_cluster
-from gpucommons.store import repos
 from gpucommons.store.base import downgrade, make_engine, session_factory, upgrade
-from gpucommons.store.jobrepo import JobRequest, submit_job
-from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
-from gpucommons.store.live import LiveStore
+from gpucommons.store.jobs import AllocationRow, JobRequest, JobRow, submit_job
+from gpucommons.store.state_store import LiveStore
+from gpucommons.store.tenancy import create_institution, create_project, create_user
+from gpucommons.store.usage import UsageRow
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -33,9 +33,9 @@ def opened(url: str) -> Iterator[Session]:
 def _seed(url: str) -> tuple[int, int]:
     """A project with one sovereign and one ordinary job, the ordinary one with a usage segment."""
     with opened(url) as s:
-        inst = repos.create_institution(s, "KISTI", "research_institute", "non_capital")
-        project = repos.create_project(s, "weather", inst.id)
-        user = repos.create_user(s, "kim")
+        inst = create_institution(s, "KISTI", "research_institute", "non_capital")
+        project = create_project(s, "weather", inst.id)
+        user = create_user(s, "kim")
         cluster = load_cluster("demo")
         request = JobRequest(gpus=2, command=["true"], time_limit="10m", sovereign=True)
         sovereign, _ = submit_job(s, cluster, project.id, user.id, request, NOW)

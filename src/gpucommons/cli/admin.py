@@ -35,7 +35,7 @@ def bootstrap(
 ) -> None:
     """Create the first admin in the local database and store its token as your credentials."""
     from gpucommons.store.base import make_engine, session_factory, upgrade, utcnow
-    from gpucommons.store.repos import bootstrap_admin
+    from gpucommons.store.tenancy import bootstrap_admin
 
     settings = Settings(home=home) if home is not None else Settings()
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -34,10 +34,18 @@ from gpucommons.config import Settings
 from gpucommons.errors import ConfigError
 from gpucommons.service.scheduler import DEFAULT_POLICY, build_engine, slurm_settings, start_in_background
 from gpucommons.store import awards as award_repo
-from gpucommons.store import programs as program_repo
-from gpucommons.store import repos
 from gpucommons.store.base import make_engine, session_factory, upgrade, utcnow
-from gpucommons.store.models import ProgramRow, ProjectRow, UserRow
+from gpucommons.store.calls import ProgramRow, create_program
+from gpucommons.store.tenancy import (
+    ProjectRow,
+    UserRow,
+    create_institution,
+    create_project,
+    create_token,
+    create_user,
+    set_membership,
+    valid_token,
+)
 
 out = Console(highlight=False, soft_wrap=True)
 DEMO_PROJECT = "demo"
@@ -89,12 +97,12 @@ def seed_demo(session: Session, admin: UserRow, now: datetime) -> None:
     program and an active award."""
     if session.scalar(select(ProjectRow).where(ProjectRow.name == DEMO_PROJECT)) is not None:
         return
-    institution = repos.create_institution(session, "Demo Startup", "startup", "non_capital")
-    project = repos.create_project(session, DEMO_PROJECT, institution.id)
-    repos.set_membership(session, project.id, admin.id, "pi")
+    institution = create_institution(session, "Demo Startup", "startup", "non_capital")
+    project = create_project(session, DEMO_PROJECT, institution.id)
+    set_membership(session, project.id, admin.id, "pi")
     program = session.scalar(select(ProgramRow).where(ProgramRow.name == "demo-call"))
     if program is None:
-        program = program_repo.create_program(
+        program = create_program(
             session,
             name="demo-call",
             model="H100",
@@ -138,12 +146,12 @@ def admin_token(
     ``gpuc up`` does not pile up valid admin tokens; otherwise a new token for ``admin``, which never
     expires unless ``expires_days`` is given."""
     if stored is not None:
-        row = repos.valid_token(session, stored, now)
+        row = valid_token(session, stored, now)
         owner = session.get(UserRow, row.user_id) if row is not None else None
         if owner is not None and owner.role == "admin":
             return AdminToken(stored, owner.name, reused=True)
     expires_at = now + timedelta(days=expires_days) if expires_days else None
-    _, token = repos.create_token(session, admin.id, now, expires_at, label="gpuc up")
+    _, token = create_token(session, admin.id, now, expires_at, label="gpuc up")
     return AdminToken(token, admin.name, reused=False)
 
 
@@ -159,7 +167,7 @@ def bootstrap(settings: Settings, empty: bool, token_expires_days: int | None = 
             now = utcnow()
             admin = session.scalar(select(UserRow).where(UserRow.name == "admin"))
             if admin is None:
-                admin = repos.create_user(session, "admin", "admin")
+                admin = create_user(session, "admin", "admin")
             token = admin_token(session, admin, stored, now, token_expires_days)
             if not empty:
                 seed_demo(session, admin, now)

@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.engine.ports import BackendEvent
-from gpucommons.store.charging import end_segment, extend_segment
-from gpucommons.store.jobs import JobRow, claim_job
-from gpucommons.store.live import PENDING_REF_PREFIX, release, to_dt
+from gpucommons.store.base import to_dt
+from gpucommons.store.jobs import JobRow, claim_job, release
+from gpucommons.store.state_store import PENDING_REF_PREFIX
+from gpucommons.store.usage import end_segment, extend_segment
 
 ENDS = frozenset({"finished", "failed", "cancelled", "timeout"})
 LAUNCH_RETRY_CODE = "launch-retry"

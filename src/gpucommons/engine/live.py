@@ -63,9 +63,10 @@ from gpucommons.engine.ports import (
 from gpucommons.errors import GpucError
 from gpucommons.policy.constraints import Commons
 from gpucommons.policy.protocols import PolicyConfig
-from gpucommons.store.jobs import JobRow, claim_job
+from gpucommons.store.base import to_dt
+from gpucommons.store.jobs import JobRow, claim_job, release
 from gpucommons.store.lease import Lease, LeaseLostError, acquire_lease, hold_lease, new_holder, release_lease
-from gpucommons.store.live import PENDING_REF_PREFIX, CycleConflictError, LiveStore, release, to_dt
+from gpucommons.store.state_store import PENDING_REF_PREFIX, CycleConflictError, LiveStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

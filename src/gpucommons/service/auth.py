@@ -30,9 +30,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gpucommons.errors import AuthError, NotFoundError, PermissionDeniedError
 from gpucommons.service.deps import NowDep, SessionDep
-from gpucommons.store import repos
+from gpucommons.store.base import not_found
 from gpucommons.store.jobs import PRIORITY_CLASSES
-from gpucommons.store.lookup import not_found
+from gpucommons.store.tenancy import token_holder, touch_token
 
 LAST_USED_RESOLUTION_S = 60.0
 DEFAULT_PRIORITY_CLASS = "normal"
@@ -77,7 +77,7 @@ def _record_use(request: Request, token_id: int, now: datetime) -> None:
     """Write ``last_used_at`` in a transaction of its own: the route's session may never commit (a
     read), and a failed route must not undo the record that the token was used."""
     with request.app.state.write_lock, request.app.state.sessions() as session:
-        repos.touch_token(session, token_id, now, LAST_USED_RESOLUTION_S)
+        touch_token(session, token_id, now, LAST_USED_RESOLUTION_S)
         session.commit()
 
 
@@ -90,7 +90,7 @@ def current_principal(
     """The authenticated caller, or ``AuthError`` (401) saying why not."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise AuthError("missing bearer token; send 'Authorization: Bearer <token>' (see gpuc login)")
-    holder = repos.token_holder(session, credentials.credentials)
+    holder = token_holder(session, credentials.credentials)
     if holder is None:
         raise AuthError("unknown API token")
     if holder.revoked_at is not None:

@@ -1,5 +1,6 @@
-"""Award repositories and lifecycle: hand awards, auto-award by score, activate, extend, expire and
-reclaim. Every function flushes and never commits; ``now`` is passed in (UTC), never read here.
+"""Awards and reclaims, as rows and repositories, and their lifecycle: hand awards, auto-award by
+score, activate, extend, expire and reclaim. Every function flushes and never commits; ``now`` is
+passed in (UTC), never read here.
 
 Capacity accounting: a program's committed GPUs are the guaranteed GPUs of its pending and active
 awards. Expiry and reclaim lower that sum, which is how freed servers are offered back: the next
@@ -12,15 +13,64 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gpucommons.awarding import AwardRules, Candidate, grant_by_score, reclaimable_gpus
 from gpucommons.errors import ConflictError, InvalidRequestError
-from gpucommons.store.lookup import get_row
-from gpucommons.store.models import AwardRow, InstitutionRow, ProgramRow, ProjectRow, ProposalRow, ReclaimRow
-from gpucommons.store.programs import get_program, get_proposal, mean_scores
-from gpucommons.store.repos import get_project
+from gpucommons.store.base import Base, UtcDateTime, get_row, one_of, utcnow
+from gpucommons.store.calls import ProgramRow, ProposalRow, get_program, get_proposal, mean_scores
+from gpucommons.store.tenancy import InstitutionRow, ProjectRow, get_project
+
+AWARD_STATUSES = ("pending", "active", "expired", "reclaimed")
+
+
+class AwardRow(Base):
+    """What a project may use: a GPU-hour budget and/or guaranteed GPUs of one model, over
+    [starts_at, ends_at). ``pending`` until activated (the agreement is signed), ``active`` while it
+    counts, ``expired`` after ``ends_at``, ``reclaimed`` when all its guaranteed GPUs were taken back."""
+
+    __tablename__ = "awards"
+    __table_args__ = (
+        CheckConstraint(one_of("status", AWARD_STATUSES), name="status"),
+        CheckConstraint("guaranteed_gpus >= 0", name="guaranteed"),
+        CheckConstraint("ends_at > starts_at", name="period"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"), nullable=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    gpu_hours_budget: Mapped[float | None] = mapped_column(Float, nullable=True)
+    guaranteed_gpus: Mapped[int] = mapped_column(Integer, default=0)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    gpu_hours_used: Mapped[float] = mapped_column(Float, default=0.0)
+    reclaimed_gpus: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ReclaimRow(Base):
+    """A record of guaranteed GPUs taken back from an award, and the utilization that justified it."""
+
+    __tablename__ = "reclaims"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    award_id: Mapped[int] = mapped_column(ForeignKey("awards.id", ondelete="CASCADE"), index=True)
+    reclaimed_gpus: Mapped[int] = mapped_column(Integer)
+    utilization: Mapped[float] = mapped_column(Float)
+    reclaimed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
 
 COMMITTED_STATUSES = ("pending", "active")
 

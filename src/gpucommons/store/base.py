@@ -3,6 +3,12 @@
 Every table of the package (this part's and the jobs tables) hangs off ``Base``; the schema is created
 only by Alembic (``upgrade``), never by ``Base.metadata.create_all``, so SQLite and PostgreSQL always
 run the same migrations. Repositories flush; only routes and CLI commands commit.
+
+It also holds what every repository shares: a row by id (404 when absent, in one wording the service
+also gives a caller who may not see a row that exists), adding a row whose name must be new (409 when
+taken), CHECK constraints for enumerated columns (``one_of``: plain strings, portable across SQLite and
+PostgreSQL and easy to extend in a migration), whole-won money columns (``checked_won``), and the
+conversion between stored UTC ``datetime``s and the policy's float seconds (``to_dt``, ``to_s``).
 """
 
 from __future__ import annotations
@@ -10,23 +16,42 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    MetaData,
+    create_engine,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    InstrumentedAttribute,
+    Session,
+    sessionmaker,
+)
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
-from gpucommons.errors import ConfigError
+from gpucommons.errors import ConfigError, ConflictError, InvalidRequestError, NotFoundError
+from gpucommons.metering.pricing import whole_won
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
 # Connections kept open per engine: the API serves requests from a thread pool, and a connection opened
 # beyond the pool is closed after one request, paying connect and pragmas again each time.
 POOL_SIZE = 16
+
+
 POOL_MAX_OVERFLOW = 32
+
 
 # Stable constraint names so migrations can alter them on both databases.
 NAMING_CONVENTION = {
@@ -144,3 +169,57 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str) -> None:
     """Step the database at ``url`` back to ``revision`` (``base`` drops everything)."""
     command.downgrade(alembic_config(url), revision)
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def checked_won(key: str, value: int | float) -> int:
+    """A money column's value as whole won (``2000.0`` becomes ``2000``); a fraction of a won or a
+    negative amount is bad input, refused before anything is stored. Shared by every money column's
+    ``validates`` hook so the row holds an ``int`` from the moment it is set."""
+    try:
+        return whole_won(value)
+    except ValueError as exc:
+        raise InvalidRequestError(f"{key}: {exc}") from None
+
+
+def count_rows(session: Session, row_type: type[object]) -> int:
+    """How many rows a table holds (used by tests and reports)."""
+    return int(session.scalar(select(func.count()).select_from(row_type)) or 0)
+
+
+RowT = TypeVar("RowT", bound=Base)
+
+
+def not_found(what: str, row_id: int) -> NotFoundError:
+    """The error for a missing row. The service also answers it, word for word, to a caller who may not
+    see a row that exists, so a refusal does not tell them which ids exist."""
+    return NotFoundError(f"{what} {row_id} not found")
+
+
+def get_row(session: Session, row_type: type[RowT], row_id: int, what: str) -> RowT:
+    row = session.get(row_type, row_id)
+    if row is None:
+        raise not_found(what, row_id)
+    return row
+
+
+def add_named(
+    session: Session, row: RowT, name_column: InstrumentedAttribute[str], name: str, what: str
+) -> RowT:
+    """Add ``row`` after checking no row of its kind has ``name`` yet; flushes so its id is known."""
+    if session.scalar(select(name_column).where(name_column == name)) is not None:
+        raise ConflictError(f"{what} {name!r} already exists")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def to_dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def to_s(at: datetime) -> float:
+    return at.timestamp()

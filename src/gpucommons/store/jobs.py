@@ -1,4 +1,4 @@
-"""ORM rows of execution: jobs, their GPU allocations, metered usage segments and the scheduler lease.
+"""Jobs and their GPU allocations: rows, and the repositories that submit, list and cancel jobs.
 
 The database itself guarantees that no GPU is given to two jobs: an allocation row exists only while
 its job holds the GPU (rows are deleted when the job stops), and ``(node_name, gpu_index)`` is unique.
@@ -10,16 +10,22 @@ counter; a mismatch raises ``StaleDataError`` instead of overwriting), and the s
 row it changes with ``claim_job`` first: a conditional UPDATE on the state it expects that bumps the
 version and so holds the row (a row lock on PostgreSQL, the write lock on SQLite) until its
 transaction ends. A row that no longer is what the caller saw is skipped, not overwritten.
+
+Every check of a submission happens before anything is added to the session, so a rejected request
+leaves the database exactly as it was. Flushes, never commits; ``now`` is passed in. Metered segments
+are in ``store/usage.py``, why a job waits in ``store/why.py``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     CheckConstraint,
     ColumnElement,
@@ -29,21 +35,36 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    delete,
+    func,
+    literal,
+    select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column, validates
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.job import Job
+from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
+from gpucommons.policy.placement.shapes import accepted_pools, even_gang, never_fits_reason
 from gpucommons.policy.priority import CLASS_NAMES
-from gpucommons.store.base import Base, UtcDateTime, utcnow
-from gpucommons.store.models import checked_won
+from gpucommons.store.base import (
+    Base,
+    UtcDateTime,
+    get_row,
+    one_of,
+    utcnow,
+)
 
 JOB_STATES = ("pending", "running", "finished", "failed", "cancelled", "timeout", "lost")
+
+
 ACTIVE_STATES = ("pending", "running")
+
+
 PRIORITY_CLASSES = CLASS_NAMES
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class JobRow(Base):
@@ -61,8 +82,8 @@ class JobRow(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("project_id", "idempotency_key", name="uq_jobs_project_idempotency_key"),
-        CheckConstraint(_in("state", JOB_STATES), name="state"),
-        CheckConstraint(_in("priority_class", PRIORITY_CLASSES), name="priority_class"),
+        CheckConstraint(one_of("state", JOB_STATES), name="state"),
+        CheckConstraint(one_of("priority_class", PRIORITY_CLASSES), name="priority_class"),
         CheckConstraint("gpus > 0", name="gpus"),
         CheckConstraint("time_limit_s > 0", name="time_limit"),
         Index("ix_jobs_state_submitted", "state", "submitted_at", "id"),
@@ -136,40 +157,235 @@ class AllocationRow(Base):
     gpu_index: Mapped[int] = mapped_column(Integer)
 
 
-class UsageRow(Base):
-    """One metered run segment of a job, charged to an award (see ``gpucommons.metering``); its
-    ``cost_krw`` is whole won."""
-
-    __tablename__ = "usage"
-    __table_args__ = (Index("ix_usage_job_backend_ref", "job_id", "backend_ref"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
-    award_id: Mapped[int | None] = mapped_column(ForeignKey("awards.id"), nullable=True, index=True)
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    gpus: Mapped[int] = mapped_column(Integer)
-    model: Mapped[str] = mapped_column(String(64))
-    gpu_hours: Mapped[float] = mapped_column(Float)
-    energy_kwh: Mapped[float] = mapped_column(Float)
-    cost_krw: Mapped[int] = mapped_column(BigInteger)
-    co2_kg: Mapped[float] = mapped_column(Float)
-    flops: Mapped[float] = mapped_column(Float)
-    backend_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the run it meters
-
-    @validates("cost_krw")
-    def _whole_won(self, key: str, value: int | float) -> int:
-        return checked_won(key, value)
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
-class SchedulerLeaseRow(Base):
-    """A single row (``id = 1``): which scheduler may act, until when (by the database's clock), and
-    the ``epoch`` of its holding: a fencing token bumped at every takeover (``store/lease.py``)."""
+MAX_TIME_LIMIT_S = 30 * 86_400
 
-    __tablename__ = "scheduler_lease"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    holder: Mapped[str] = mapped_column(String(200))
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+def parse_time_limit(text: str) -> float:
+    """Seconds from ``90s``, ``30m``, ``1h``, ``2d``, ``1h30m``, ``1:30:00``, ``30:00`` or ``3600``."""
+    value = text.strip().lower()
+    seconds: float | None = None
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    elif re.fullmatch(r"(\d+(\.\d+)?[smhd])+", value):
+        seconds = sum(float(n) * _UNITS_S[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhd])", value))
+    elif re.fullmatch(r"\d+(:[0-5]\d){1,2}", value):
+        parts = [int(p) for p in value.split(":")]
+        seconds = float(sum(p * 60**i for i, p in enumerate(reversed(parts))))
+    if seconds is None:
+        raise InvalidRequestError(f"malformed time limit {text!r}; use e.g. 90s, 30m, 1h, 2d or 1:30:00")
+    if not 0 < seconds <= MAX_TIME_LIMIT_S:
+        raise InvalidRequestError(f"time limit {text!r} must be more than 0 and at most 30 days")
+    return seconds
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a submission asks for; ``command`` is an argv, or ``script`` a shell script. A ``sovereign``
+    job runs only on sovereign sites (on a cluster without one it is accepted and waits, ``residency``)."""
+
+    gpus: int
+    command: Sequence[str] = ()
+    script: str = ""
+    gpus_per_node: int | None = None
+    models: Sequence[str] = field(default_factory=tuple)
+    time_limit: str = "1h"
+    priority_class: str = "normal"
+    preemptible: bool = True
+    sovereign: bool = False
+    name: str = ""
+    idempotency_key: str | None = None
+    workdir: str = ""
+
+
+def _refuse_nul(request: JobRequest) -> None:
+    """No text of a job may hold a NUL byte: PostgreSQL cannot store one, and a process cannot be
+    started with one in its argv, so such a job would break every scheduling cycle it entered."""
+    texts = [*request.command, request.script, *request.models, request.time_limit, request.name]
+    texts += [request.workdir, request.idempotency_key or ""]
+    if any("\x00" in text for text in texts):
+        raise InvalidRequestError("job text must not contain NUL (U+0000)")
+
+
+def _largest_pools(cluster: Cluster, models: Sequence[str]) -> str:
+    """Each accepted model's largest pool, for a refusal to name what the job could have used."""
+    largest: dict[str, tuple[int, int, int]] = {}
+    for i in accepted_pools(cluster, frozenset(models)):
+        p = cluster.pools[i]
+        largest[p.model.name] = max(
+            largest.get(p.model.name, (0, 0, 0)), (p.gpus, p.node_count, p.gpus_per_node)
+        )
+    return ", ".join(
+        f"the largest {model} pool has {gpus} GPUs ({nodes} nodes x {per_node})"
+        for model, (gpus, nodes, per_node) in sorted(largest.items())
+    )
+
+
+def _validate(
+    request: JobRequest, cluster: Cluster, even_gangs: bool = False
+) -> tuple[list[str], float, list[str]]:
+    _refuse_nul(request)
+    if request.gpus < 1:
+        raise InvalidRequestError(f"gpus must be at least 1, got {request.gpus}")
+    if request.gpus_per_node is not None and (
+        request.gpus_per_node < 1 or request.gpus % request.gpus_per_node
+    ):
+        raise InvalidRequestError(f"gpus_per_node {request.gpus_per_node} must divide gpus {request.gpus}")
+    if bool(request.command) == bool(request.script):
+        raise InvalidRequestError("give exactly one of a command (argv) or a script")
+    command = list(request.command) if request.command else ["/bin/sh", "-c", request.script]
+    if request.priority_class not in PRIORITY_CLASSES:
+        raise InvalidRequestError(f"priority class must be one of {', '.join(PRIORITY_CLASSES)}")
+    known = {p.model.name.lower(): p.model.name for p in cluster.pools}
+    models = []
+    for m in request.models:
+        if m.lower() not in known:
+            raise InvalidRequestError(
+                f"no pool has model {m!r}; this cluster has {', '.join(sorted(known.values()))}"
+            )
+        models.append(known[m.lower()])
+    time_limit_s = parse_time_limit(request.time_limit)
+    probe = Job(0, "", request.gpus, 0.0, 0.0, 0.0, request.gpus_per_node, frozenset(models))
+    if even_gangs:  # the shape the even-gangs stage will give it, by the stage's own rule
+        probe = even_gang(probe, cluster)
+    reason = never_fits_reason(probe, cluster)
+    if reason is not None:
+        gang = " (this backend runs a job as the same GPUs on every node)" if even_gangs else ""
+        raise InvalidRequestError(f"{reason.detail}{gang}: {_largest_pools(cluster, models)}")
+    return command, time_limit_s, models
+
+
+def submit_job(
+    session: Session,
+    cluster: Cluster,
+    project_id: int,
+    user_id: int,
+    request: JobRequest,
+    now: datetime,
+    *,
+    even_gangs: bool = False,
+) -> tuple[JobRow, bool]:
+    """A new pending job, or the job already submitted with the same idempotency key (``False``).
+    ``even_gangs``: the backend needs the same GPUs on every node (Slurm), so a job is refused when no
+    such shape of it could ever run.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on both databases: a first submission costs a
+    single statement, and a retry, even one racing the first, finds the stored job instead of failing.
+    """
+    command, time_limit_s, models = _validate(request, cluster, even_gangs)
+    values = dict(
+        project_id=project_id,
+        user_id=user_id,
+        name=request.name or command[0].rsplit("/", 1)[-1][:200],
+        command=command,
+        workdir=request.workdir,
+        gpus=request.gpus,
+        gpus_per_node=request.gpus_per_node,
+        accepted_models=models,
+        time_limit_s=time_limit_s,
+        priority_class=request.priority_class,
+        preemptible=request.preemptible,
+        sovereign=request.sovereign,
+        idempotency_key=request.idempotency_key or None,
+        state="pending",
+        reason_code="new",
+        reason="waiting for the next scheduling cycle",
+        submitted_at=now,
+        backend="",
+        backend_ref="",
+        restarts=0,
+        borrowing=False,
+        attained_gpu_s=0.0,
+    )
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(JobRow)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[JobRow.project_id, JobRow.idempotency_key])
+        .returning(JobRow)
+    )
+    row = session.scalars(statement).first()
+    if row is not None:
+        return row, True
+    existing = session.scalar(
+        select(JobRow).where(
+            JobRow.project_id == project_id, JobRow.idempotency_key == request.idempotency_key
+        )
+    )
+    if existing is None:  # nothing else can conflict; a vanished row means a concurrent delete
+        raise ConflictError(f"job with idempotency key {request.idempotency_key!r} could not be stored")
+    return existing, False
+
+
+def get_job(session: Session, job_id: int) -> JobRow:
+    return get_row(session, JobRow, job_id, "job")
+
+
+def list_jobs(
+    session: Session, project_ids: set[int] | None, states: Sequence[str] = (), limit: int = 200
+) -> list[JobRow]:
+    query = select(JobRow).order_by(JobRow.submitted_at, JobRow.id)
+    if project_ids is not None:
+        query = query.where(JobRow.project_id.in_(project_ids))
+    if states:
+        query = query.where(JobRow.state.in_(states))
+    return list(session.scalars(query.limit(limit)))
+
+
+CANCEL_TRIES = 3  # a job changes state a few times at most while a cancel is being written
+
+
+def request_cancel(session: Session, row: JobRow, now: datetime) -> JobRow:
+    """Ask a job to stop, never overwriting what the scheduler wrote meanwhile.
+
+    A pending job is cancelled at once and a running one is asked to stop (the scheduler kills it),
+    each with one conditional UPDATE on the state it expects (``claim``-style: the version is bumped,
+    so a scheduler decision taken on the old row cannot be committed over it). The request is also
+    kept in ``cancel_requested_at``, which nothing clears: a job preempted or requeued before the
+    scheduler forwarded the cancel ends cancelled instead of starting again. Cancelling a cancelled
+    job changes nothing; an ended one is a conflict. Returns the row as stored now."""
+    requested = func.coalesce(JobRow.cancel_requested_at, literal(now, UtcDateTime()))
+    for _ in range(CANCEL_TRIES):
+        cancelled = session.execute(
+            update(JobRow)
+            .where(JobRow.id == row.id, JobRow.state == "pending")
+            .values(
+                state="cancelled",
+                ended_at=now,
+                reason_code="cancelled",
+                reason="cancelled while pending",
+                cancel_requested_at=requested,
+                version=JobRow.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(cancelled, "rowcount", 0) == 1:
+            break
+        asked = session.execute(
+            update(JobRow)
+            .where(JobRow.id == row.id, JobRow.state == "running", JobRow.cancel_requested_at.is_(None))
+            .values(cancel_requested_at=now, version=JobRow.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(asked, "rowcount", 0) == 1:
+            break
+        current = session.get(JobRow, row.id, populate_existing=True)
+        if current is None:
+            raise NotFoundError(f"job {row.id} does not exist")
+        if current.state == "cancelled" or (current.state == "running" and current.cancel_requested_at):
+            break
+        if current.state != "pending":
+            raise ConflictError(f"job {row.id} already ended ({current.state})")
+    else:
+        raise ConflictError(f"job {row.id} kept changing while it was being cancelled; try again")
+    stored = session.get(JobRow, row.id, populate_existing=True)
+    if stored is None:
+        raise NotFoundError(f"job {row.id} does not exist")
+    return stored
+
+
+def release(session: Session, job_id: int) -> None:
+    """Drop a job's allocations without metering (a job that never really started)."""
+    session.execute(delete(AllocationRow).where(AllocationRow.job_id == job_id))

@@ -29,15 +29,37 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    String,
+    case,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
 
 from gpucommons.errors import ConflictError
-from gpucommons.store.base import UtcDateTime
-from gpucommons.store.jobs import SchedulerLeaseRow
+from gpucommons.store.base import Base, UtcDateTime
+
+
+class SchedulerLeaseRow(Base):
+    """A single row (``id = 1``): which scheduler may act, until when (by the database's clock), and
+    the ``epoch`` of its holding: a fencing token bumped at every takeover (``store/lease.py``)."""
+
+    __tablename__ = "scheduler_lease"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
 
 LEASE_ID = 1
 

@@ -17,7 +17,7 @@ from gpucommons.service.schemas.allocation import (
 )
 from gpucommons.service.schemas.common import Id
 from gpucommons.store import awards as award_repo
-from gpucommons.store.lookup import not_found
+from gpucommons.store.base import not_found
 
 router = APIRouter(prefix="/awards", tags=["allocation"])
 

@@ -25,10 +25,12 @@ from gpucommons.service.errors import error_responses
 from gpucommons.service.routes.common import ClusterDep, EvenGangsDep
 from gpucommons.service.schemas.common import MAX_ID, MAX_LOG_OFFSET, Id, Name
 from gpucommons.service.schemas.jobs import BalanceRead, JobCreate, JobRead, LogChunk, WhyRead
-from gpucommons.store import jobrepo, jobviews
+from gpucommons.store import jobs
+from gpucommons.store.base import not_found
 from gpucommons.store.jobs import AllocationRow, JobRow
-from gpucommons.store.lookup import not_found
-from gpucommons.store.models import ProjectRow
+from gpucommons.store.tenancy import ProjectRow
+from gpucommons.store.usage import balances as project_balances
+from gpucommons.store.why import why as explain_wait
 
 router = APIRouter(tags=["jobs"])
 MAX_LOG_CHUNK_BYTES = 1 << 20
@@ -68,7 +70,7 @@ def _read(session: Session, row: JobRow, project: ProjectRow | None = None) -> J
 
 
 def _visible_job(session: Session, principal: Principal, job_id: int) -> JobRow:
-    row = jobrepo.get_job(session, job_id)
+    row = jobs.get_job(session, job_id)
     require_job_reader(principal, row.project_id, not_found("job", job_id))
     return row
 
@@ -104,9 +106,9 @@ def submit(
     require_job_class(principal, project.id, body.priority_class, body.preemptible)
     fields = body.model_dump(exclude={"project"})
     fields["models"] = tuple(fields["models"])
-    job_request = jobrepo.JobRequest(**fields)
+    job_request = jobs.JobRequest(**fields)
     with request.app.state.write_lock:  # SQLite: one writer thread at a time, see create_app
-        row, created = jobrepo.submit_job(
+        row, created = jobs.submit_job(
             session, cluster, project.id, principal.user_id, job_request, now, even_gangs=even_gangs
         )
         session.commit()
@@ -131,7 +133,7 @@ def list_jobs(
         row = _project(session, project)
         require_project_member(principal, row.id, _no_project(project))
         visible = {row.id}
-    return [_read(session, r) for r in jobrepo.list_jobs(session, visible, state or (), limit)]
+    return [_read(session, r) for r in jobs.list_jobs(session, visible, state or (), limit)]
 
 
 @router.get("/jobs/{job_id:int}", responses=error_responses(401, 403, 404, 422))
@@ -143,7 +145,7 @@ def show(job_id: Id, principal: PrincipalDep, session: SessionDep) -> JobRead:
 def cancel(
     job_id: Id, principal: PrincipalDep, session: SessionDep, now: NowDep, request: Request
 ) -> JobRead:
-    row = jobrepo.request_cancel(session, _visible_job(session, principal, job_id), now)
+    row = jobs.request_cancel(session, _visible_job(session, principal, job_id), now)
     session.commit()
     _wake_scheduler(request)
     return _read(session, row)
@@ -154,7 +156,7 @@ def why(
     job_id: Id, principal: PrincipalDep, session: SessionDep, now: NowDep, cluster: ClusterDep
 ) -> WhyRead:
     row = _visible_job(session, principal, job_id)
-    return WhyRead.model_validate(jobviews.why(session, cluster, row, now))
+    return WhyRead.model_validate(explain_wait(session, cluster, row, now))
 
 
 @router.get("/jobs/{job_id:int}/logs", responses=error_responses(401, 403, 404, 422))
@@ -193,4 +195,4 @@ def usage(principal: PrincipalDep, session: SessionDep, project: ProjectRef = No
         if not principal.is_staff:
             require_project_member(principal, row.id, _no_project(project))
         visible = {row.id}
-    return [BalanceRead.model_validate(b) for b in jobviews.balances(session, visible)]
+    return [BalanceRead.model_validate(b) for b in project_balances(session, visible)]

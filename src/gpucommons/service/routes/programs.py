@@ -14,7 +14,7 @@ from gpucommons.service.routes.common import ClusterDep
 from gpucommons.service.schemas.allocation import AutoAwardRequest, AwardRead, ProgramCreate, ProgramRead
 from gpucommons.service.schemas.common import Id
 from gpucommons.store import awards as award_repo
-from gpucommons.store import programs as program_repo
+from gpucommons.store import calls
 
 router = APIRouter(prefix="/programs", tags=["allocation"])
 
@@ -25,23 +25,23 @@ def create_program(
 ) -> ProgramRead:
     """A program promises GPUs of one model of the cluster the server schedules on, never more than
     the cluster has."""
-    row = program_repo.create_program(session, cluster, **body.model_dump())
+    row = calls.create_program(session, cluster, **body.model_dump())
     session.commit()
     return ProgramRead.model_validate(row)
 
 
 @router.get("", responses=error_responses(401))
 def list_programs(_principal: PrincipalDep, session: SessionDep) -> list[ProgramRead]:
-    return [ProgramRead.model_validate(r) for r in program_repo.list_programs(session)]
+    return [ProgramRead.model_validate(r) for r in calls.list_programs(session)]
 
 
 @router.get("/{program_id:int}", responses=error_responses(401, 404, 422))
 def get_program(program_id: Id, _principal: PrincipalDep, session: SessionDep) -> ProgramRead:
-    return ProgramRead.model_validate(program_repo.get_program(session, program_id))
+    return ProgramRead.model_validate(calls.get_program(session, program_id))
 
 
 def _set_status(session: SessionDep, program_id: Id, status: Literal["open", "closed"]) -> ProgramRead:
-    row = program_repo.set_program_status(session, program_id, status)
+    row = calls.set_program_status(session, program_id, status)
     session.commit()
     return ProgramRead.model_validate(row)
 

@@ -15,8 +15,8 @@ from gpucommons.service.deps import NowDep, SessionDep
 from gpucommons.service.errors import error_responses
 from gpucommons.service.schemas.common import Id
 from gpucommons.service.schemas.tenancy import TokenCreate, TokenRead
-from gpucommons.store import repos
-from gpucommons.store.models import ApiTokenRow
+from gpucommons.store import tenancy
+from gpucommons.store.tenancy import ApiTokenRow
 
 router = APIRouter(prefix="/tokens", tags=["tenancy"])
 
@@ -43,7 +43,7 @@ def _read(row: ApiTokenRow, owner: str, now: datetime, current_id: int) -> Token
         expires_at=row.expires_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
-        state=repos.token_state(row, now),
+        state=tenancy.token_state(row, now),
         current=row.id == current_id,
     )
 
@@ -58,7 +58,7 @@ def list_tokens(
         if user_id is not None and user_id != principal.user_id:
             return []
         user_id = principal.user_id
-    rows = repos.list_tokens(session, user_id)
+    rows = tenancy.list_tokens(session, user_id)
     return [_read(row, owner, now, principal.token_id) for row, owner in rows]
 
 
@@ -66,9 +66,9 @@ def list_tokens(
 def revoke_token(token_id: Id, principal: PrincipalDep, session: SessionDep, now: NowDep) -> TokenRead:
     """Revoke a token: every request carrying it gets 401 from now on. Revoking it again changes
     nothing and answers the same."""
-    row = repos.get_token(session, token_id)
+    row = tenancy.get_token(session, token_id)
     require_token_owner(principal, row.user_id, token_id)
-    row = repos.revoke_token(session, token_id, now)
+    row = tenancy.revoke_token(session, token_id, now)
     session.commit()
-    owner = repos.get_user(session, row.user_id)
+    owner = tenancy.get_user(session, row.user_id)
     return _read(row, owner.name, now, principal.token_id)

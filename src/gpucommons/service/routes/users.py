@@ -12,21 +12,21 @@ from gpucommons.service.errors import error_responses
 from gpucommons.service.routes.tokens import token_expiry
 from gpucommons.service.schemas.common import Id
 from gpucommons.service.schemas.tenancy import TokenCreate, TokenCreated, UserCreate, UserRead, WhoAmI
-from gpucommons.store import repos
+from gpucommons.store import tenancy
 
 router = APIRouter(prefix="/users", tags=["tenancy"])
 
 
 @router.post("", status_code=201, responses=error_responses(401, 403, 409, 422))
 def create_user(body: UserCreate, _admin: AdminDep, session: SessionDep) -> UserRead:
-    row = repos.create_user(session, body.name, body.role)
+    row = tenancy.create_user(session, body.name, body.role)
     session.commit()
     return UserRead.model_validate(row)
 
 
 @router.get("", responses=error_responses(401, 403))
 def list_users(_admin: AdminDep, session: SessionDep) -> list[UserRead]:
-    return [UserRead.model_validate(r) for r in repos.list_users(session)]
+    return [UserRead.model_validate(r) for r in tenancy.list_users(session)]
 
 
 @router.get("/me", responses=error_responses(401))
@@ -40,7 +40,7 @@ def _issue(
     session: SessionDep, user_id: int, body: TokenCreate, now: NowDep, request: Request
 ) -> TokenCreated:
     expires_at = token_expiry(body, now, request)
-    row, raw = repos.create_token(session, user_id, now, expires_at, body.label)
+    row, raw = tenancy.create_token(session, user_id, now, expires_at, body.label)
     session.commit()
     return TokenCreated(
         id=row.id, user_id=row.user_id, token=raw, expires_at=row.expires_at, created_at=row.created_at

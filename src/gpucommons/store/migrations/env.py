@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
+import gpucommons.store.awards
+import gpucommons.store.calls
 import gpucommons.store.jobs
-import gpucommons.store.models  # noqa: F401  (register the tables on Base.metadata)
+import gpucommons.store.lease
+import gpucommons.store.tenancy
+import gpucommons.store.usage  # noqa: F401  (register the tables on Base.metadata)
 from gpucommons.store.base import Base, make_engine
 
 target_metadata = Base.metadata

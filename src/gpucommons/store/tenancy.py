@@ -1,8 +1,9 @@
-"""Tenancy repositories: institutions, projects, memberships, users and API tokens.
+"""Tenancy: institutions, projects, users, memberships and API tokens, as rows and repositories.
 
 Functions take a ``Session``, validate against stored state, add or change rows and ``flush`` (so ids
 and constraint errors appear at once) but never commit: the route or CLI command that called them owns
-the transaction, so a request that fails half-way stores nothing.
+the transaction, so a request that fails half-way stores nothing. The allowed values of enumerated
+columns are the tuples below, shared with the API schemas.
 """
 
 from __future__ import annotations
@@ -13,22 +14,107 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
-from gpucommons.store.lookup import add_named, get_row
-from gpucommons.store.models import (
-    PROJECT_ROLES,
-    REGIONS,
-    USER_ROLES,
-    ApiTokenRow,
-    InstitutionRow,
-    MembershipRow,
-    ProjectRow,
-    UserRow,
-)
+from gpucommons.store.base import Base, UtcDateTime, add_named, get_row, one_of, utcnow
+
+REGIONS = ("capital", "non_capital")
+
+
+USER_ROLES = ("admin", "reviewer", "user")
+
+
+PROJECT_ROLES = ("pi", "member")
+
+
+class InstitutionRow(Base):
+    """An organisation that holds projects; its kind and region drive discounts and preference."""
+
+    __tablename__ = "institutions"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", INSTITUTION_KINDS), name="kind"),
+        CheckConstraint(one_of("region", REGIONS), name="region"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(16))
+    youth_startup: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ProjectRow(Base):
+    """The unit of tenancy: jobs, awards and balances belong to a project."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    sovereign: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class UserRow(Base):
+    """A person; ``role`` is global (admin, reviewer, user); project roles live in memberships."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(one_of("role", USER_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class MembershipRow(Base):
+    """A user's role in one project: ``pi`` (manages members, applies for awards) or ``member``."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("user_id", "project_id", name="uq_memberships_user_project"),
+        CheckConstraint(one_of("role", PROJECT_ROLES), name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class ApiTokenRow(Base):
+    """A bearer token, stored as its SHA-256 hex digest only: the raw token is shown once at creation.
+
+    A token is valid until ``expires_at`` (if set) and while ``revoked_at`` is unset. Revoking keeps the
+    row, so a listing still shows when a token existed, who owned it and when it was last used;
+    ``last_used_at`` is written at most once per ``auth.LAST_USED_RESOLUTION_S``, not on every request.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
 
 TOKEN_PREFIX = "gpuc_"
 
@@ -43,14 +129,6 @@ def _check_name(what: str, name: str) -> str:
     if not name:
         raise InvalidRequestError(f"{what} name must not be empty")
     return name
-
-
-def count_rows(session: Session, row_type: type[object]) -> int:
-    """How many rows a table holds (used by tests and reports)."""
-    return int(session.scalar(select(func.count()).select_from(row_type)) or 0)
-
-
-# Institutions -----------------------------------------------------------------------------------------
 
 
 def create_institution(
@@ -71,9 +149,6 @@ def get_institution(session: Session, institution_id: int) -> InstitutionRow:
 
 def list_institutions(session: Session) -> list[InstitutionRow]:
     return list(session.scalars(select(InstitutionRow).order_by(InstitutionRow.id)))
-
-
-# Projects and memberships -----------------------------------------------------------------------------
 
 
 def create_project(session: Session, name: str, institution_id: int, sovereign: bool = False) -> ProjectRow:
@@ -137,9 +212,6 @@ def project_roles(session: Session, user_id: int) -> dict[int, str]:
     """The user's role in each project they belong to: project id -> ``pi`` | ``member``."""
     query = select(MembershipRow.project_id, MembershipRow.role).where(MembershipRow.user_id == user_id)
     return {pid: role for pid, role in session.execute(query)}
-
-
-# Users and tokens -------------------------------------------------------------------------------------
 
 
 def create_user(session: Session, name: str, role: str = "user") -> UserRow:

@@ -28,9 +28,9 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import Table, bindparam, delete, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.award import Award
@@ -41,26 +41,38 @@ from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import CycleResult, PendingReason
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
-from gpucommons.store.charging import end_segment
-from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow, claim_job
-from gpucommons.store.models import AwardRow, ProjectRow
+from gpucommons.store.awards import (
+    AwardRow,
+)
+from gpucommons.store.base import (
+    to_dt,
+    to_s,
+)
+from gpucommons.store.jobs import (
+    AllocationRow,
+    JobRow,
+    claim_job,
+)
+from gpucommons.store.tenancy import (
+    ProjectRow,
+)
+from gpucommons.store.usage import (
+    UsageRow,
+    end_segment,
+)
 
 PENDING_REF_PREFIX = "pending:"
+
+
 USAGE_HORIZON_HALF_LIVES = 10  # older segments weigh < 0.1 % and are left out of decayed usage
+
+
 _JOBS: Table = JobRow.__table__  # type: ignore[assignment]
 
 
 class CycleConflictError(Exception):
     """A job the cycle meant to preempt no longer runs the segment the snapshot saw: the cycle's
     decisions may depend on its GPUs, so the whole cycle is rolled back and decided again."""
-
-
-def to_dt(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def to_s(at: datetime) -> float:
-    return at.timestamp()
 
 
 def job_of(row: JobRow, tenant: str, sovereign: bool = False) -> Job:
@@ -327,8 +339,3 @@ class LiveStore:
             )
         )
         self.session.execute(statement, changes)
-
-
-def release(session: Session, job_id: int) -> None:
-    """Drop a job's allocations without metering (a job that never really started)."""
-    session.execute(delete(AllocationRow).where(AllocationRow.job_id == job_id))

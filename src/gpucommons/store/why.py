@@ -1,24 +1,22 @@
-"""Read-only answers about jobs: why one waits (reason, place in line, estimated start, what would
-unblock it) and usage balances per project and award.
+"""Why a job waits: its reason, its place in line, an estimated start and what would unblock it.
 
 A job a commons stage refuses waits with the stage's name as its code (``no-award``, ``budget`` and
 ``award-model`` from the award stage, ``residency``, ``quota``, ``power``) and the stage's detail with its
-figures ("site daejeon would draw 10.04 MW, cap 10.00 MW"), as the scheduling cycle recorded them."""
+figures ("site daejeon would draw 10.04 MW, cap 10.00 MW"), as the scheduling cycle recorded them.
+Read-only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.policy.placement.shapes import accepted_pools
-from gpucommons.store.jobrepo import queue_position
-from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
-from gpucommons.store.models import AwardRow, ProjectRow
+from gpucommons.store.jobs import AllocationRow, JobRow
 
 UNBLOCK = {
     "new": "nothing: the next scheduling cycle will consider it",
@@ -39,6 +37,7 @@ UNBLOCK = {
     "launch-retry": "nothing: its launch failed; it is tried again from the estimated start",
     "node-unavailable": "nothing: its node went out of service before it started; it is placed again",
 }
+
 
 # Reasons free GPUs alone do not lift, so an estimate from running jobs' ends would mislead.
 NO_ESTIMATE = frozenset({"no-award", "budget", "award-model", "never-fits", "residency", "power"})
@@ -99,69 +98,17 @@ def why(session: Session, cluster: Cluster, row: JobRow, now: datetime) -> Why:
     )
 
 
-@dataclass(frozen=True)
-class Balance:
-    """Usage of one award (``award_id`` ``None``: segments charged to no award) of one project;
-    ``cost_krw`` is the sum of its segments' whole-won charges."""
-
-    project: str
-    award_id: int | None
-    model: str
-    gpu_hours_budget: float | None
-    gpu_hours_used: float
-    gpu_hours: float
-    cost_krw: int
-    energy_kwh: float
-    co2_kg: float
-    flops: float
-
-
-class _Totals(NamedTuple):
-    gpu_hours: float
-    cost_krw: int
-    energy_kwh: float
-    co2_kg: float
-    flops: float
-
-
-_NOTHING = _Totals(0.0, 0, 0.0, 0.0, 0.0)
-
-
-def balances(session: Session, project_ids: set[int] | None) -> list[Balance]:
-    """One line per award (and per project's unawarded usage), with metered totals. Won are summed
-    as integers (PostgreSQL's ``sum`` of a ``bigint`` is a ``numeric``), never through a float."""
-    sums = select(
-        UsageRow.project_id,
-        UsageRow.award_id,
-        func.sum(UsageRow.gpu_hours),
-        func.sum(UsageRow.cost_krw),
-        func.sum(UsageRow.energy_kwh),
-        func.sum(UsageRow.co2_kg),
-        func.sum(UsageRow.flops),
-    ).group_by(UsageRow.project_id, UsageRow.award_id)
-    if project_ids is not None:
-        sums = sums.where(UsageRow.project_id.in_(project_ids))
-    totals: dict[tuple[int, int | None], _Totals] = {
-        (p, a): _Totals(float(h or 0), int(c or 0), float(e or 0), float(co2 or 0), float(f or 0))
-        for p, a, h, c, e, co2, f in session.execute(sums)
-    }
-    names = {p.id: p.name for p in session.scalars(select(ProjectRow))}
-    awards = select(AwardRow).order_by(AwardRow.project_id, AwardRow.id)
-    if project_ids is not None:
-        awards = awards.where(AwardRow.project_id.in_(project_ids))
-    out = []
-    for award in session.scalars(awards):
-        t = totals.pop((award.project_id, award.id), _NOTHING)
-        out.append(
-            Balance(
-                names[award.project_id],
-                award.id,
-                award.model,
-                award.gpu_hours_budget,
-                award.gpu_hours_used,
-                *t,
-            )
+def queue_position(session: Session, row: JobRow) -> int:
+    """1-based place among pending jobs in submission order."""
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(JobRow)
+        .where(
+            JobRow.state == "pending",
+            or_(
+                JobRow.submitted_at < row.submitted_at,
+                and_(JobRow.submitted_at == row.submitted_at, JobRow.id < row.id),
+            ),
         )
-    for (project_id, award_id), t in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        out.append(Balance(names[project_id], award_id, "", None, 0.0, *t))
-    return out
+    )
+    return int(ahead or 0) + 1

@@ -1,6 +1,7 @@
-"""Ending a job's run segment in the database: meter it, charge its award, free its GPUs.
+"""Usage: the metered run segments of jobs, how a segment is ended and charged, and balances.
 
-Used by every path that stops a running job (finished, failed, cancelled, timed out, lost, preempted),
+``end_segment`` ends a job's run segment: it meters it, charges its award and frees its GPUs. It is
+used by every path that stops a running job (finished, failed, cancelled, timed out, lost, preempted),
 so usage is written exactly once per segment: the segment is the job's allocations plus ``started_at``,
 and both are cleared here. Flushes, never commits.
 
@@ -12,26 +13,74 @@ rows again for every job.
 Money: a segment is charged ``pricing.charge_krw`` at the payer's rate, given the GPU time of the
 job's earlier segments under the same award (read from their usage rows, exactly, only when the job
 has run before), so a job's segment charges add up to the quote of its whole GPU time.
+
+``balances`` answers per project and award: GPU-hours, energy, won and budget left.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import TypeVar
+from typing import NamedTuple
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, validates
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.metering import Billing, Pricing, gpu_seconds, meter_segment, rate_for
 from gpucommons.metering.pricing import SECONDS_PER_HOUR, Rate, charge_krw
-from gpucommons.store.base import Base
-from gpucommons.store.jobs import AllocationRow, JobRow, UsageRow
-from gpucommons.store.models import AwardRow, InstitutionRow, ProgramRow, ProjectRow
+from gpucommons.store.awards import AwardRow
+from gpucommons.store.base import (
+    Base,
+    RowT,
+    UtcDateTime,
+    checked_won,
+)
+from gpucommons.store.calls import ProgramRow
+from gpucommons.store.jobs import AllocationRow, JobRow
+from gpucommons.store.tenancy import InstitutionRow, ProjectRow
+
+
+class UsageRow(Base):
+    """One metered run segment of a job, charged to an award (see ``gpucommons.metering``); its
+    ``cost_krw`` is whole won."""
+
+    __tablename__ = "usage"
+    __table_args__ = (Index("ix_usage_job_backend_ref", "job_id", "backend_ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    award_id: Mapped[int | None] = mapped_column(ForeignKey("awards.id"), nullable=True, index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    gpus: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(64))
+    gpu_hours: Mapped[float] = mapped_column(Float)
+    energy_kwh: Mapped[float] = mapped_column(Float)
+    cost_krw: Mapped[int] = mapped_column(BigInteger)
+    co2_kg: Mapped[float] = mapped_column(Float)
+    flops: Mapped[float] = mapped_column(Float)
+    backend_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the run it meters
+
+    @validates("cost_krw")
+    def _whole_won(self, key: str, value: int | float) -> int:
+        return checked_won(key, value)
+
 
 _HELD_ROWS = "gpuc_charging_rows"
-RowT = TypeVar("RowT", bound=Base)
 
 
 def _held(session: Session, row_type: type[RowT], row_id: int | None) -> RowT | None:
@@ -157,3 +206,71 @@ def extend_segment(session: Session, job: JobRow, backend_ref: str, ended_at: da
         )
     session.flush()
     return row
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Usage of one award (``award_id`` ``None``: segments charged to no award) of one project;
+    ``cost_krw`` is the sum of its segments' whole-won charges."""
+
+    project: str
+    award_id: int | None
+    model: str
+    gpu_hours_budget: float | None
+    gpu_hours_used: float
+    gpu_hours: float
+    cost_krw: int
+    energy_kwh: float
+    co2_kg: float
+    flops: float
+
+
+class _Totals(NamedTuple):
+    gpu_hours: float
+    cost_krw: int
+    energy_kwh: float
+    co2_kg: float
+    flops: float
+
+
+_NOTHING = _Totals(0.0, 0, 0.0, 0.0, 0.0)
+
+
+def balances(session: Session, project_ids: set[int] | None) -> list[Balance]:
+    """One line per award (and per project's unawarded usage), with metered totals. Won are summed
+    as integers (PostgreSQL's ``sum`` of a ``bigint`` is a ``numeric``), never through a float."""
+    sums = select(
+        UsageRow.project_id,
+        UsageRow.award_id,
+        func.sum(UsageRow.gpu_hours),
+        func.sum(UsageRow.cost_krw),
+        func.sum(UsageRow.energy_kwh),
+        func.sum(UsageRow.co2_kg),
+        func.sum(UsageRow.flops),
+    ).group_by(UsageRow.project_id, UsageRow.award_id)
+    if project_ids is not None:
+        sums = sums.where(UsageRow.project_id.in_(project_ids))
+    totals: dict[tuple[int, int | None], _Totals] = {
+        (p, a): _Totals(float(h or 0), int(c or 0), float(e or 0), float(co2 or 0), float(f or 0))
+        for p, a, h, c, e, co2, f in session.execute(sums)
+    }
+    names = {p.id: p.name for p in session.scalars(select(ProjectRow))}
+    awards = select(AwardRow).order_by(AwardRow.project_id, AwardRow.id)
+    if project_ids is not None:
+        awards = awards.where(AwardRow.project_id.in_(project_ids))
+    out = []
+    for award in session.scalars(awards):
+        t = totals.pop((award.project_id, award.id), _NOTHING)
+        out.append(
+            Balance(
+                names[award.project_id],
+                award.id,
+                award.model,
+                award.gpu_hours_budget,
+                award.gpu_hours_used,
+                *t,
+            )
+        )
+    for (project_id, award_id), t in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        out.append(Balance(names[project_id], award_id, "", None, 0.0, *t))
+    return out

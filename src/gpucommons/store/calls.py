@@ -1,4 +1,6 @@
-"""Repositories for calls: programs, proposals and reviews (flush, never commit)."""
+"""Calls for proposals: programs, the proposals submitted to them and their reviews, as rows and
+repositories (flush, never commit). Awards made from them live in ``store/awards.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +8,103 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, validates
 
 from gpucommons.domain.accelerators import CATALOG
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConflictError, InvalidRequestError
-from gpucommons.store.lookup import add_named, get_row
-from gpucommons.store.models import ProgramRow, ProposalRow, ReviewRow
-from gpucommons.store.repos import get_project, get_user
+from gpucommons.store.base import Base, UtcDateTime, add_named, checked_won, get_row, one_of, utcnow
+from gpucommons.store.tenancy import get_project, get_user
+
+PROGRAM_STATUSES = ("open", "closed")
+
+
+PROPOSAL_STATUSES = ("submitted", "awarded", "rejected")
+
+
+class ProgramRow(Base):
+    """A call for proposals: capacity in GPUs of one model handed out in whole units (8 = whole 8-GPU
+    servers), with a per-organisation cap, a score bonus for non-capital applicants, pricing with
+    discounts per institution kind, and a reclaim rule for unused guaranteed capacity."""
+
+    __tablename__ = "programs"
+    __table_args__ = (
+        CheckConstraint(one_of("status", PROGRAM_STATUSES), name="status"),
+        CheckConstraint("capacity_gpus >= 0", name="capacity"),
+        CheckConstraint("unit_gpus > 0", name="unit"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    model: Mapped[str] = mapped_column(String(64))
+    capacity_gpus: Mapped[int] = mapped_column(Integer)
+    unit_gpus: Mapped[int] = mapped_column(Integer, default=8)
+    cap_per_org_gpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    non_capital_bonus: Mapped[float] = mapped_column(Float, default=0.0)
+    duration_days: Mapped[int] = mapped_column(Integer)
+    price_krw_per_gpu_hour: Mapped[int] = mapped_column(BigInteger, default=0)
+    discounts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    youth_startup_extra_discount: Mapped[float] = mapped_column(Float, default=0.0)
+    reclaim_below_utilization: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reclaim_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    @validates("price_krw_per_gpu_hour")
+    def _whole_won(self, key: str, value: int | float) -> int:
+        return checked_won(key, value)
+
+
+class ProposalRow(Base):
+    """A project's application to a program; one per project per program."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (
+        UniqueConstraint("program_id", "project_id", name="uq_proposals_program_project"),
+        CheckConstraint(one_of("status", PROPOSAL_STATUSES), name="status"),
+        CheckConstraint("requested_gpus > 0", name="requested"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    submitted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_gpus: Mapped[int] = mapped_column(Integer)
+    justification: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ReviewRow(Base):
+    """One reviewer's score (0-100) of one proposal; scoring again replaces it."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "reviewer_id", name="uq_reviews_proposal_reviewer"),
+        CheckConstraint("score >= 0 AND score <= 100", name="score"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id", ondelete="CASCADE"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
 
 PROGRAM_FIELDS = (
     "name",
@@ -32,6 +121,8 @@ PROGRAM_FIELDS = (
     "reclaim_after_days",
     "status",
 )
+
+
 MAX_DURATION_DAYS = 3_650  # ten years; an award's end (start + duration) then always fits the calendar
 
 
