@@ -157,6 +157,24 @@ def test_a_crash_after_the_process_but_before_its_reference_adopts_it_once(
     assert (work_root / "22" / "runs").read_text() == "ran\n"
 
 
+def test_adopt_reports_the_start_of_a_run_that_ended_while_no_server_watched(
+    tmp_path: Path, work_root: Path
+) -> None:
+    """A run launched by a server that died before its next poll, and that ended before the restart:
+    the restarted server reports its real start before its end, so it is charged from the launch."""
+    make_spec = spec_builder(tmp_path / "spec", {"GPUC_LAUNCH_ID": "L23"})
+    first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+    before = time.time()
+    ref = first.launch(make_spec(23, ["true"], 60))
+    after = time.time()
+    assert wait_for(first, 23, 30).kind == "finished"  # what it saw dies with it: nothing recorded
+    for job_ref in (ref, "pending:L23"):  # the reference recorded, or only the intent
+        second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+        events = second.adopt([(23, job_ref)])
+        assert [(e.kind, e.backend_ref) for e in events] == [("started", ref), ("finished", ref)]
+        assert before <= events[0].at_s <= after <= events[1].at_s
+
+
 def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(env: ContractEnv) -> None:
     """The scheduler frees a cancelled job's GPUs when it decides; the job may take its grace period to
     exit. The next job on those GPUs must not start before it has."""

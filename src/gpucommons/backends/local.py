@@ -268,9 +268,13 @@ class LocalBackend:
             else:
                 adopted.append(outcome)
         for tracked, started_s in adopted:
+            # The run's real start, for metering, even when it has ended since: a run that started
+            # and ended while no server watched is charged from its launch, never from the decision.
+            start_s = started_s if started_s is not None else tracked.launched_s
+            tracked.launched_s = None
+            if start_s is not None:
+                events.append(BackendEvent(tracked.job_id, "started", start_s, tracked.ref))
             if self._is_alive(tracked):
-                if started_s is not None:
-                    events.append(BackendEvent(tracked.job_id, "started", started_s, tracked.ref))
                 continue
             event = self._check(tracked, now)
             del self._jobs[tracked.job_id]
