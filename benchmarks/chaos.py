@@ -96,6 +96,7 @@ class Options:
     settle_timeout_s: float
     interval_s: float
     keep: bool
+    job_uids: str = ""  # GPUC_JOB_UIDS of the service; empty: its default range
 
 
 @dataclass(frozen=True)
@@ -536,6 +537,7 @@ def service_env(work: Path, database_url: str, opts: Options) -> dict[str, str]:
         GPUC_DATABASE_URL=database_url,
         GPUC_CLUSTER=str(work / "cluster.toml"),
         GPUC_SCHEDULER_INTERVAL_S=f"{opts.interval_s:g}",
+        **({"GPUC_JOB_UIDS": opts.job_uids} if opts.job_uids else {}),
         **{DRAIN_FILE_ENV: str(work / "drained")},
     )
     return env
@@ -686,6 +688,12 @@ def parse_args(argv: list[str]) -> tuple[Options, list[Database], Path | None]:
     parser.add_argument("--interval", type=float, default=0.3, help="scheduler interval in seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work directory and database")
     parser.add_argument("--summary-json", type=Path, default=None, help="write the figures here")
+    parser.add_argument(
+        "--job-uids",
+        default="",
+        metavar="FIRST-LAST",
+        help="uids the jobs run as (GPUC_JOB_UIDS); give runs side by side ranges of their own",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         given = {a.split("=")[0] for a in argv}
@@ -721,6 +729,7 @@ def parse_args(argv: list[str]) -> tuple[Options, list[Database], Path | None]:
         settle_timeout_s=args.settle_timeout,
         interval_s=args.interval,
         keep=args.keep,
+        job_uids=args.job_uids,
     )
     return opts, databases, args.summary_json
 
