@@ -41,6 +41,7 @@ from gpucommons.engine.ports import BackendEvent, LaunchSpec
 from gpucommons.policy.registry import build_policy
 from gpucommons.store.base import make_engine, session_factory
 from gpucommons.store.jobs import JobRow
+from gpucommons.store.scheduler_state import DatabaseSchedulerState
 
 
 class InstantBackend:
@@ -90,10 +91,11 @@ def _cluster_file(home: Path, nodes: int) -> Path:
 def _schedule(database_url: str, cluster_path: str, home: str, stop: Event) -> None:
     """The scheduler loop in its own process, as ``gpuc scheduler`` runs it, so it competes with the
     API for the database, not for this process's interpreter lock with the load generator."""
+    cluster = load_cluster(cluster_path)
     engine = LiveEngine(
-        session_factory(make_engine(database_url)),
+        DatabaseSchedulerState(session_factory(make_engine(database_url)), cluster),
         InstantBackend(),
-        load_cluster(cluster_path),
+        cluster,
         build_policy("quota"),
         EngineOptions(logs_dir=Path(home) / "jobs"),
     )

@@ -81,6 +81,26 @@ def test_core_module_never_reads_the_wall_clock(path: Path) -> None:
             assert (node.value.id, node.attr) not in WALL_CLOCK_CALLS, f"{path.name}:{node.lineno}"
 
 
+ENGINE_FORBIDDEN = ("sqlalchemy", "alembic", "psycopg", "fastapi", "starlette", "uvicorn", "httpx")
+ENGINE_FORBIDDEN_LAYERS = ("gpucommons.store", "gpucommons.service", "gpucommons.backends",
+                           "gpucommons.cli", "gpucommons.sim")  # fmt: skip
+
+
+def engine_modules() -> list[Path]:
+    return sorted((SRC / "engine").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", engine_modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_engine_sees_only_its_ports(path: Path) -> None:
+    """The engine reaches the database and the backends only through ``engine/ports.py``: the store
+    and the backends implement the ports, the engine never imports them (nor an ORM or web client)."""
+    module = module_name(path)
+    for name in imported_names(ast.parse(path.read_text(), filename=str(path)), module):
+        assert name.split(".")[0] not in ENGINE_FORBIDDEN, f"{module} imports {name}"
+        for banned in ENGINE_FORBIDDEN_LAYERS:
+            assert name != banned and not name.startswith(banned + "."), f"{module} imports {name}"
+
+
 def test_importing_the_core_loads_no_simulator_or_service() -> None:
     code = (
         "import sys, gpucommons.policy, gpucommons.policy.registry, gpucommons.domain.job\n"

@@ -20,6 +20,7 @@ from gpucommons.store import awards as award_repo
 from gpucommons.store.base import make_engine, session_factory
 from gpucommons.store.calls import create_program
 from gpucommons.store.jobs import JobRequest, submit_job
+from gpucommons.store.scheduler_state import DatabaseSchedulerState
 from gpucommons.store.tenancy import create_institution, create_project, create_user, set_membership
 from tests.db_fixtures import db_url, migrated_url
 
@@ -45,10 +46,11 @@ class World:
         options = self.options(ttl_s, holder, **fields)
         backend = LocalBackend(self.root / "backend", grace_s=1.0)
         kwargs = {"clock": clock} if clock is not None else {}
+        cluster = load_cluster("demo")
         return LiveEngine(
-            self.sessions,
+            DatabaseSchedulerState(self.sessions, cluster),
             backend,
-            load_cluster("demo"),
+            cluster,
             build_policy("quota", commons=live_commons(backend)),
             options,
             **kwargs,

@@ -13,9 +13,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from gpucommons.clusterfile import load_cluster
-from gpucommons.engine.events import LaunchRetry
 from gpucommons.engine.live import EngineOptions
-from gpucommons.engine.ports import LaunchSpec, LaunchUncertainError, NodeUnavailableError
+from gpucommons.engine.ports import LaunchRetry, LaunchSpec, LaunchUncertainError, NodeUnavailableError
 from gpucommons.store.base import to_dt
 from gpucommons.store.jobs import AllocationRow, JobRow
 from gpucommons.store.usage import UsageRow

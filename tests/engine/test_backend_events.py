@@ -23,6 +23,7 @@ from gpucommons.store.awards import AwardRow
 from gpucommons.store.base import to_dt, to_s
 from gpucommons.store.jobs import JobRow
 from gpucommons.store.lease import SchedulerLeaseRow
+from gpucommons.store.scheduler_state import DatabaseSchedulerState
 from gpucommons.store.usage import UsageRow, end_segment
 from tests.backends.test_slurm_unit import ScriptedCli, squeue
 from tests.engine.conftest import World
@@ -94,10 +95,11 @@ def engine_with(
     options: EngineOptions | None = None,
     clock: Callable[[], float] | None = None,
 ) -> LiveEngine:
+    cluster = load_cluster("demo")
     return LiveEngine(
-        world.sessions,
+        DatabaseSchedulerState(world.sessions, cluster),
         backend,
-        load_cluster("demo"),
+        cluster,
         build_policy("quota", commons=live_commons(backend)),
         options or EngineOptions(logs_dir=world.root / "jobs"),
         **({"clock": clock} if clock is not None else {}),

@@ -33,6 +33,7 @@ from gpucommons.store.awards import AwardRow
 from gpucommons.store.base import make_engine, session_factory, upgrade
 from gpucommons.store.calls import create_program
 from gpucommons.store.jobs import JobRequest, JobRow, submit_job
+from gpucommons.store.scheduler_state import DatabaseSchedulerState
 from gpucommons.store.state_store import award_of
 from gpucommons.store.tenancy import create_institution, create_project, create_user, set_membership
 
@@ -214,7 +215,8 @@ def _live(
     clock = Clock(T0.timestamp())
     backend = TimedBackend(clock)
     policy = build_policy("quota", commons=live_commons(backend))
-    engine = LiveEngine(sessions, backend, cluster, policy, EngineOptions(logs_dir=tmp_path / "jobs"), clock)
+    state = DatabaseSchedulerState(sessions, cluster)
+    engine = LiveEngine(state, backend, cluster, policy, EngineOptions(logs_dir=tmp_path / "jobs"), clock)
     decisions: list[Decision] = []
     reasons: dict[int, str] = {}
     queue = list(SUBMISSIONS)

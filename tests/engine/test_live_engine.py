@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select, update
 
-from gpucommons.engine.events import LaunchRetry
 from gpucommons.engine.live import LiveEngine
+from gpucommons.engine.ports import LaunchRetry
 from gpucommons.store.awards import AwardRow
 from gpucommons.store.jobs import AllocationRow, JobRow
 from gpucommons.store.lease import SchedulerLeaseRow

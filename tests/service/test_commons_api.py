@@ -33,6 +33,7 @@ from gpucommons.service.app import create_app
 from gpucommons.service.backendmetrics import install_backend_metrics
 from gpucommons.store import awards as award_repo
 from gpucommons.store.calls import create_program
+from gpucommons.store.scheduler_state import DatabaseSchedulerState
 from gpucommons.store.tenancy import (
     create_institution,
     create_project,
@@ -129,7 +130,7 @@ def commons(migrated_url: str, tmp_path: Path) -> Iterator[Commons]:
     cluster = app.state.cluster = load_cluster(str(cluster_file))  # the routes and the engine share it
     client = TestClient(app)
     engine = LiveEngine(
-        app.state.sessions,
+        DatabaseSchedulerState(app.state.sessions, cluster),
         backend,
         cluster,
         build_policy("quota", commons=live_commons(backend)),

@@ -43,30 +43,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
-
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.engine.cycle import run_cycle
-from gpucommons.engine.events import LaunchRetry, apply_event, launch_failed
 from gpucommons.engine.ports import (
+    PENDING_REF_PREFIX,
     Backend,
     BackendEvent,
+    CycleConflictError,
     HoldsForeignGpus,
+    LaunchRetry,
     LaunchSpec,
     LaunchUncertainError,
+    Lease,
+    LeaseLostError,
     NodeUnavailableError,
+    RecordedStart,
+    SchedulerState,
+    SchedulerTransaction,
+    StateUnavailableError,
     max_call_s,
+    new_holder,
 )
 from gpucommons.errors import GpucError
 from gpucommons.policy.constraints import Commons
 from gpucommons.policy.protocols import PolicyConfig
-from gpucommons.store.base import to_dt
-from gpucommons.store.jobs import JobRow, claim_job, release
-from gpucommons.store.lease import Lease, LeaseLostError, acquire_lease, hold_lease, new_holder, release_lease
-from gpucommons.store.state_store import PENDING_REF_PREFIX, CycleConflictError, LiveStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,14 +128,14 @@ def _one_line(exc: BaseException) -> str:
 class LiveEngine:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        state: SchedulerState,
         backend: Backend,
         cluster: Cluster,
         policy: PolicyConfig,
         options: EngineOptions,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.sessions = sessions
+        self.state = state
         self.backend = backend
         self.cluster = cluster
         self.policy = policy
@@ -180,9 +181,9 @@ class LiveEngine:
         return self.options.lease_ttl_s + max_call_s(self.backend)
 
     def _take_lease(self) -> bool:
-        with self.sessions() as session:
-            lease = acquire_lease(session, self.options.holder, self._lease_ttl_s())
-            session.commit()
+        with self.state.transaction() as tx:
+            lease = tx.acquire_lease(self.options.holder, self._lease_ttl_s())
+            tx.commit()
         if lease is None:
             self._lease = None
             return False
@@ -191,29 +192,30 @@ class LiveEngine:
         self._lease = lease
         return True
 
-    def _fence(self, session: Session) -> None:
-        """Renew the lease in ``session``'s transaction, or raise ``LeaseLostError``: call it last,
-        before committing the writes it guards."""
+    def _fence(self, tx: SchedulerTransaction) -> None:
+        """Renew the lease in ``tx``, or raise ``LeaseLostError``: call it last, before committing the
+        writes it guards."""
         if self._lease is None:
             raise LeaseLostError("this scheduler holds no lease")
-        hold_lease(session, self._lease, self._lease_ttl_s())
+        tx.hold_lease(self._lease, self._lease_ttl_s())
+
+    def _fenced(self, write: Callable[[SchedulerTransaction], T]) -> T:
+        """One write in a transaction of its own, committed only under this scheduler's lease."""
+        with self.state.transaction() as tx:
+            result = write(tx)
+            self._fence(tx)
+            tx.commit()
+        return result
 
     def _call(self, operation: Callable[[], T]) -> T:
         """A backend call under a lease renewed to outlast it."""
-        with self.sessions() as session:
-            self._fence(session)
-            session.commit()
+        self._fenced(lambda tx: None)
         return operation()
 
     # -- step 2: reconcile with the backend ----------------------------------------------------------
     def _reconcile(self, report: StepReport) -> None:
-        with self.sessions() as session:
-            running = [
-                (int(i), str(r))
-                for i, r in session.execute(
-                    select(JobRow.id, JobRow.backend_ref).where(JobRow.state == "running")
-                )
-            ]
+        with self.state.transaction() as tx:
+            running = tx.running_jobs()
         events: list[BackendEvent] = []
         unresolved = any(not ref or ref.startswith(PENDING_REF_PREFIX) for _, ref in running)
         if not self._adopted or unresolved:
@@ -221,24 +223,21 @@ class LiveEngine:
             self._adopted = True
         events.extend(self._call(self.backend.poll))
         cancels: list[tuple[int, str]] = []
-        with self.sessions() as session:
-            report.events += self._apply(session, events, cancels)
-            self._fence(session)
-            session.commit()
+        report.events += self._fenced(lambda tx: self._apply(tx, events, cancels))
         for job_id, ref in cancels:
             self._cancel(job_id, ref)
         self._forward_cancels()
 
-    def _apply(self, session: Session, events: list[BackendEvent], cancels: list[tuple[int, str]]) -> int:
+    def _apply(
+        self, tx: SchedulerTransaction, events: list[BackendEvent], cancels: list[tuple[int, str]]
+    ) -> int:
         for event in events:
             self.event_counts[event.kind] += 1
             if event.kind == "unknown":
                 if self._unknown(event):
                     cancels.append((event.job_id, event.backend_ref))
                 continue
-            apply_event(
-                session, self.cluster, event, self.options.max_lost_requeues, self.options.launch_retry
-            )
+            tx.apply_event(event, self.options.max_lost_requeues, self.options.launch_retry)
             if event.kind == "requeued" and event.backend_ref:
                 # the job is back in gpucommons' queue; the copy waiting in the backend's queue must not
                 # run as well (its cancellation event belongs to an old segment and changes nothing)
@@ -268,15 +267,8 @@ class LiveEngine:
         self.unavailable_nodes = nodes
 
     def _forward_cancels(self) -> None:
-        with self.sessions() as session:
-            asked = [
-                (int(i), str(r))
-                for i, r in session.execute(
-                    select(JobRow.id, JobRow.backend_ref).where(
-                        JobRow.state == "running", JobRow.cancel_requested_at.is_not(None)
-                    )
-                )
-            ]
+        with self.state.transaction() as tx:
+            asked = tx.running_jobs(cancel_requested=True)
         self._cancel_sent &= set(asked)  # forget jobs that stopped
         for key in asked:
             unsent = key not in self._cancel_sent and not key[1].startswith(PENDING_REF_PREFIX)
@@ -301,27 +293,25 @@ class LiveEngine:
     # -- step 3: decide ----------------------------------------------------------------------------
     def _cycle(self, report: StepReport, now: float) -> None:
         held = self.backend.held_gpus() if isinstance(self.backend, HoldsForeignGpus) else {}
-        with self.sessions() as session:
-            store = LiveStore(
-                session, self.cluster, set(self.unavailable_nodes), self.options.usage_half_life_s, held
-            )
+        with self.state.transaction() as tx:
+            store = tx.cycle_store(set(self.unavailable_nodes), self.options.usage_half_life_s, held)
             queue = _LaunchQueue()
             try:
                 run_cycle(store, queue, self.policy, now, mix_from_queue=True)
-                self._fence(session)
-                session.commit()
-            except (IntegrityError, CycleConflictError) as exc:  # changed under us: decide again next step
-                session.rollback()
-                log.warning("scheduling cycle rolled back: %s", getattr(exc, "orig", exc))
+                self._fence(tx)
+                tx.commit()
+            except CycleConflictError as exc:  # changed under us: decide again next step
+                tx.rollback()
+                log.warning("scheduling cycle rolled back: %s", exc)
                 return
-            if store.draw is not None:
-                self.site_power_w = dict(store.draw.site_w)
+            draw = store.site_power_w()
+            if draw is not None:
+                self.site_power_w = draw
+            recorded = store.recorded_starts()
             starts = [
-                (job.id, placement, store.rows[job.id].backend_ref)
-                for job, placement in queue.starts
-                if job.id in store.started
+                (job.id, placement, recorded[job.id]) for job, placement in queue.starts if job.id in recorded
             ]
-            preempted = [(job_id, store.preempted_refs.get(job_id, "")) for job_id in queue.preempts]
+            preempted = [(job_id, store.preempted_ref(job_id)) for job_id in queue.preempts]
         report.skipped = len(queue.starts) - len(starts)
         report.preempted = len(preempted)
         for job_id, ref in preempted:
@@ -335,16 +325,17 @@ class LiveEngine:
     # -- step 4: apply -----------------------------------------------------------------------------
     def _apply_start(self, job_id: int, placement: Placement, intent: str) -> bool:
         """Launch one recorded start; whether it was launched (or may have been)."""
-        with self.sessions() as session:
-            row = session.get(JobRow, job_id)
-            if row is None or row.state != "running" or row.backend_ref != intent:
+        with self.state.transaction() as tx:
+            start = tx.recorded_start(job_id, intent)
+            if start is None:
                 return False
-            if row.cancel_requested_at is not None:  # asked to cancel since the decision: never launch
-                self._drop_unlaunched(session, job_id, intent)
-                return False
-            spec = self._spec(row, placement)
-            self._fence(session)  # the launch below cannot outlive this renewal
-            session.commit()
+            if start.cancel_requested:  # asked to cancel since the decision: never launched
+                tx.cancel_unlaunched(job_id, intent, self.clock())
+            self._fence(tx)  # the launch below cannot outlive this renewal
+            tx.commit()
+        if start.cancel_requested:
+            return False
+        spec = self._spec(start, placement)
         try:
             ref = self.backend.launch(spec)
         except LaunchUncertainError as exc:
@@ -364,71 +355,39 @@ class LiveEngine:
         self._record_launch(job_id, intent, ref)
         return True
 
-    def _drop_unlaunched(self, session: Session, job_id: int, intent: str) -> None:
-        row = claim_job(session, job_id, JobRow.state == "running", JobRow.backend_ref == intent)
-        if row is not None:
-            release(session, job_id)  # it never ran: nothing to charge
-            row.state, row.ended_at, row.backend_ref, row.started_at = (
-                "cancelled",
-                to_dt(self.clock()),
-                "",
-                None,
-            )
-            row.reason_code, row.reason = "cancelled", "cancelled before it was launched"
-        self._fence(session)
-        session.commit()
-
     def _unplace(self, job_id: int, intent: str, why: str) -> None:
-        """A start that never ran goes back to the queue as it was: no charge, no failed attempt."""
-        with self.sessions() as session:
-            row = claim_job(session, job_id, JobRow.state == "running", JobRow.backend_ref == intent)
-            if row is not None:
-                release(session, job_id)
-                row.state, row.backend_ref, row.started_at = "pending", "", None
-                row.reason_code, row.reason = "node-unavailable", why[:500]
-            self._fence(session)
-            session.commit()
+        self._fenced(lambda tx: tx.unplace(job_id, intent, why))
 
     def _launch_failed(self, job_id: int, intent: str, error: str) -> None:
-        with self.sessions() as session:
-            row = claim_job(session, job_id, JobRow.state == "running", JobRow.backend_ref == intent)
-            if row is not None:
-                launch_failed(session, row, to_dt(self.clock()), error, self.options.launch_retry)
-            self._fence(session)
-            session.commit()
+        at_s, retry = self.clock(), self.options.launch_retry
+        self._fenced(lambda tx: tx.launch_failed(job_id, intent, at_s, error, retry))
 
     def _record_launch(self, job_id: int, intent: str, ref: str) -> None:
-        with self.sessions() as session:
-            self._fence(session)  # lost: the next holder adopts the launch through its pending: reference
-            row = claim_job(session, job_id, JobRow.state == "running", JobRow.backend_ref == intent)
-            if row is None:  # nothing records this launch any more: it must not run unseen
-                session.commit()
-                log.warning(
-                    "job %d changed while it was launched; stopping the launched copy %s", job_id, ref
-                )
-                self._cancel(job_id, ref)
-                return
-            row.backend, row.backend_ref, row.launch_attempts = self.backend.name, ref, 0
-            cancel = row.cancel_requested_at is not None
-            session.commit()
-        if cancel and self._cancel(job_id, ref):  # the cancel came while the launch was on its way
+        with self.state.transaction() as tx:
+            self._fence(tx)  # lost: the next holder adopts the launch through its pending: reference
+            cancel = tx.record_launch(job_id, intent, self.backend.name, ref)
+            tx.commit()
+        if cancel is None:  # nothing records this launch any more: it must not run unseen
+            log.warning("job %d changed while it was launched; stopping the launched copy %s", job_id, ref)
+            self._cancel(job_id, ref)
+        elif cancel and self._cancel(job_id, ref):  # the cancel came while the launch was on its way
             self._cancel_sent.add((job_id, ref))
 
-    def _spec(self, row: JobRow, placement: Placement) -> LaunchSpec:
-        where = job_dir(self.options.logs_dir, row.id)
-        workdir = Path(row.workdir) if row.workdir and Path(row.workdir).is_dir() else where
+    def _spec(self, start: RecordedStart, placement: Placement) -> LaunchSpec:
+        where = job_dir(self.options.logs_dir, start.job_id)
+        workdir = Path(start.workdir) if start.workdir and Path(start.workdir).is_dir() else where
         return LaunchSpec(
-            job_id=row.id,
-            command=tuple(str(a) for a in row.command),
+            job_id=start.job_id,
+            command=start.command,
             placement=placement,
             node_names=tuple(self.cluster.nodes[n].name for n in placement.nodes),
             gpu_model=self.cluster.nodes[placement.nodes[0]].model,
-            time_limit_s=row.time_limit_s,
+            time_limit_s=start.time_limit_s,
             workdir=workdir,
             stdout_path=where / "stdout.log",
             stderr_path=where / "stderr.log",
-            env={"GPUC_LAUNCH_ID": row.backend_ref.removeprefix(PENDING_REF_PREFIX)},
-            account=str(row.project_id),
+            env={"GPUC_LAUNCH_ID": start.launch_id},
+            account=str(start.project_id),
         )
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -437,8 +396,8 @@ class LiveEngine:
         while not stop.is_set():
             try:
                 self.step()
-            except OperationalError as exc:  # database busy or gone for a moment: try again
-                log.warning("scheduler step failed: %s", exc.orig)
+            except StateUnavailableError as exc:  # database busy or gone for a moment: try again
+                log.warning("scheduler step failed: %s", exc)
             except Exception:
                 log.exception("scheduler step failed")
             self.wake.wait(interval_s)
@@ -447,7 +406,7 @@ class LiveEngine:
 
     def shutdown(self) -> None:
         """Give the lease back; running jobs keep running and are adopted by the next scheduler."""
-        with self.sessions() as session:
-            release_lease(session, self.options.holder)
-            session.commit()
+        with self.state.transaction() as tx:
+            tx.release_lease(self.options.holder)
+            tx.commit()
         self._lease = None

@@ -1,17 +1,30 @@
 """Ports between the engine and the world. The simulator and the live service each provide one of
-each; the engine and the policy core never know which."""
+each; the engine and the policy core never know which.
+
+``StateStore``, ``Clock`` and ``Executor`` are what ``run_cycle`` needs, in a replay and live. The live
+engine needs more, and only through ports too: a ``Backend`` that runs jobs, and a ``SchedulerState``
+(the database, implemented in ``store/scheduler_state.py``) whose transactions hold the lease, apply
+the backend's events, record a cycle's decisions and keep each launch's bookkeeping. The engine never
+sees a table, a session or SQL; the store never sees a backend.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from gpucommons.domain.job import Job, Placement
-from gpucommons.errors import GpucError
+from gpucommons.errors import ConflictError, GpucError
 from gpucommons.policy.decisions import CycleResult
 from gpucommons.policy.snapshot import Snapshot
+
+PENDING_REF_PREFIX = "pending:"  # a start recorded but not yet launched: ``pending:<launch id>``
 
 
 class Clock(Protocol):
@@ -132,3 +145,147 @@ def max_call_s(backend: Backend) -> float:
     ``max_call_s`` attribute (0 when it has none): the engine's lease must outlast it."""
     value = getattr(backend, "max_call_s", 0.0)
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+# -- the live engine's durable state ----------------------------------------------------------------
+def new_holder() -> str:
+    """A scheduler's name in the lease, ``<host>:<pid>:<random>``: the store may take over at once a
+    lease whose holder is a process of this host that no longer exists."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A holding of the scheduler lease: ``epoch`` is its fencing token, bumped at every takeover."""
+
+    holder: str
+    epoch: int
+
+
+class LeaseLostError(ConflictError):
+    """The lease is no longer this scheduler's (taken over, or released): it must stop acting, and the
+    transaction that found out stores nothing."""
+
+
+class CycleConflictError(ConflictError):
+    """A cycle's decisions conflict with what changed since its snapshot (a job it meant to preempt no
+    longer runs the segment it saw, or a write the database refused): nothing of the cycle is stored,
+    and the next step decides again."""
+
+
+class StateUnavailableError(GpucError):
+    """The state could not be read or written for a moment (the database busy or gone): the step is
+    tried again at the next interval."""
+
+
+@dataclass(frozen=True)
+class LaunchRetry:
+    """How failed launches are retried (Kueue's requeue with backoff): after the ``n``-th failure in a
+    row the job waits ``min(backoff_max_s, backoff_s * 2 ** (n - 1))`` seconds; at ``max_attempts``
+    it fails with the last error, so one job the backend keeps refusing never wedges the others."""
+
+    max_attempts: int = 5
+    backoff_s: float = 5.0
+    backoff_max_s: float = 300.0
+
+    def delay_s(self, attempts: int) -> float:
+        return float(min(self.backoff_max_s, self.backoff_s * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True)
+class RecordedStart:
+    """A start the cycle recorded and the engine is about to launch: what the launch needs of the job."""
+
+    job_id: int
+    launch_id: str  # the ``<launch id>`` of its ``pending:`` reference
+    command: tuple[str, ...]
+    workdir: str  # as the job asked ("" for none)
+    time_limit_s: float
+    project_id: int
+    cancel_requested: bool
+
+
+class CycleStore(StateStore, Protocol):
+    """The ``StateStore`` of one live cycle, and what it recorded."""
+
+    def recorded_starts(self) -> dict[int, str]:
+        """Job id -> the ``pending:`` reference of each start recorded (a start decided on a job that
+        changed since the snapshot is not recorded, and must not be launched)."""
+        ...
+
+    def preempted_ref(self, job_id: int) -> str:
+        """The backend reference of the segment a recorded preemption ended ("" if none)."""
+        ...
+
+    def site_power_w(self) -> dict[str, float] | None:
+        """Each site's projected draw of what runs after the cycle (None before a snapshot)."""
+        ...
+
+
+class SchedulerTransaction(Protocol):
+    """One transaction on the scheduler's state. Writes are kept only by ``commit``; the engine calls
+    ``hold_lease`` last before it, so nothing commits unless the lease was still its own. Every write
+    to a job takes it only in the state the caller expects (a running job with this reference, say),
+    so a write of the API in between is never overwritten: a job that changed is left as it is."""
+
+    def acquire_lease(self, holder: str, ttl_s: float) -> Lease | None:
+        """Take or renew the lease; ``None`` while another holder's lease runs."""
+        ...
+
+    def hold_lease(self, lease: Lease, ttl_s: float) -> None:
+        """Renew ``lease`` in this transaction, or raise ``LeaseLostError``."""
+        ...
+
+    def release_lease(self, holder: str) -> None: ...
+
+    def running_jobs(self, *, cancel_requested: bool = False) -> list[tuple[int, str]]:
+        """(job id, backend reference) of every running job (only those asked to cancel, if set)."""
+        ...
+
+    def apply_event(self, event: BackendEvent, max_lost_requeues: int, retry: LaunchRetry) -> bool:
+        """Apply one backend event to its job; whether it changed anything."""
+        ...
+
+    def cycle_store(
+        self, unavailable_nodes: set[str], usage_half_life_s: float, held_gpus: dict[str, int | None]
+    ) -> CycleStore:
+        """The state store one cycle decides on, over the capacity left by unavailable nodes and by
+        GPUs the backend's foreign jobs hold."""
+        ...
+
+    def recorded_start(self, job_id: int, intent: str) -> RecordedStart | None:
+        """The start recorded as ``intent`` (a ``pending:`` reference), or ``None`` if the job no
+        longer runs it."""
+        ...
+
+    def cancel_unlaunched(self, job_id: int, intent: str, at_s: float) -> None:
+        """A recorded start asked to cancel before its launch: it ends ``cancelled``, uncharged."""
+        ...
+
+    def unplace(self, job_id: int, intent: str, why: str) -> None:
+        """A recorded start that never ran goes back to the queue as it was: no charge, no attempt."""
+        ...
+
+    def launch_failed(self, job_id: int, intent: str, at_s: float, error: str, retry: LaunchRetry) -> None:
+        """A launch that did not happen: the job waits out a backoff, or fails after the last try."""
+        ...
+
+    def record_launch(self, job_id: int, intent: str, backend: str, ref: str) -> bool | None:
+        """The launch of ``intent`` runs as ``ref``: ``None`` if the job changed meanwhile (nothing
+        records the launch: it must be stopped), else whether a cancel was asked meanwhile."""
+        ...
+
+    def commit(self) -> None:
+        """Keep this transaction's writes; raises ``CycleConflictError`` when the state refuses them."""
+        ...
+
+    def rollback(self) -> None: ...
+
+
+class SchedulerState(Protocol):
+    """The live engine's durable state (the database in the service)."""
+
+    def transaction(self) -> AbstractContextManager[SchedulerTransaction]:
+        """A new transaction; one not committed when the block ends stores nothing. Raises
+        ``StateUnavailableError`` when the state cannot be reached for a moment."""
+        ...

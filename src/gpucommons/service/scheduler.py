@@ -27,6 +27,7 @@ from gpucommons.policy.registry import build_policy
 from gpucommons.service.backendmetrics import install_backend_metrics
 from gpucommons.service.livemetrics import cycle_histogram, timed
 from gpucommons.store.base import make_engine, session_factory
+from gpucommons.store.scheduler_state import DatabaseSchedulerState
 
 DEFAULT_POLICY = "quota"
 LOCAL_GRACE_S = 10.0
@@ -74,10 +75,11 @@ def build_backend(settings: Settings) -> Backend:
 def build_engine(settings: Settings, policy: str = DEFAULT_POLICY, lease_ttl_s: float = 15.0) -> LiveEngine:
     sessions = session_factory(make_engine(settings.database_url))
     backend = build_backend(settings)
+    cluster = load_cluster(settings.cluster)
     return LiveEngine(
-        sessions,
+        DatabaseSchedulerState(sessions, cluster),
         backend,
-        load_cluster(settings.cluster),
+        cluster,
         replace(
             build_policy(policy, commons=live_commons(backend)), priority_classes=settings.priority_table
         ),

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +43,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
 
-from gpucommons.errors import ConflictError
+from gpucommons.engine.ports import Lease, LeaseLostError
 from gpucommons.store.base import Base, UtcDateTime
 
 
@@ -62,18 +60,6 @@ class SchedulerLeaseRow(Base):
 
 
 LEASE_ID = 1
-
-
-class LeaseLostError(ConflictError):
-    """The scheduler's lease expired or another scheduler took it over: it must stop acting."""
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A held lease: who holds it and the epoch (fencing token) of this holding."""
-
-    holder: str
-    epoch: int
 
 
 class db_time(FunctionElement[datetime]):
@@ -121,12 +107,8 @@ def read_db_now(session: Session) -> datetime:
     return value
 
 
-def new_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 def _holder_gone(holder: str) -> bool:
-    """Whether ``holder`` names a process on this host that has exited."""
+    """Whether ``holder`` names a process on this host that has exited (``ports.new_holder``)."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():

@@ -31,12 +31,14 @@ from collections import defaultdict
 from datetime import datetime
 
 from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.domain.power import PowerModel
+from gpucommons.engine.ports import PENDING_REF_PREFIX, CycleConflictError
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import CycleResult, PendingReason
@@ -61,18 +63,10 @@ from gpucommons.store.usage import (
     end_segment,
 )
 
-PENDING_REF_PREFIX = "pending:"
-
-
 USAGE_HORIZON_HALF_LIVES = 10  # older segments weigh < 0.1 % and are left out of decayed usage
 
 
 _JOBS: Table = JobRow.__table__  # type: ignore[assignment]
-
-
-class CycleConflictError(Exception):
-    """A job the cycle meant to preempt no longer runs the segment the snapshot saw: the cycle's
-    decisions may depend on its GPUs, so the whole cycle is rolled back and decided again."""
 
 
 def job_of(row: JobRow, tenant: str, sovereign: bool = False) -> Job:
@@ -108,7 +102,8 @@ def award_of(row: AwardRow, tenant: str) -> Award:
 
 
 class LiveStore:
-    """A ``StateStore`` over one session; build one per cycle (it caches that cycle's rows)."""
+    """A ``StateStore`` over one session (the engine's ``CycleStore``); build one per cycle (it caches
+    that cycle's rows)."""
 
     def __init__(
         self,
@@ -181,7 +176,20 @@ class LiveStore:
                 if job_id not in started and job_id not in reasons:
                     reasons[job_id] = result.others
         self._write_reasons(reasons)
-        self.session.flush()
+        try:
+            self.session.flush()
+        except IntegrityError as exc:  # e.g. a GPU taken meanwhile: the whole cycle is decided again
+            raise CycleConflictError(f"the cycle's writes were refused: {exc.orig}") from exc
+
+    # -- CycleStore ------------------------------------------------------------------------------
+    def recorded_starts(self) -> dict[int, str]:
+        return {job_id: self.rows[job_id].backend_ref for job_id in sorted(self.started)}
+
+    def preempted_ref(self, job_id: int) -> str:
+        return self.preempted_refs.get(job_id, "")
+
+    def site_power_w(self) -> dict[str, float] | None:
+        return dict(self.draw.site_w) if self.draw is not None else None
 
     # -- helpers ---------------------------------------------------------------------------------
     def _pending(self, projects: dict[int, str], now: float) -> list[PendingJob]:

@@ -1,4 +1,4 @@
-"""Applying one backend event to the database: the job's new state, its metered segment, its GPUs.
+"""Applying one backend event to the job rows: the job's new state, its metered segment, its GPUs.
 
 Events are matched to the job's current segment by ``backend_ref``: an event about an older segment (a
 preempted run that is only now dying) or about a job that is no longer running changes nothing. The
@@ -17,36 +17,20 @@ Flushes, never commits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, true
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
-from gpucommons.engine.ports import BackendEvent
+from gpucommons.engine.ports import PENDING_REF_PREFIX, BackendEvent, LaunchRetry
 from gpucommons.store.base import to_dt
 from gpucommons.store.jobs import JobRow, claim_job, release
-from gpucommons.store.state_store import PENDING_REF_PREFIX
 from gpucommons.store.usage import end_segment, extend_segment
 
 ENDS = frozenset({"finished", "failed", "cancelled", "timeout"})
 LAUNCH_RETRY_CODE = "launch-retry"
 LAUNCH_FAILED_CODE = "launch-failed"
-
-
-@dataclass(frozen=True)
-class LaunchRetry:
-    """How failed launches are retried (Kueue's requeue with backoff): after the ``n``-th failure in a
-    row the job waits ``min(backoff_max_s, backoff_s * 2 ** (n - 1))`` seconds; at ``max_attempts``
-    it fails with the last error, so one job the backend keeps refusing never wedges the others."""
-
-    max_attempts: int = 5
-    backoff_s: float = 5.0
-    backoff_max_s: float = 300.0
-
-    def delay_s(self, attempts: int) -> float:
-        return float(min(self.backoff_max_s, self.backoff_s * 2 ** max(0, attempts - 1)))
 
 
 def _same_segment(event: BackendEvent) -> ColumnElement[bool]:
