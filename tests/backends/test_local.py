@@ -222,7 +222,9 @@ def test_a_launch_onto_a_node_out_of_service_runs_nothing(tmp_path: Path, work_r
     assert backend.poll() == [] and not (tmp_path / "state" / "15" / "meta.json").exists()
 
 
-def test_a_run_that_ended_while_no_server_watched_is_reported_once(tmp_path: Path, work_root: Path) -> None:
+def test_a_run_that_ended_while_no_server_watched_is_reported_until_acknowledged(
+    tmp_path: Path, work_root: Path
+) -> None:
     make_spec = spec_builder(tmp_path / "spec")
     first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
     ref = first.launch(make_spec(16, ["true"], 60))
@@ -232,7 +234,56 @@ def test_a_run_that_ended_while_no_server_watched_is_reported_once(tmp_path: Pat
     (event,) = second.adopt([])  # the job is no longer running in the commons' records
     assert (event.job_id, event.kind, event.backend_ref, event.exit_code) == (16, "finished", ref, 0)
     assert event.at_s == (tmp_path / "state" / "16" / "exit_code").stat().st_mtime
+    # A server that died before recording it hears of it again; once recorded, never again.
+    third = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+    assert third.adopt([]) == [event]
+    third.acknowledge([event])
     assert LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root).adopt([]) == []
+
+
+def test_the_end_of_a_run_its_next_launch_replaced_survives_a_crash(tmp_path: Path, work_root: Path) -> None:
+    """A preempted run that exits as its job starts again: its record is replaced by the new launch's,
+    but its end (to which its segment is charged) is kept until the commons has it, even when the server
+    that saw it dies before recording it."""
+    make_spec = spec_builder(tmp_path / "spec")
+    first = LocalBackend(tmp_path / "state", grace_s=5.0, work_root=work_root)
+    slow_stop = "trap 'sleep 0.3; exit 143' TERM; echo ready; while true; do sleep 0.05; done"
+    old_spec = make_spec(18, ["sh", "-c", slow_stop], 60)
+    old = first.launch(old_spec)
+    _wait_for_text(old_spec.stdout_path, "ready")
+    first.cancel(18, old)  # the preemption: it takes 0.3 s to stop
+    new = first.launch(make_spec(18, ["sleep", "30"], 60))  # waits for the old run to leave its GPUs
+    # The server dies before its next poll: what it knew of the old run's end is gone with it.
+    second = LocalBackend(tmp_path / "state", grace_s=5.0, work_root=work_root)
+    events = second.adopt([(18, new)])
+    ends = [e for e in events if e.backend_ref == old]
+    assert [(e.job_id, e.kind) for e in ends] == [(18, "cancelled")], events
+    assert ends[0].at_s <= time.time()
+    second.acknowledge(ends)
+    third = LocalBackend(tmp_path / "state", grace_s=5.0, work_root=work_root)
+    assert [e for e in third.adopt([(18, new)]) if e.backend_ref == old] == []
+    third.cancel(18, new)
+    assert wait_for(third, 18, 30).backend_ref == new
+
+
+def test_the_end_of_a_run_a_dead_server_left_running_is_kept_when_its_job_starts_again(
+    tmp_path: Path, work_root: Path
+) -> None:
+    """A run nobody tracks any more (its server died after preempting it) still runs when its job's next
+    run is launched: it is killed then, and that kill is the end its segment is charged to."""
+    make_spec = spec_builder(tmp_path / "spec")
+    first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+    spec = make_spec(19, ["sh", "-c", "echo ready; sleep 30"], 60)
+    old = first.launch(spec)
+    _wait_for_text(spec.stdout_path, "ready")
+    second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+    before = time.time()
+    new = second.launch(make_spec(19, ["true"], 60))
+    (end,) = [e for e in second.poll() if e.backend_ref == old]
+    assert (end.job_id, end.kind) == (19, "cancelled") and before <= end.at_s <= time.time()
+    _wait_until_gone(int(old.split(":")[0]))
+    restarted = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
+    assert end in restarted.adopt([(19, new)])  # not acknowledged: reported again
 
 
 def test_relaunching_a_job_still_stopping_reports_the_old_runs_end(env: ContractEnv) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, update
 
+from gpucommons.backends.local import LocalBackend
 from gpucommons.engine.live import LiveEngine
-from gpucommons.engine.ports import LaunchRetry
+from gpucommons.engine.ports import BackendEvent, LaunchRetry
 from gpucommons.store.awards import AwardRow
 from gpucommons.store.jobs import AllocationRow, JobRow
 from gpucommons.store.lease import SchedulerLeaseRow
@@ -54,6 +55,28 @@ def test_job_runs_on_its_gpus_and_is_charged(world: World) -> None:
         assert isinstance(usage.cost_krw, int)  # whole won at list price: the program states no discounts
         assert abs(usage.cost_krw - usage.gpu_hours * 3600.0) <= 0.5
         assert s.scalar(select(func.count()).select_from(AllocationRow)) == 0
+
+
+def test_a_runs_end_is_acknowledged_to_the_backend_only_once_committed(world: World) -> None:
+    """The local backend keeps a run's end until the engine has committed it: seen only in memory by a
+    server that then died, it would be reported again by the next one, and a new backend over the same
+    state finds nothing left to report once it is in the database."""
+    job_id = world.submit(["true"])
+    engine = world.engine()
+    acknowledged: list[tuple[str, str]] = []
+    backend = engine.backend
+    assert isinstance(backend, LocalBackend)
+    forward = backend.acknowledge
+
+    def acknowledge(events: Sequence[BackendEvent]) -> None:
+        for event in events:
+            acknowledged.append((event.kind, job(world, event.job_id).state))  # what the database holds
+        forward(events)
+
+    backend.acknowledge = acknowledge  # type: ignore[method-assign]
+    step_until(engine, lambda: job(world, job_id).state == "finished")
+    assert ("finished", "finished") in acknowledged
+    assert LocalBackend(world.root / "backend", grace_s=1.0).adopt([]) == []
 
 
 def test_job_without_award_waits_with_reason(world: World) -> None:

@@ -7,7 +7,10 @@ Per job the backend keeps ``<state_dir>/<job_id>/`` (mode 0700, inside the priva
   the wrapper runs (command, environment, work directory, uid); once started it also holds ``ref``;
 - ``claim``, created atomically by the wrapper as its first act (its pid and start time), or by a
   restarted backend for a record nobody claimed ("abandoned");
-- ``exit_code``, written by the wrapper when the command ends.
+- ``exit_code``, written by the wrapper when the command ends;
+- ``reported`` and ``late_ends.json``, what of the runs' ends the commons has recorded, and the ends of
+  earlier runs it has not yet (``backends.local_records``): every end is reported until the engine
+  acknowledges it, so a server that dies in between loses none.
 
 Each launch starts ``python -I -S wrapper.py <job dir>`` in a new session with an empty environment,
 so the wrapper's pid is the job's process group id and one ``killpg`` reaches the group; when the server
@@ -39,7 +42,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from gpucommons.backends import wrapper
@@ -56,6 +58,19 @@ from gpucommons.backends.isolation import (
     secure_home,
     server_identity,
     sweep_uid,
+)
+from gpucommons.backends.local_records import (
+    END_KINDS,
+    REPORTED_FILE,
+    Tracked,
+    acknowledge_end,
+    exit_code,
+    late_ends,
+    read_meta,
+    recorded_ref,
+    reported,
+    save_late_end,
+    tracked_from_record,
 )
 from gpucommons.backends.processes import (
     alive,
@@ -78,7 +93,6 @@ PENDING_REF_PREFIX = "pending:"
 launch record and its claim, so a crash between "decided" and "launched" never runs a job twice."""
 
 WRAPPER_PATH = str(Path(wrapper.__file__).resolve())
-REPORTED_FILE = "reported"  # in a job's directory: the end of its last run was reported
 VACATE_POLL_S = 0.05  # how often a launch looks whether a stopping job has left the GPUs it needs
 UNKILLABLE_S = 10.0  # past the grace period, how long a killed job may take to go before launch fails
 
@@ -94,23 +108,6 @@ def _devices(spec: LaunchSpec) -> frozenset[str]:
         for name, (_, gpus) in zip(spec.node_names, spec.placement.node_gpus, strict=True)
         for gpu in gpus
     )
-
-
-@dataclass
-class _Tracked:
-    job_id: int
-    ref: str
-    pid: int
-    start_ticks: int
-    deadline_s: float
-    job_dir: Path
-    uid: int | None = None
-    workdir: Path | None = None
-    popen: subprocess.Popen[bytes] | None = None
-    stopping: str = ""  # "", "cancelled" or "timeout"
-    term_sent_s: float = 0.0
-    devices: frozenset[str] = frozenset()  # "<node>:<gpu>" it holds, as in the launch record
-    launched_s: float | None = None  # when its process started, until ``poll`` has reported it
 
 
 class LocalBackend:
@@ -140,7 +137,7 @@ class LocalBackend:
         self.down_nodes = set(down_nodes)
         self.job_uids = UidRange.parse(job_uids) if isinstance(job_uids, str) else job_uids
         self.switch_user = can_switch_user()
-        self._jobs: dict[int, _Tracked] = {}
+        self._jobs: dict[int, Tracked] = {}
         self._ended: list[BackendEvent] = []  # ends seen outside ``poll``, reported by the next one
         if home is not None:
             try:
@@ -159,19 +156,7 @@ class LocalBackend:
             raise NodeUnavailableError(f"node {', '.join(sorted(down))} is out of service")
         job_dir = self.state_dir / str(spec.job_id)
         job_dir.mkdir(mode=0o700, exist_ok=True)
-        previous = self._jobs.pop(spec.job_id, None)
-        if previous is not None:  # a preempted segment still in its grace period: end it now
-            killpg(previous.pid, signal.SIGKILL)
-            if previous.popen is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    previous.popen.wait(5)  # its wrapper gives the uid's lock back as it exits
-            self._sweep(previous.uid, previous)
-            last_uid = previous.uid
-            # Its end still goes out (the segment it belonged to is charged up to here).
-            ended = BackendEvent(spec.job_id, previous.stopping or "cancelled", self.clock(), previous.ref)
-            self._ended.append(ended)
-        else:
-            last_uid = self._end_recorded(spec.job_id)
+        last_uid = self._end_earlier_run(spec.job_id, self._jobs.pop(spec.job_id, None))
         for stale in (EXIT_FILE, CLAIM_FILE, META_FILE, REPORTED_FILE):
             (job_dir / stale).unlink(missing_ok=True)
         identity, uid_lock = self._identity(spec.job_id, last_uid)
@@ -211,7 +196,7 @@ class LocalBackend:
         except BaseException:  # a launch that reports failure must leave nothing running
             killpg(popen.pid, signal.SIGKILL)
             raise
-        self._jobs[spec.job_id] = _Tracked(
+        self._jobs[spec.job_id] = Tracked(
             spec.job_id,
             ref,
             popen.pid,
@@ -232,10 +217,11 @@ class LocalBackend:
             parsed = parse_ref(backend_ref)
             if parsed is not None and alive(*parsed):
                 killpg(parsed[0], signal.SIGTERM)
-                if job_id:
+                if job_id:  # watched until it exits, so its end is reported (not its start: no segment)
                     self._track_adopted(job_id, backend_ref, parsed)
                     self._jobs[job_id].stopping = "cancelled"
                     self._jobs[job_id].term_sent_s = self.clock()
+                    self._jobs[job_id].launched_s = None
             return
         if not tracked.stopping:
             self._stop(tracked, "cancelled")
@@ -258,7 +244,7 @@ class LocalBackend:
         no job just adopted holds that uid."""
         now = self.clock()
         events: list[BackendEvent] = []
-        adopted: list[tuple[_Tracked, float | None]] = []
+        adopted: list[tuple[Tracked, float | None]] = []
         for job_id, ref in running:
             if job_id in self._jobs:
                 continue
@@ -285,6 +271,18 @@ class LocalBackend:
 
     def unavailable_nodes(self) -> set[str]:
         return set(self.down_nodes)
+
+    def acknowledge(self, events: Sequence[BackendEvent]) -> None:
+        """The commons has recorded ``events``: the ends among them need not be reported again."""
+        for event in events:
+            ref = event.backend_ref
+            if (
+                event.job_id > 0
+                and event.kind in END_KINDS
+                and ref
+                and not ref.startswith(PENDING_REF_PREFIX)
+            ):
+                acknowledge_end(self.state_dir / str(event.job_id), ref)
 
     # -- launching -------------------------------------------------------------------------------
     def _identity(self, job_id: int, last_uid: int | None) -> tuple[JobIdentity, int | None]:
@@ -324,16 +322,45 @@ class LocalBackend:
         finally:
             os.close(out)
 
-    def _end_recorded(self, job_id: int) -> int | None:
-        """Before a job's new segment: kill what its recorded earlier segment still runs (a process
-        this backend instance does not track); returns that segment's uid."""
-        meta = self._read_meta(job_id)
+    def _end_earlier_run(self, job_id: int, previous: Tracked | None) -> int | None:
+        """Before a job's new segment: kill what its recorded earlier run still runs, tracked by this
+        instance (a preempted run in its grace period) or not (a server that died left it), and keep
+        its end until the commons has it (``save_late_end``): the segment it belonged to is charged up
+        to then. Returns that run's uid."""
+        job_dir = self.state_dir / str(job_id)
+        now = self.clock()
+        if previous is not None:
+            killpg(previous.pid, signal.SIGKILL)
+            if previous.popen is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    previous.popen.wait(5)  # its wrapper gives the uid's lock back as it exits
+            self._sweep(previous.uid, previous)
+            code, ended_s = exit_code(job_dir, self.clock())
+            kind = previous.stopping or (
+                "cancelled" if code is None else "finished" if code == 0 else "failed"
+            )
+            self._keep_late_end(job_dir, BackendEvent(job_id, kind, ended_s, previous.ref, code))
+            return previous.uid
+        meta = read_meta(job_dir)
         uid = int_or_none(meta.get("uid"))
-        parsed = parse_ref(self._recorded_ref(job_id, meta))
-        if parsed is not None and alive(*parsed):
+        ref = recorded_ref(job_dir, meta)
+        parsed = parse_ref(ref)
+        if parsed is None:
+            return uid
+        if alive(*parsed):
             killpg(parsed[0], signal.SIGKILL)
             self._sweep(uid, None)
+            self._keep_late_end(job_dir, BackendEvent(job_id, "cancelled", now, ref))
+        elif not reported(job_dir):
+            code, ended_s = exit_code(job_dir, now)
+            if code is not None:  # else it ended unseen and when is not known: its segment stays as charged
+                kind = "finished" if code == 0 else "failed"
+                self._keep_late_end(job_dir, BackendEvent(job_id, kind, ended_s, ref, code))
         return uid
+
+    def _keep_late_end(self, job_dir: Path, event: BackendEvent) -> None:
+        save_late_end(job_dir, event)
+        self._ended.append(event)
 
     # -- watching --------------------------------------------------------------------------------
     def _vacate(self, devices: frozenset[str]) -> None:
@@ -357,17 +384,17 @@ class LocalBackend:
                 else:
                     time.sleep(VACATE_POLL_S)  # not our child: poll /proc until it is gone
 
-    def _stop(self, tracked: _Tracked, why: str) -> None:
+    def _stop(self, tracked: Tracked, why: str) -> None:
         tracked.stopping = why
         tracked.term_sent_s = self.clock()
         killpg(tracked.pid, signal.SIGTERM)
 
-    def _is_alive(self, tracked: _Tracked) -> bool:
+    def _is_alive(self, tracked: Tracked) -> bool:
         if tracked.popen is not None:
             return tracked.popen.poll() is None
         return alive(tracked.pid, tracked.start_ticks)
 
-    def _sweep(self, uid: int | None, tracked: _Tracked | None) -> None:
+    def _sweep(self, uid: int | None, tracked: Tracked | None) -> None:
         """Kill every process of a job's uid, unless another job this backend tracks holds it."""
         if uid is None or not self.switch_user:
             return
@@ -375,7 +402,7 @@ class LocalBackend:
             return
         sweep_uid(uid)
 
-    def _check(self, tracked: _Tracked, now: float) -> BackendEvent | None:
+    def _check(self, tracked: Tracked, now: float) -> BackendEvent | None:
         """Enforce the time limit and grace period; an event once the job's wrapper has exited."""
         if self._is_alive(tracked):
             if not tracked.stopping and now >= tracked.deadline_s:
@@ -384,73 +411,35 @@ class LocalBackend:
                 killpg(tracked.pid, signal.SIGKILL)
             return None
         killpg(tracked.pid, signal.SIGKILL)  # leftovers the job spawned in its group
-        exit_code, ended_s = self._exit_code(tracked.job_dir, now)
-        if exit_code is None:  # the wrapper did not get to sweep the job's uid itself
+        code, ended_s = exit_code(tracked.job_dir, now)
+        if code is None:  # the wrapper did not get to sweep the job's uid itself
             self._sweep(tracked.uid, tracked)
         if tracked.workdir is not None:
             WorkArea.lock(tracked.workdir)
-        with contextlib.suppress(OSError):  # its end goes out with this event (no directory: no run)
-            (tracked.job_dir / REPORTED_FILE).touch()
         if tracked.stopping:
             kind = tracked.stopping
-        elif exit_code is not None:
-            kind = "finished" if exit_code == 0 else "failed"
+        elif code is not None:
+            kind = "finished" if code == 0 else "failed"
         elif read_json(tracked.job_dir / CLAIM_FILE).get("abandoned"):
             return BackendEvent(tracked.job_id, "lost", now, tracked.ref, None, "launch abandoned")
         elif tracked.popen is not None and tracked.popen.returncode is not None:
-            kind, exit_code = "failed", 128 + abs(tracked.popen.returncode)
+            kind, code = "failed", 128 + abs(tracked.popen.returncode)
         else:
             return BackendEvent(tracked.job_id, "lost", now, tracked.ref, None, "process vanished")
-        return BackendEvent(tracked.job_id, kind, ended_s, tracked.ref, exit_code)
-
-    @staticmethod
-    def _exit_code(job_dir: Path, now: float) -> tuple[int | None, float]:
-        path = job_dir / EXIT_FILE
-        try:
-            return int(path.read_text().strip()), path.stat().st_mtime
-        except (OSError, ValueError):
-            return None, now
+        return BackendEvent(tracked.job_id, kind, ended_s, tracked.ref, code)
 
     # -- adopting --------------------------------------------------------------------------------
-    def _read_meta(self, job_id: int) -> dict[str, object]:
-        return read_json(self.state_dir / str(job_id) / META_FILE)
-
-    def _recorded_ref(self, job_id: int, meta: dict[str, object]) -> str:
-        """The launch's process: the wrapper's claim, else the reference saved after the start."""
-        claimed = claimed_ref(read_json(self.state_dir / str(job_id) / CLAIM_FILE))
-        return claimed or str(meta.get("ref", ""))
-
     def _track_adopted(self, job_id: int, ref: str, parsed: tuple[int, int]) -> None:
-        meta = self._read_meta(job_id)
-        deadline = meta.get("deadline_s")
-        deadline_s = float(deadline) if isinstance(deadline, int | float) else float("inf")
-        recorded = meta.get("workdir")
-        devices = meta.get("devices")
-        launched = meta.get("launched_s")
-        self._jobs[job_id] = _Tracked(
-            job_id,
-            ref,
-            parsed[0],
-            parsed[1],
-            deadline_s,
-            self.state_dir / str(job_id),
-            uid=int_or_none(meta.get("uid")),
-            workdir=Path(recorded) if isinstance(recorded, str) and recorded else None,
-            devices=frozenset(d for d in devices if isinstance(d, str))
-            if isinstance(devices, list)
-            else frozenset(),
-            # A launch by a server that died before it reported the start: report it now.
-            launched_s=float(launched) if isinstance(launched, int | float) else None,
-        )
+        self._jobs[job_id] = tracked_from_record(self.state_dir / str(job_id), job_id, ref, parsed)
 
     def _resolve_pending(self, job_id: int, launch_id: str) -> str | None:
         """The process of a launch recorded as ``pending:<launch id>``, or ``None`` when none exists
         or ever will: an unclaimed record is claimed for "abandoned" here, atomically against the
         wrapper's own claim, so a wrapper that starts later runs nothing."""
         job_dir = self.state_dir / str(job_id)
-        meta = self._read_meta(job_id)
+        meta = read_meta(job_dir)
         if not meta or not launch_id or meta.get("launch_id") != launch_id:
-            self._end_recorded(job_id)  # an older segment's record: its process must not run on
+            self._end_earlier_run(job_id, None)  # an older segment's record: its process must not run on
             return None
         claim_path = job_dir / CLAIM_FILE
         if not claim_path.exists():
@@ -460,7 +449,7 @@ class LocalBackend:
                 return None
         return claimed_ref(read_json(claim_path)) or None
 
-    def _resolve(self, job_id: int, ref: str, now: float) -> BackendEvent | tuple[_Tracked, float | None]:
+    def _resolve(self, job_id: int, ref: str, now: float) -> BackendEvent | tuple[Tracked, float | None]:
         """Track a job the caller counts as running, or the event that says it is not; the float is
         its start time when the launch is only now known to have happened."""
         started_s: float | None = None
@@ -468,7 +457,9 @@ class LocalBackend:
             resolved = self._resolve_pending(job_id, ref.removeprefix(PENDING_REF_PREFIX))
             if resolved is None:
                 return BackendEvent(job_id, "lost", now, ref, None, "never launched")
-            launched = self._read_meta(job_id).get("launched_s")  # when it really started, for metering
+            launched = read_meta(self.state_dir / str(job_id)).get(
+                "launched_s"
+            )  # when it really started, for metering
             ref, started_s = resolved, float(launched) if isinstance(launched, int | float) else now
         parsed = parse_ref(ref)
         if parsed is None:
@@ -483,16 +474,18 @@ class LocalBackend:
         is charged up to its real end."""
         events = []
         for job_dir in sorted(self.state_dir.iterdir()):
-            if not job_dir.name.isdigit() or int(job_dir.name) in known:
+            if not job_dir.name.isdigit():
                 continue
             job_id = int(job_dir.name)
-            parsed = parse_ref(self._recorded_ref(job_id, self._read_meta(job_id)))
-            if parsed is not None and not alive(*parsed) and not (job_dir / REPORTED_FILE).exists():
-                exit_code, ended_s = self._exit_code(job_dir, self.clock())
-                if exit_code is not None:
-                    kind = "finished" if exit_code == 0 else "failed"
-                    events.append(BackendEvent(job_id, kind, ended_s, f"{parsed[0]}:{parsed[1]}", exit_code))
-                    (job_dir / REPORTED_FILE).touch()
+            events.extend(late_ends(job_dir, job_id))  # ends of earlier runs a dead server did not get in
+            if job_id in known:
+                continue
+            parsed = parse_ref(recorded_ref(job_dir))
+            if parsed is not None and not alive(*parsed) and not reported(job_dir):
+                code, ended_s = exit_code(job_dir, self.clock())
+                if code is not None:
+                    kind = "finished" if code == 0 else "failed"
+                    events.append(BackendEvent(job_id, kind, ended_s, f"{parsed[0]}:{parsed[1]}", code))
                 continue
             if parsed is not None and alive(*parsed):
                 ref = f"{parsed[0]}:{parsed[1]}"

@@ -12,7 +12,8 @@ One ``step()``:
    re-places it itself; a job the backend runs that no gpucommons job owns (``unknown``) is logged and
    counted, and stopped only where the backend says so (``Backend.stops_unknown``: the local backend
    always, Slurm with ``unknown_jobs = "cancel"``); otherwise the GPUs it holds are taken out of the
-   snapshot (``HoldsForeignGpus``);
+   snapshot (``HoldsForeignGpus``). A backend that keeps its reports durable (``AcknowledgesEvents``)
+   is told once they are committed, and reports again on the next ``adopt`` what was not;
 3. ``run_cycle(LiveStore, launch queue, policy, now)`` over the capacity minus the nodes the backend
    reports unavailable, and commit: the decisions are durable before any process exists (a started
    job's reference is ``pending:<launch id>`` until launched). A decision about a job the API changed
@@ -48,6 +49,7 @@ from gpucommons.domain.job import Job, Placement
 from gpucommons.engine.cycle import run_cycle
 from gpucommons.engine.ports import (
     PENDING_REF_PREFIX,
+    AcknowledgesEvents,
     Backend,
     BackendEvent,
     CycleConflictError,
@@ -224,6 +226,8 @@ class LiveEngine:
         events.extend(self._call(self.backend.poll))
         cancels: list[tuple[int, str]] = []
         report.events += self._fenced(lambda tx: self._apply(tx, events, cancels))
+        if isinstance(self.backend, AcknowledgesEvents):
+            self.backend.acknowledge(events)  # recorded: the backend may forget them
         for job_id, ref in cancels:
             self._cancel(job_id, ref)
         self._forward_cancels()

@@ -140,6 +140,17 @@ class HoldsForeignGpus(Protocol):
     def held_gpus(self) -> dict[str, int | None]: ...
 
 
+@runtime_checkable
+class AcknowledgesEvents(Protocol):
+    """Optional capability: a backend that keeps what it reported on durable storage until the commons
+    has recorded it (the local backend: a run's end is kept in the job's directory). The engine calls
+    ``acknowledge`` with the events of ``poll`` and ``adopt`` once the transaction that applied them
+    has committed; an event never acknowledged (the server died in between) is reported again by the
+    next ``adopt``, and applying it again changes nothing."""
+
+    def acknowledge(self, events: Sequence[BackendEvent]) -> None: ...
+
+
 def max_call_s(backend: Backend) -> float:
     """The longest one backend operation (a launch, a poll) may take, from the backend's optional
     ``max_call_s`` attribute (0 when it has none): the engine's lease must outlast it."""

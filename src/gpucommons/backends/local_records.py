@@ -1,0 +1,133 @@
+"""The local backend's records of a job's runs, in the job's directory ``<state_dir>/<job_id>/``, and
+the in-memory ``Tracked`` run it builds from them.
+
+Next to the wrapper's files (``meta.json``, ``claim``, ``exit_code``; ``backends.wrapper``):
+
+- ``reported``: the end of the recorded run is in the commons' records. It is written when the engine
+  acknowledges the event (``AcknowledgesEvents``), never when the event is only sent: a server that
+  dies between sending and committing leaves it unwritten, and the next ``adopt`` reports the end again;
+- ``late_ends.json``: ends of earlier runs of the job that were not yet acknowledged when the job's
+  next run replaced their record (a preempted run that exited, or was killed, as the job started
+  again). The segment such a run belonged to is charged up to that end, so the end must survive a
+  crash until the commons has it; ``adopt`` reports every one still listed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpucommons.backends.processes import claimed_ref, int_or_none, read_json, write_json
+from gpucommons.backends.wrapper import CLAIM_FILE, EXIT_FILE, META_FILE
+from gpucommons.engine.ports import BackendEvent
+
+REPORTED_FILE = "reported"
+LATE_ENDS_FILE = "late_ends.json"
+END_KINDS = frozenset({"finished", "failed", "cancelled", "timeout", "lost"})
+
+
+@dataclass
+class Tracked:
+    """A run this backend instance watches: launched by it, or adopted from its record."""
+
+    job_id: int
+    ref: str
+    pid: int
+    start_ticks: int
+    deadline_s: float
+    job_dir: Path
+    uid: int | None = None
+    workdir: Path | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    stopping: str = ""  # "", "cancelled" or "timeout"
+    term_sent_s: float = 0.0
+    devices: frozenset[str] = frozenset()  # "<node>:<gpu>" it holds, as in the launch record
+    launched_s: float | None = None  # when its process started, until ``poll`` has reported it
+
+
+def read_meta(job_dir: Path) -> dict[str, object]:
+    return read_json(job_dir / META_FILE)
+
+
+def recorded_ref(job_dir: Path, meta: dict[str, object] | None = None) -> str:
+    """The recorded launch's process: the wrapper's claim, else the reference saved after the start."""
+    claimed = claimed_ref(read_json(job_dir / CLAIM_FILE))
+    return claimed or str((read_meta(job_dir) if meta is None else meta).get("ref", ""))
+
+
+def exit_code(job_dir: Path, now: float) -> tuple[int | None, float]:
+    """The recorded run's exit code and when the wrapper wrote it; ``(None, now)`` when it did not."""
+    path = job_dir / EXIT_FILE
+    try:
+        return int(path.read_text().strip()), path.stat().st_mtime
+    except (OSError, ValueError):
+        return None, now
+
+
+def tracked_from_record(job_dir: Path, job_id: int, ref: str, parsed: tuple[int, int]) -> Tracked:
+    """A run this instance did not launch, rebuilt from its launch record; its ``launched_s`` is the
+    recorded launch time, for a server that died before it reported the start."""
+    meta = read_meta(job_dir)
+    deadline = meta.get("deadline_s")
+    recorded = meta.get("workdir")
+    devices = meta.get("devices")
+    launched = meta.get("launched_s")
+    return Tracked(
+        job_id,
+        ref,
+        parsed[0],
+        parsed[1],
+        float(deadline) if isinstance(deadline, int | float) else float("inf"),
+        job_dir,
+        uid=int_or_none(meta.get("uid")),
+        workdir=Path(recorded) if isinstance(recorded, str) and recorded else None,
+        devices=frozenset(d for d in devices if isinstance(d, str))
+        if isinstance(devices, list)
+        else frozenset(),
+        launched_s=float(launched) if isinstance(launched, int | float) else None,
+    )
+
+
+def reported(job_dir: Path) -> bool:
+    return (job_dir / REPORTED_FILE).exists()
+
+
+def save_late_end(job_dir: Path, event: BackendEvent) -> None:
+    """Keep the end of a run whose record the job's next run is about to replace."""
+    ends = read_json(job_dir / LATE_ENDS_FILE).get("ends")
+    kept = [e for e in ends if isinstance(e, dict)] if isinstance(ends, list) else []
+    entry = {"kind": event.kind, "at_s": event.at_s, "ref": event.backend_ref, "exit_code": event.exit_code}
+    write_json(job_dir / LATE_ENDS_FILE, {"ends": [*kept, entry]})
+
+
+def late_ends(job_dir: Path, job_id: int) -> list[BackendEvent]:
+    """The ends kept by ``save_late_end`` and not yet acknowledged."""
+    ends = read_json(job_dir / LATE_ENDS_FILE).get("ends")
+    events = []
+    for entry in ends if isinstance(ends, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        kind, at_s, ref = entry.get("kind"), entry.get("at_s"), entry.get("ref")
+        if kind in END_KINDS and isinstance(at_s, int | float) and isinstance(ref, str) and ref:
+            events.append(
+                BackendEvent(job_id, str(kind), float(at_s), ref, int_or_none(entry.get("exit_code")))
+            )
+    return events
+
+
+def acknowledge_end(job_dir: Path, ref: str) -> None:
+    """The end of the run ``ref`` is in the commons' records: mark it reported, wherever it is kept."""
+    if recorded_ref(job_dir) == ref:
+        with contextlib.suppress(OSError):  # no directory: nothing left to report
+            (job_dir / REPORTED_FILE).touch()
+    path = job_dir / LATE_ENDS_FILE
+    if not path.exists():
+        return
+    ends = read_json(path).get("ends")
+    kept = [e for e in ends if isinstance(e, dict) and e.get("ref") != ref] if isinstance(ends, list) else []
+    if kept:
+        write_json(path, {"ends": kept})
+    else:
+        path.unlink(missing_ok=True)
