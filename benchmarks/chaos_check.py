@@ -19,7 +19,9 @@ The columns (each must be 0):
   second's worth per segment, whose won differ from the quote of its real GPU time by more than that
   second's worth, whose won are not exactly the quote of its charged GPU time (the one rounding rule),
   or that ran more often than it was metered; an award whose ``gpu_hours_used`` is not the sum of its
-  usage rows counts once too;
+  usage rows counts once too. A segment with no real run, of a job stopped (cancelled or preempted)
+  while its process was starting, may be charged up to ``UNSEEN_START_S`` per GPU: the GPUs were held
+  from the launch, and the job's command was stopped before it could record its start;
 - ``drained_starts``: a run that started on a node more than ``DRAIN_SETTLE_S`` after the node was
   taken out of service, and before it came back. The service cannot see a drain before its next step
   and checks it again when it launches; a launch may then still wait for a stopping job to leave its
@@ -54,6 +56,7 @@ from gpucommons.store.usage import UsageRow, pricing_of
 
 TERMINAL = frozenset({"finished", "failed", "cancelled", "timeout", "lost"})
 SECOND_S = 1.0  # "a second's worth" of GPU time per GPU and segment
+UNSEEN_START_S = 3.0  # a run stopped before its command recorded its start: the process's start-up
 DRAIN_SETTLE_S = 3.0  # a step to see the drain, a launch's wait for GPUs to be vacated, a process start
 CLOCK_SLACK_S = 0.001  # stored times keep microseconds; a record's clock reading may round the other way
 
@@ -115,6 +118,11 @@ class JobFacts:
     award_id: int | None
     rate: Rate
     segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether some run of the job was stopped before its end: cancelled, or preempted/requeued."""
+        return self.state == "cancelled" or self.restarts > 0
 
 
 @dataclass(frozen=True)
@@ -343,8 +351,13 @@ def _check_charge(found: Findings, job: JobFacts, runs: list[Run]) -> None:
     per_segment, orphans = _pair(job, runs)
     charged_s = sum((s.gpu_s for s in segments), Fraction(0))
     charged_krw = sum(s.cost_krw for s in segments)
-    real_s = Fraction(sum(len(r.gpus) * r.held_s for r in runs))
     second_s = Fraction(SECOND_S) * job.gpus
+    unseen = [  # stopped while the process started: its GPU time is what was charged
+        seg.gpu_s
+        for seg, seg_runs in zip(segments, per_segment, strict=True)
+        if not seg_runs and seg.gpu_s <= Fraction(UNSEEN_START_S) * job.gpus and job.stopped_early
+    ]
+    real_s = Fraction(sum(len(r.gpus) * r.held_s for r in runs)) + sum(unseen, Fraction(0))
     tolerance_krw = math.ceil(job.rate.krw_per_gpu_hour / 3600 * second_s * max(1, len(segments))) + 1
     problems = []
     if orphans:
@@ -355,7 +368,7 @@ def _check_charge(found: Findings, job: JobFacts, runs: list[Run]) -> None:
         ran_s = Fraction(sum(len(r.gpus) * r.held_s for r in seg_runs))
         if len(seg_runs) > 1:
             problems.append(f"{len(seg_runs)} real runs in the one segment from {seg.start_s:.3f}")
-        elif abs(seg.gpu_s - ran_s) > second_s:
+        elif abs(seg.gpu_s - ran_s) > second_s and not (not seg_runs and seg.gpu_s in unseen):
             how = f"ran {float(ran_s):.3f} GPU-s" if seg_runs else "no real run"
             stop = f", {seg_runs[0].how} at {seg_runs[0].end_s:.3f}" if seg_runs else ""
             problems.append(

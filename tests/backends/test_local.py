@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gpucommons.backends import wrapper
 from gpucommons.backends.local import WRAPPER_PATH, LocalBackend
 from gpucommons.backends.wrapper import ABANDONED_EXIT
 from gpucommons.domain.job import Placement
@@ -308,3 +309,16 @@ def _wait_until_gone(pid: int, wait_s: float = 30) -> None:
             return
         assert time.monotonic() < deadline, f"process {pid} still running"
         time.sleep(0.02)
+
+
+def test_a_stop_that_comes_before_the_command_exists_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM to the group while the wrapper was still starting (a cancel just after the launch) would
+    otherwise be lost: the command, started after it, would run on until the grace period's SIGKILL."""
+    ran = tmp_path / "ran"
+    launch = {"command": ["touch", str(ran)], "env": {}, "workdir": str(tmp_path)}
+    monkeypatch.setattr(wrapper._Stop, "asked", True)
+    assert wrapper._run(launch) == 143 and not ran.exists()
+    monkeypatch.setattr(wrapper._Stop, "asked", False)
+    assert wrapper._run(launch) == 0 and ran.exists()

@@ -98,6 +98,17 @@ def test_won_must_be_the_quote_of_the_charged_time() -> None:
     assert counts([wrong], [run(1, 1.05, 1.45)])["charge_mismatches"] == 1
 
 
+def test_a_run_stopped_while_its_process_started_may_be_charged_its_start_up_only() -> None:
+    """Cancelled before its command recorded a start: charged from the launch (the GPUs were held),
+    but only up to ``UNSEEN_START_S``; a job that finished has no such excuse."""
+    cancelled = frozenset({1})
+    assert counts([job(1, (1.0, 2.5), state="cancelled")], [], cancelled)["charge_mismatches"] == 0
+    assert counts([job(1, (1.0, 9.0), state="cancelled")], [], cancelled)["charge_mismatches"] == 1
+    preempted = job(2, (1.0, 2.5), (3.0, 4.0), restarts=1)
+    assert counts([preempted], [run(2, 3.1, 3.9)])["charge_mismatches"] == 0
+    assert counts([job(3, (1.0, 2.5), (3.0, 4.0))], [run(3, 3.1, 3.9)])["charge_mismatches"] == 1
+
+
 def test_a_start_on_a_drained_node_is_found_once_the_service_must_know() -> None:
     drains = (Drain("h100-1", 5.0, 20.0),)
     late = [job(1, (9.0, 10.0))]

@@ -15,7 +15,10 @@ for them, but it can read that file. Before it does, it kills whatever the job l
 uid (``sweep``), so an exit code on disk means nothing of the job is left. The wrapper itself stays the
 server's user, so a job can neither kill it nor forge its exit code. It survives SIGTERM (a handler, not
 SIG_IGN, so the child keeps the default disposition) so a job stopped gracefully still gets its code
-written; SIGKILL of the whole group leaves no file, which the backend reads as "killed".
+written; SIGKILL of the whole group leaves no file, which the backend reads as "killed". A SIGTERM that
+comes before the command exists (a cancel or preemption just after the launch) means the command is
+never started (exit 143); one that comes while it is being started, when the child may not yet have a
+handler that keeps it, is passed on to it once it runs.
 
 Only the standard library is imported: the wrapper runs in isolated mode without ``site``, whatever the
 server's ``PYTHONPATH`` or virtual environment.
@@ -85,8 +88,21 @@ def sweep(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
+class _Stop:
+    """Whether the wrapper was sent SIGTERM (the group's stop, meant for the command)."""
+
+    asked = False
+
+    @classmethod
+    def ask(cls, _sig: int, _frame: object) -> None:
+        cls.asked = True
+
+
 def _run(launch: dict[str, Any]) -> int:
     command = [str(a) for a in launch["command"]]
+    if _Stop.asked:
+        print("gpuc: stopped before it started", file=sys.stderr)
+        return 128 + signal.SIGTERM
     uid = launch.get("uid")
     identity: dict[str, Any] = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
     try:
@@ -101,6 +117,8 @@ def _run(launch: dict[str, Any]) -> int:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         print(f"gpuc: cannot run {command[0]!r}: {reason}", file=sys.stderr)
         return 127
+    if _Stop.asked:  # it came while the child was between fork and exec, where it is not kept
+        child.send_signal(signal.SIGTERM)
     while True:
         try:
             code = child.wait()
@@ -121,7 +139,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"gpuc: no launch record in {job_dir}: {exc}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
+    signal.signal(signal.SIGTERM, _Stop.ask)
     me = {"pid": os.getpid(), "start_ticks": own_start_ticks(), "started_s": time.time()}
     if not claim(job_dir, me):
         return ABANDONED_EXIT
