@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -15,9 +15,11 @@ from sqlalchemy import select, update
 from gpucommons.backends.slurm import SlurmBackend
 from gpucommons.backends.slurm_submit import SlurmConfig
 from gpucommons.clusterfile import load_cluster
+from gpucommons.domain.accelerators import CATALOG
 from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
 from gpucommons.errors import GpucError
+from gpucommons.metering import Billing, Rate, meter_segment
 from gpucommons.policy.registry import build_policy
 from gpucommons.store.awards import AwardRow
 from gpucommons.store.base import to_dt, to_s
@@ -210,9 +212,11 @@ def test_a_backend_that_needs_even_gangs_gets_the_same_gpus_on_every_node(
     assert sorted(len(g) for _, g in backend.launched[0].placement.node_gpus) == want
 
 
-def test_a_preempted_run_is_charged_until_its_process_really_ended(world: World) -> None:
+@pytest.mark.parametrize("closed_after_s", [60, 0], ids=["closed-after-60s", "closed-at-its-start"])
+def test_a_preempted_run_is_charged_until_its_process_really_ended(world: World, closed_after_s: int) -> None:
     """The scheduler closes a preempted job's segment when it decides; the process holds its GPUs until
-    it exits (the next job on them starts only then), so its late end extends the segment."""
+    it exits (the next job on them starts only then), so its late end extends the segment, metered
+    at the site it ran at (also when the decision came at the instant it started)."""
     backend = ScriptedBackend()
     engine = engine_with(world, backend)
     job_id = world.submit(["sleep", "600"], gpus=2)
@@ -221,7 +225,7 @@ def test_a_preempted_run_is_charged_until_its_process_really_ended(world: World)
     with world.sessions() as s:  # what recording a preemption does (LiveStore.record)
         job = s.get(JobRow, job_id)
         assert job is not None and job.backend_ref == "ref-1"
-        end_segment(s, load_cluster("demo"), job, to_dt(started_s + 60))
+        end_segment(s, load_cluster("demo"), job, to_dt(started_s + closed_after_s))
         job.state, job.backend_ref, job.started_at = "pending", "", None
         s.commit()
     backend.events = [BackendEvent(job_id, "cancelled", started_s + 90, "ref-1")]
@@ -236,6 +240,15 @@ def test_a_preempted_run_is_charged_until_its_process_really_ended(world: World)
         assert usage.cost_krw == round(2 * 90 / 3600 * 3600)  # the world's price: 3,600 won per GPU-hour
         assert award.gpu_hours_used == pytest.approx(usage.gpu_hours)
         assert job.attained_gpu_s == pytest.approx(2 * 90)
+        cluster = load_cluster("demo")
+        assert usage.site is not None
+        metered = meter_segment(
+            CATALOG[usage.model], 2, timedelta(seconds=90), cluster.site_by_name[usage.site], Billing(Rate(0))
+        )
+        assert (usage.energy_kwh, usage.co2_kg, usage.flops) == pytest.approx(
+            (metered.energy_kwh, metered.co2_kg, metered.flops)
+        )
+        assert usage.energy_kwh > 0
     backend.events = [BackendEvent(job_id, "cancelled", started_s + 80, "ref-1")]  # nothing to extend
     engine.step()
     with world.sessions() as s:

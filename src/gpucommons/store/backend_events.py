@@ -88,7 +88,7 @@ def launch_failed(session: Session, row: JobRow, at: datetime, error: str, retry
     session.flush()
 
 
-def _late_end(session: Session, event: BackendEvent) -> bool:
+def _late_end(session: Session, cluster: Cluster, event: BackendEvent) -> bool:
     """The end of a run the scheduler already closed (it preempted the job, which then ran until its
     process exited): the segment is charged up to that end (``extend_segment``)."""
     if event.kind not in ENDS | {"lost", "requeued"} or not event.backend_ref or event.job_id <= 0:
@@ -96,7 +96,7 @@ def _late_end(session: Session, event: BackendEvent) -> bool:
     row = claim_job(session, event.job_id)
     if row is None:
         return False
-    return extend_segment(session, row, event.backend_ref, to_dt(event.at_s)) is not None
+    return extend_segment(session, cluster, row, event.backend_ref, to_dt(event.at_s)) is not None
 
 
 def apply_event(
@@ -109,7 +109,7 @@ def apply_event(
     """Apply ``event``; returns whether it changed the job."""
     row = claim_job(session, event.job_id, JobRow.state == "running", _same_segment(event))
     if row is None:
-        return _late_end(session, event)
+        return _late_end(session, cluster, event)
     if event.kind == "started":
         row.backend_ref = event.backend_ref or row.backend_ref
         started = to_dt(event.at_s)

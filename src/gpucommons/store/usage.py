@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, validates
 
+from gpucommons.domain.accelerators import CATALOG
 from gpucommons.domain.cluster import Cluster
 from gpucommons.metering import Billing, Pricing, gpu_seconds, meter_segment, rate_for
 from gpucommons.metering.pricing import SECONDS_PER_HOUR, Rate, charge_krw
@@ -74,6 +75,7 @@ class UsageRow(Base):
     co2_kg: Mapped[float] = mapped_column(Float)
     flops: Mapped[float] = mapped_column(Float)
     backend_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the run it meters
+    site: Mapped[str | None] = mapped_column(String(64), nullable=True)  # where it ran (NULL: before 0008)
 
     @validates("cost_krw")
     def _whole_won(self, key: str, value: int | float) -> int:
@@ -154,6 +156,7 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
         co2_kg=usage.co2_kg,
         flops=usage.flops,
         backend_ref=job.backend_ref or None,
+        site=site.name,
     )
     session.add(row)
     if award is not None:
@@ -166,13 +169,17 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
     return row
 
 
-def extend_segment(session: Session, job: JobRow, backend_ref: str, ended_at: datetime) -> UsageRow | None:
+def extend_segment(
+    session: Session, cluster: Cluster, job: JobRow, backend_ref: str, ended_at: datetime
+) -> UsageRow | None:
     """Charge a segment the scheduler closed when it decided to stop the run (a preemption) up to when
     the run really ended: the process held its GPUs until it exited, and the next job on them starts
     only then (the backends see to that). ``job``: claimed by the caller. Returns the segment, or
     ``None`` when no segment of ``job`` meters ``backend_ref`` or it already ends at or after
-    ``ended_at``. Quantities grow in proportion to the GPU time; the charge is the quote of the
-    segment's new GPU time after the job's earlier segments, as ``end_segment`` charges it."""
+    ``ended_at``. The segment is metered again over its new length at the site it ran at, and charged
+    the quote of its new GPU time after the job's earlier segments, as ``end_segment`` charges it (a
+    segment written before sites were recorded grows in proportion, which a segment of no length
+    cannot: its energy, CO2 and FLOPs then stay 0)."""
     if not backend_ref:
         return None
     row = session.scalars(
@@ -191,11 +198,18 @@ def extend_segment(session: Session, job: JobRow, backend_ref: str, ended_at: da
     billed = sum((gpu_seconds(g, end - start) for g, start, end in earlier), Fraction(0))
     award = _held(session, AwardRow, row.award_id)
     grown_hours = float(after - before) / SECONDS_PER_HOUR
-    if before > 0:
+    rate = _rate(session, job.project_id, award)
+    site = cluster.site_by_name.get(row.site) if row.site is not None else None
+    if site is not None and row.model in CATALOG:
+        usage = meter_segment(
+            CATALOG[row.model], row.gpus, ended_at - row.started_at, site, Billing(rate, billed)
+        )
+        row.energy_kwh, row.co2_kg, row.flops = usage.energy_kwh, usage.co2_kg, usage.flops
+    elif before > 0:
         scale = float(after / before)
         row.energy_kwh, row.co2_kg, row.flops = row.energy_kwh * scale, row.co2_kg * scale, row.flops * scale
     row.gpu_hours = float(after) / SECONDS_PER_HOUR
-    row.cost_krw = charge_krw(_rate(session, job.project_id, award), billed, after)
+    row.cost_krw = charge_krw(rate, billed, after)
     row.ended_at = ended_at
     job.attained_gpu_s += float(after - before)
     if award is not None:

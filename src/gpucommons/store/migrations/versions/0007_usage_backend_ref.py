@@ -1,6 +1,6 @@
 """Each usage segment names the backend run it meters (``usage.backend_ref``), so the end of a run the
 scheduler already closed (a preemption takes effect when the process exits) can be charged to the
-segment it belongs to (``store/charging.extend_segment``).
+segment it belongs to (``store/usage.extend_segment``).
 
 Revision ID: 0007_usage_backend_ref
 Revises: 0006_money_won
