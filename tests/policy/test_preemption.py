@@ -165,3 +165,15 @@ def test_reclaim_candidates_are_other_tenants_preemptible_borrowers_newest_first
     victims = ReclaimPreemptor().candidates(job, False, snapshot, 100.0)
     assert [v.job.id for v in victims] == [14, 13]
     assert ReclaimPreemptor().candidates(job, True, snapshot, 100.0) == ()
+
+
+def test_a_borrower_younger_than_the_reclaim_minimum_run_is_spared() -> None:
+    cluster = make_cluster(("p", 1, 8))
+    busy = (
+        running(make_job(21, 1, tenant="b"), [(0, (0,))], started_s=NOW - 10, borrowing=True),
+        running(make_job(22, 1, tenant="c"), [(0, (1,))], started_s=NOW - 90, borrowing=True),
+    )
+    snapshot = make_snapshot(cluster, busy=busy)
+    job = pending(make_job(1, 8, tenant="a"))
+    assert [v.job.id for v in ReclaimPreemptor().candidates(job, False, snapshot, NOW)] == [21, 22]
+    assert [v.job.id for v in ReclaimPreemptor(min_run_s=60).candidates(job, False, snapshot, NOW)] == [22]

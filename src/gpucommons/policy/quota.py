@@ -99,7 +99,14 @@ class QuotaStage:
 
 @dataclass(frozen=True)
 class ReclaimPreemptor:
-    """A guaranteed (non-borrowing) job may preempt other tenants' borrowing jobs, newest first."""
+    """A guaranteed (non-borrowing) job may preempt other tenants' borrowing jobs, newest first.
+
+    ``min_run_s``: a borrower that has run less is no victim (as ``LasPreemptor``'s, and Slurm's
+    PreemptExemptTime), so a borrower reclaimed, restarted on the next idle GPUs and reclaimed again
+    does not lose its work over and over. The default 0 gives a guarantee back at once, as Kueue's
+    reclaim does; a lender then waits up to ``min_run_s`` for its own GPUs."""
+
+    min_run_s: float = 0.0
 
     def candidates(
         self, pending: PendingJob, borrowing: bool, snapshot: Snapshot, now: float
@@ -107,10 +114,11 @@ class ReclaimPreemptor:
         if borrowing:
             return ()
         tenant = pending.job.tenant
+        youngest_s = now - self.min_run_s if self.min_run_s > 0 else float("inf")
         victims = [
             r
             for r in snapshot.running.values()
-            if r.borrowing and r.job.preemptible and r.job.tenant != tenant
+            if r.borrowing and r.job.preemptible and r.job.tenant != tenant and r.started_s <= youngest_s
         ]
         victims.sort(key=lambda r: (-r.started_s, r.job.id))
         return victims
