@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     slurm_config: Path | None = None
     priority_classes: str = "low=0,normal=100,high=1000:preempts"
     token_expiry_days: int = Field(default=90, ge=0, le=36_500)
+    reclaim_min_run_s: float = Field(default=0.0, ge=0, le=31_536_000, allow_inf_nan=False)
     job_uids: str = Field(default="60600-61099", pattern=r"^[1-9][0-9]*-[1-9][0-9]*$")
 
     @field_validator("job_uids")

@@ -1,5 +1,6 @@
-"""The operator's priority-class table (``GPUC_PRIORITY_CLASSES``) reaches the live engine's policy,
-and a malformed one stops the service before it starts."""
+"""The operator's priority-class table (``GPUC_PRIORITY_CLASSES``) and reclaim minimum run
+(``GPUC_RECLAIM_MIN_RUN_S``) reach the live engine's policy, and a malformed one stops the service
+before it starts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 
 from gpucommons.config import Settings
 from gpucommons.policy.priority import PriorityClass
+from gpucommons.policy.quota import ReclaimPreemptor
 from gpucommons.service.scheduler import build_engine
 
 
@@ -43,3 +45,17 @@ def test_by_default_high_preempts_and_the_others_do_not(tmp_path: Path) -> None:
 def test_a_malformed_table_is_refused_in_one_line(tmp_path: Path, value: str, said: str) -> None:
     with pytest.raises(ValidationError, match=said):
         Settings(home=tmp_path, priority_classes=value)
+
+
+def test_the_reclaim_minimum_run_reaches_the_quota_policy(tmp_path: Path, migrated_url: str) -> None:
+    engine = build_engine(Settings(home=tmp_path, database_url=migrated_url, reclaim_min_run_s=120), "quota")
+    assert engine.policy.preemptor == ReclaimPreemptor(min_run_s=120)
+    assert build_engine(Settings(home=tmp_path, database_url=migrated_url), "quota").policy.preemptor == (
+        ReclaimPreemptor(min_run_s=0)
+    )
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf")])
+def test_a_reclaim_minimum_run_out_of_range_is_refused(tmp_path: Path, value: float) -> None:
+    with pytest.raises(ValidationError, match="reclaim_min_run_s"):
+        Settings(home=tmp_path, reclaim_min_run_s=value)

@@ -23,6 +23,7 @@ from gpucommons.config import Settings
 from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.engine.ports import Backend
 from gpucommons.errors import ConfigError, UnknownNameError
+from gpucommons.policy.quota import ReclaimPreemptor
 from gpucommons.policy.registry import build_policy
 from gpucommons.service.backendmetrics import install_backend_metrics
 from gpucommons.service.livemetrics import cycle_histogram, timed
@@ -76,13 +77,16 @@ def build_engine(settings: Settings, policy: str = DEFAULT_POLICY, lease_ttl_s: 
     sessions = session_factory(make_engine(settings.database_url))
     backend = build_backend(settings)
     cluster = load_cluster(settings.cluster)
+    config = replace(
+        build_policy(policy, commons=live_commons(backend)), priority_classes=settings.priority_table
+    )
+    if isinstance(config.preemptor, ReclaimPreemptor):
+        config = replace(config, preemptor=replace(config.preemptor, min_run_s=settings.reclaim_min_run_s))
     return LiveEngine(
         DatabaseSchedulerState(sessions, cluster),
         backend,
         cluster,
-        replace(
-            build_policy(policy, commons=live_commons(backend)), priority_classes=settings.priority_table
-        ),
+        config,
         EngineOptions(logs_dir=settings.home / "jobs", lease_ttl_s=lease_ttl_s),
     )
 
