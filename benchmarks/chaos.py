@@ -10,9 +10,10 @@ some longer; 1 to 8 GPUs, gangs across nodes; three in ten take up to 1.5 s to e
 as a job writing a checkpoint does) from every member, a backlog at a time. Meanwhile, from
 one seeded RNG (``--seed``): ``--kills`` ``kill -9`` of the server or of a standalone scheduler at
 random moments (each restarted after a random pause, the server with or without its own scheduler),
-random cancels, a second scheduler started while the first holds the lease, and nodes taken out of
-service mid-job and brought back (``chaos_gpuc.py``: the commons has no drain command for the local
-backend). Each job records its real runs in a file of its own (``chaos_check.RECORD_SCRIPT``).
+random cancels, a second scheduler started while the first holds the lease, and nodes drained mid-job
+and resumed, as an operator does (``gpucommons.store.nodes``, what ``gpuc node drain`` records; written
+to the database directly, so a drain happens while the server is down too). Each job records its
+real runs in a file of its own (``chaos_check.RECORD_SCRIPT``).
 
 After the queue drains it reads the database (``gpucommons.store`` models) and the records and prints,
 per database, jobs lost, jobs run twice, GPU double holds, charge mismatches and starts on drained
@@ -50,6 +51,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -69,12 +71,14 @@ from chaos_check import (
     read_runs,
     timing,
 )
-from chaos_gpuc import DRAIN_FILE_ENV, write_drained
 from chaos_service import Proc, Service, kill_job_processes, live_job_processes
 from gpucommons.cli.credentials import load_credentials
 from gpucommons.client import GpucClient
+from gpucommons.clusterfile import load_cluster
+from gpucommons.domain.cluster import Cluster
 from gpucommons.store.base import make_engine, normalize_url, session_factory
 from gpucommons.store.jobs import JobRow
+from gpucommons.store.nodes import drain_node, resume_node
 
 POSTGRES_ENV = "GPUC_TEST_POSTGRES_URL"
 QUICK = {"jobs": 300, "kills": 4}
@@ -378,10 +382,10 @@ class Chaos:
         rng: random.Random,
         tally: Tally,
         nodes: list[str],
-        drain_file: Path,
+        cluster: Cluster,
         opts: Options,
     ) -> None:
-        self.svc, self.rng, self.tally, self.nodes, self.drain_file = svc, rng, tally, nodes, drain_file
+        self.svc, self.rng, self.tally, self.nodes, self.cluster = svc, rng, tally, nodes, cluster
         self.opts = opts
         targets = ["server", "scheduler"] * (opts.kills // 2 + 1)
         rng.shuffle(targets)
@@ -489,11 +493,15 @@ class Chaos:
             off_s = time.time()
             self.drained.clear()
             self.svc.note(f"node {node} back in service")
-            write_drained(self.drain_file, set())
+            with session_factory(self.svc.engine)() as session:
+                resume_node(session, self.cluster, node)
+                session.commit()
             self.tally.drains.append(Drain(node, on_s, off_s))
             return
         node = self.rng.choice(self.nodes)
-        write_drained(self.drain_file, {node})
+        with session_factory(self.svc.engine)() as session:
+            drain_node(session, self.cluster, node, "chaos", None, datetime.now(UTC))
+            session.commit()
         self.drained[node] = time.time()
         self.svc.note(f"node {node} out of service")
 
@@ -526,7 +534,7 @@ def wait_settled(engine: Engine, timeout_s: float) -> bool:
 
 
 def service_env(work: Path, database_url: str, opts: Options) -> dict[str, str]:
-    """The service's environment: its home, database, cluster and drain file in ``work``, and a
+    """The service's environment: its home, database and cluster in ``work``, and a
     temporary directory there too, so the jobs' own directories go away with the work directory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPUC_")}
     tmp = work / "tmp"
@@ -538,7 +546,6 @@ def service_env(work: Path, database_url: str, opts: Options) -> dict[str, str]:
         GPUC_CLUSTER=str(work / "cluster.toml"),
         GPUC_SCHEDULER_INTERVAL_S=f"{opts.interval_s:g}",
         **({"GPUC_JOB_UIDS": opts.job_uids} if opts.job_uids else {}),
-        **{DRAIN_FILE_ENV: str(work / "drained")},
     )
     return env
 
@@ -553,7 +560,6 @@ def run_once(db: Database, opts: Options) -> Result:
     cluster_text, nodes, per_model = cluster_toml(opts.gpus)
     cluster = work / "cluster.toml"
     cluster.write_text(cluster_text)
-    drain_file = work / "drained"
     rng = random.Random(opts.seed)
     tally = Tally()
     started = time.monotonic()
@@ -570,7 +576,7 @@ def run_once(db: Database, opts: Options) -> Result:
             specs = plan_jobs(rng, members, opts.jobs, min(8, *per_model.values()))
             submitter = Submitter(svc.url, specs, tally, engine, opts)
             submitter.start(records)
-            chaos = Chaos(svc, rng, tally, nodes, drain_file, opts)
+            chaos = Chaos(svc, rng, tally, nodes, load_cluster(str(cluster)), opts)
             joiner = threading.Thread(target=submitter.join, name="chaos-join", daemon=True)
             joiner.start()
             chaos.run(submitter)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from gpucommons.store.lease import SchedulerLeaseRow
 
-CHAOS_GPUC = [sys.executable, str(Path(__file__).resolve().with_name("chaos_gpuc.py"))]
+GPUC = [sys.executable, "-c", "from gpucommons.cli.app import main; main()"]  # this checkout's gpuc
 START_TIMEOUT_S = 90.0
 POLL_S = 0.1
 
@@ -58,7 +58,7 @@ class Service:
     env: dict[str, str]
     logs: Path
     engine: Engine
-    gpuc: list[str] = field(default_factory=lambda: list(CHAOS_GPUC))
+    gpuc: list[str] = field(default_factory=lambda: list(GPUC))
     server: Proc | None = None
     schedulers: list[Proc] = field(default_factory=list)
     started: int = 0

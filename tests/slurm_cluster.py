@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.components import require_component
+from tests.components import require_component, wait_until
 
 SCRIPTS = Path(__file__).resolve().parents[1].parent / "shared" / "slurm"
 DEFAULT_PORT_BASE = "7917"
@@ -81,7 +80,9 @@ def cancel_and_wait(env: dict[str, str], refs: list[str], wait_s: float = 30.0) 
     active = [r for r, (_, state) in all_jobs(env).items() if r in refs and state not in SLURM_TERMINAL]
     if active:
         subprocess.run(["scancel", *active], env=env, capture_output=True, timeout=30, check=False)
-    deadline = time.monotonic() + wait_s
-    while any(all_jobs(env).get(r, ("", "GONE"))[1] not in SLURM_TERMINAL | {"GONE"} for r in active):
-        assert time.monotonic() < deadline, f"Slurm jobs {active} still active after scancel"
-        time.sleep(0.2)
+    wait_until(
+        lambda: all(all_jobs(env).get(r, ("", "GONE"))[1] in SLURM_TERMINAL | {"GONE"} for r in active),
+        wait_s,
+        f"Slurm jobs {active} still active after scancel",
+        poll_s=0.2,
+    )

@@ -34,7 +34,7 @@ def core_modules() -> list[Path]:
 
 def imported_names(tree: ast.AST, module: str) -> list[str]:
     """Absolute names of every import in the tree (relative imports resolved against ``module``)."""
-    names = []
+    names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.extend(alias.name for alias in node.names)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter
@@ -28,6 +29,7 @@ from gpucommons.service.schemas.allocation import (
     ReviewRead,
 )
 from gpucommons.service.schemas.jobs import BalanceRead, JobRead, LogChunk, WhyRead
+from gpucommons.service.schemas.nodes import NodeRead
 from gpucommons.service.schemas.tenancy import (
     InstitutionRead,
     MemberRead,
@@ -156,6 +158,17 @@ class GpucClient:
 
     def revoke_token(self, token_id: int) -> TokenRead:
         return self._get(TokenRead, "DELETE", f"/tokens/{token_id}")
+
+    # nodes --------------------------------------------------------------------------------------------
+
+    def list_nodes(self) -> list[NodeRead]:
+        return self._get(list[NodeRead], "GET", "/nodes")
+
+    def drain_node(self, name: str, reason: str) -> NodeRead:
+        return self._get(NodeRead, "POST", f"/nodes/{quote(name, safe='')}/drain", {"reason": reason})
+
+    def resume_node(self, name: str) -> NodeRead:
+        return self._get(NodeRead, "POST", f"/nodes/{quote(name, safe='')}/resume")
 
     # allocation ---------------------------------------------------------------------------------------
 

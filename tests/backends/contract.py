@@ -9,12 +9,13 @@ The local backend runs them in ``test_local.py``; other backends reuse them with
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpucommons.engine.ports import Backend, BackendEvent, LaunchSpec
+from tests.components import wait_until
 
 TERMINAL = frozenset({"finished", "failed", "cancelled", "timeout", "lost"})
 
@@ -33,13 +34,11 @@ class ContractEnv:
 
 def wait_for(backend: Backend, job_id: int, wait_s: float) -> BackendEvent:
     """Poll until ``job_id`` reaches a terminal event; fail after ``wait_s`` seconds."""
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        for event in backend.poll():
-            if event.job_id == job_id and event.kind in TERMINAL:
-                return event
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id}: no terminal event within {wait_s} s")
+
+    def terminal() -> BackendEvent | None:
+        return next((e for e in backend.poll() if e.job_id == job_id and e.kind in TERMINAL), None)
+
+    return wait_until(terminal, wait_s, f"job {job_id}: no terminal event", poll_s=0.1)
 
 
 def check_finished(env: ContractEnv) -> None:
@@ -64,11 +63,34 @@ def check_failed(env: ContractEnv) -> None:
 HEARTBEAT = "(while true; do date +%s%N > heartbeat; sleep 0.1; done) & wait"
 
 
-def _heartbeat_stopped(path: Path) -> bool:
-    """True when the background child the job spawned no longer writes its heartbeat."""
-    before = path.read_text() if path.exists() else ""
-    time.sleep(0.6)
-    return (path.read_text() if path.exists() else "") == before
+def _writers(job_dir: Path) -> list[int]:
+    """The processes that could still write the heartbeat: those whose working directory is the job's.
+
+    ``HEARTBEAT`` writes ``heartbeat`` by a relative path and never changes directory, so the loop and
+    every ``date`` it starts run in the directory that holds the file; an unrelated process has no
+    reason to. A zombie has no working directory left, so it counts as gone, as it can write nothing.
+    A process this test may not inspect (another user's, when not root) is not the job's: the job runs
+    as this user, or, under a uid of its own, only when this test is root."""
+    where = os.path.realpath(job_dir)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "cwd") == where:
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, a zombie, or not ours to inspect
+            continue
+    return found
+
+
+def _wait_heartbeat_stopped(path: Path, wait_s: float, what: str) -> None:
+    """Wait until no process is left that writes the heartbeat ``path``: none runs in its directory.
+
+    Unlike watching the file for a while, this cannot pass while the background child still runs,
+    however long it goes without writing (a loaded host, a stopped process): the child, or the
+    ``date`` it started, keeps its working directory in the job's directory for as long as it lives."""
+    wait_until(lambda: not _writers(path.parent), wait_s, lambda: f"{what}: pids {_writers(path.parent)}")
 
 
 def check_cancel_kills_group(env: ContractEnv) -> None:
@@ -76,14 +98,14 @@ def check_cancel_kills_group(env: ContractEnv) -> None:
     spec = env.make_spec(3, ["sh", "-c", HEARTBEAT], 600)
     ref = backend.launch(spec)
     heartbeat = env.job_dir(spec) / "heartbeat"
-    deadline = time.monotonic() + env.wait_s
-    while not heartbeat.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert heartbeat.exists(), "the job never started its background child"
+    wait_until(heartbeat.exists, env.wait_s, "the job never started its background child")
+    # the job runs until it is cancelled: its processes must be seen now, or their absence later
+    # would prove nothing
+    assert _writers(heartbeat.parent), f"no process of the job found in /proc with cwd {heartbeat.parent}"
     backend.cancel(3, ref)
     event = wait_for(backend, 3, env.wait_s)
     assert event.kind == "cancelled"
-    assert _heartbeat_stopped(heartbeat), "a process the job spawned outlived the cancel"
+    _wait_heartbeat_stopped(heartbeat, env.wait_s, "a process the job spawned outlived the cancel")
 
 
 def check_time_limit(env: ContractEnv) -> None:
@@ -92,7 +114,8 @@ def check_time_limit(env: ContractEnv) -> None:
     backend.launch(spec)
     event = wait_for(backend, 4, env.wait_s)
     assert event.kind == "timeout"
-    assert _heartbeat_stopped(env.job_dir(spec) / "heartbeat")
+    heartbeat = env.job_dir(spec) / "heartbeat"
+    _wait_heartbeat_stopped(heartbeat, env.wait_s, "a process the job spawned outlived its time limit")
 
 
 def check_adopt_after_restart(env: ContractEnv) -> None:

@@ -8,8 +8,6 @@ import json
 import os
 import stat
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from gpucommons.errors import ConfigError
 from tests.backends.conftest import needs_root
 from tests.backends.contract import wait_for
 from tests.backends.test_local import spec_builder
+from tests.components import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 JOB_UIDS = UidRange.parse(DEFAULT_JOB_UIDS)
@@ -51,13 +50,6 @@ def _meta(state: Path, job_id: int) -> dict[str, object]:
     data = json.loads((state / str(job_id) / "meta.json").read_text())
     assert isinstance(data, dict)
     return data
-
-
-def _wait(condition: Callable[[], bool], what: str, wait_s: float = 30) -> None:
-    deadline = time.monotonic() + wait_s
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_a_job_sees_nothing_of_the_servers_environment(
@@ -148,8 +140,8 @@ def test_jobs_under_their_own_uids_cannot_reach_each_other(tmp_path: Path, work_
     script = "echo victim-log-line; echo victim-file > $HOME/private; echo $$ > $HOME/pid; exec sleep 30"
     victim = make_spec(1, ["sh", "-c", script], 60)
     victim_ref = backend.launch(victim)
-    _wait(lambda: (work_root / "1" / "pid").exists(), "the first job never started")
-    _wait(lambda: (work_root / "1" / "pid").read_text().strip() != "", "the first job wrote no pid")
+    wait_until(lambda: (work_root / "1" / "pid").exists(), 30, "the first job never started")
+    wait_until(lambda: (work_root / "1" / "pid").read_text().strip() != "", 30, "the first job wrote no pid")
     victim_pid = int((work_root / "1" / "pid").read_text())
     attack = "; ".join(
         [
@@ -179,7 +171,7 @@ def test_nothing_a_job_started_outlives_it_even_outside_its_group(tmp_path: Path
     _run(backend, tmp_path / "spec", 3, f"{daemon} sleep 0.5; exit 0")
     uid = _meta(tmp_path / "state", 3)["uid"]
     assert isinstance(uid, int) and (work_root / "3" / "beat").exists()  # the daemon did run
-    _wait(lambda: not uids_in_use(UidRange(uid, uid)), "a process of the job's uid outlived the job", 5)
+    wait_until(lambda: not uids_in_use(UidRange(uid, uid)), 5, "a process of the job's uid outlived the job")
 
 
 def test_two_servers_on_one_host_never_share_a_uid(tmp_path: Path, work_root: Path) -> None:

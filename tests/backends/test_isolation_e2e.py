@@ -20,9 +20,8 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import pytest
 from gpucommons.backends.isolation import DEFAULT_JOB_UIDS, UidRange
 from gpucommons.cli.credentials import load_credentials
 from gpucommons.client import GpucClient
+from tests.components import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 GPUC = str(Path(sys.executable).parent / "gpuc")
@@ -48,13 +48,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _until(condition: Callable[[], bool], what: str, wait_s: float = 60) -> None:
-    deadline = time.monotonic() + wait_s
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 @dataclass
@@ -106,7 +99,7 @@ def commons(tmp_path: Path, db_url: str) -> Iterator[Commons]:
             except httpx.HTTPError:
                 return False
 
-        _until(healthy, "the server never answered")
+        wait_until(healthy, 60, "the server never answered", poll_s=0.2)
         yield Commons(home, env, proc)
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -145,7 +138,7 @@ def test_a_members_job_finds_no_token_no_server_variable_and_no_file_of_the_comm
         path = commons.job_dir(other.id)
         return path is not None and (path / "private").exists()
 
-    _until(started, "the other tenant's job never started")
+    wait_until(started, 60, "the other tenant's job never started", poll_s=0.2)
     other_dir = commons.job_dir(other.id)
     assert other_dir is not None
 
@@ -168,7 +161,7 @@ def test_a_members_job_finds_no_token_no_server_variable_and_no_file_of_the_comm
             f"ls {other_dir.parent}",
         ]
     job = member.submit_job(project="demo", command=["sh", "-c", "; ".join(probe)], gpus=1, time_limit="5m")
-    _until(lambda: member.get_job(job.id).state in ENDED, "the member's job never ended")
+    wait_until(lambda: member.get_job(job.id).state in ENDED, 60, "the member's job never ended", poll_s=0.2)
     out = _output(member, job.id)
     assert stat.S_IMODE(commons.home.stat().st_mode) == 0o700  # gpuc up made it private
 
@@ -191,7 +184,9 @@ def test_a_members_job_finds_no_token_no_server_variable_and_no_file_of_the_comm
         assert marker not in out and "other-tenant-file" not in out and "SQLite format" not in out
         assert out.count("Permission denied") >= 6, out
     admin.cancel_job(other.id)
-    _until(lambda: admin.get_job(other.id).state in ENDED, "the other tenant's job never stopped")
+    wait_until(
+        lambda: admin.get_job(other.id).state in ENDED, 60, "the other tenant's job never stopped", poll_s=0.2
+    )
     assert marker in _output(admin, other.id)  # its own log is intact and readable through the API
 
 

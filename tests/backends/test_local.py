@@ -19,6 +19,7 @@ from gpucommons.backends.wrapper import ABANDONED_EXIT
 from gpucommons.domain.job import Placement
 from gpucommons.engine.ports import BackendEvent, LaunchSpec, NodeUnavailableError
 from tests.backends.contract import CHECKS, ContractEnv, wait_for
+from tests.components import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -109,10 +110,7 @@ class _Crash(BaseException):
 
 
 def _wait_for_file(path: Path, wait_s: float = 30) -> None:
-    deadline = time.monotonic() + wait_s
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
+    wait_until(path.exists, wait_s, f"{path} never appeared", poll_s=0.02)
 
 
 def test_a_crash_between_record_and_process_is_resolved_and_nothing_runs_later(
@@ -195,11 +193,12 @@ def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(env: ContractEnv)
     second = env.make_spec(14, ["python3", "-c", "import time; print('start', time.time(), flush=True)"], 60)
     backend.launch(second)  # the same GPUs (2 and 5 of h100-1)
     events: list[BackendEvent] = []
-    deadline = time.monotonic() + 30
-    while not any(e.job_id == 14 and e.kind == "finished" for e in events):
-        assert time.monotonic() < deadline, events
+
+    def finished() -> bool:
         events.extend(backend.poll())
-        time.sleep(0.05)
+        return any(e.job_id == 14 and e.kind == "finished" for e in events)
+
+    wait_until(finished, 30, lambda: f"job 14 never finished: {events}")
     ended = float(first.stdout_path.read_text().split("end")[1].split()[0])
     started = float(second.stdout_path.read_text().split()[1])
     assert started >= ended
@@ -209,10 +208,10 @@ def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(env: ContractEnv)
 
 
 def _wait_for_text(path: Path, text: str, wait_s: float = 30) -> None:
-    deadline = time.monotonic() + wait_s
-    while not (path.exists() and text in path.read_text()):
-        assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
-        time.sleep(0.02)
+    def written() -> bool:
+        return path.exists() and text in path.read_text()
+
+    wait_until(written, wait_s, f"{text!r} never appeared in {path}", poll_s=0.02)
 
 
 def test_a_launch_onto_a_node_out_of_service_runs_nothing(tmp_path: Path, work_root: Path) -> None:
@@ -299,16 +298,14 @@ def test_relaunching_a_job_still_stopping_reports_the_old_runs_end(env: Contract
 
 def _wait_until_gone(pid: int, wait_s: float = 30) -> None:
     """Until ``pid`` has exited (a zombie, not yet reaped by this process, counts as gone)."""
-    deadline = time.monotonic() + wait_s
-    while True:
+
+    def gone() -> bool:
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
         except OSError:
-            return
-        if state == "Z":
-            return
-        assert time.monotonic() < deadline, f"process {pid} still running"
-        time.sleep(0.02)
+            return True
+
+    wait_until(gone, wait_s, f"process {pid} still running", poll_s=0.02)
 
 
 def test_a_stop_that_comes_before_the_command_exists_starts_nothing(

@@ -7,7 +7,6 @@ Each test pins its jobs to its own nodes so tests never wait for each other's GP
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from gpucommons.clusterfile import load_cluster
 from gpucommons.domain.job import Placement
 from gpucommons.engine.ports import BackendEvent, LaunchSpec
 from tests.backends.contract import CHECKS, ContractEnv
+from tests.components import wait_until
 from tests.slurm_cluster import job_info, slurm
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
@@ -54,13 +54,13 @@ def collect(
 ) -> list[BackendEvent]:
     """Poll until ``done(events so far)``; fail after ``wait_s``."""
     events: list[BackendEvent] = []
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
+
+    def reached() -> bool:
         events.extend(backend.poll())
-        if done(events):
-            return events
-        time.sleep(0.2)
-    raise AssertionError(f"condition not reached within {wait_s} s; events: {events}")
+        return done(events)
+
+    wait_until(reached, wait_s, lambda: f"condition not reached; events: {events}", poll_s=0.2)
+    return events
 
 
 def kinds(events: list[BackendEvent], job_id: int) -> list[str]:
@@ -128,10 +128,12 @@ def test_node_down_requeues_or_loses_jobs(
     finally:
         slurm(slurm_env, "scontrol", "update", "nodename=h100-2", "state=resume")
         backend.cancel(105, requeue)
-    deadline = time.monotonic() + 30  # right after resume the node is "idle*" until slurmd answers
-    while "h100-2" in backend.unavailable_nodes():
-        assert time.monotonic() < deadline, "h100-2 still unavailable after resume"
-        time.sleep(0.5)
+    wait_until(  # right after resume the node is "idle*" until slurmd answers
+        lambda: "h100-2" not in backend.unavailable_nodes(),
+        30,
+        "h100-2 still unavailable after resume",
+        poll_s=0.5,
+    )
 
 
 class CountingCli(SlurmCli):
@@ -150,9 +152,12 @@ def test_adopt_after_restart_submits_nothing(
     first = SlurmBackend(config)
     long_ref = first.launch(make_spec(tmp_path, 107, ["sleep", "300"], "h100-1"))
     short_ref = first.launch(make_spec(tmp_path, 108, ["true"], "h100-1"))
-    deadline = time.monotonic() + 30
-    while job_info(slurm_env, short_ref)["JobState"] != "COMPLETED" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(
+        lambda: job_info(slurm_env, short_ref)["JobState"] == "COMPLETED",
+        30,
+        "the short job never completed",
+        poll_s=0.2,
+    )
     jobs_before = slurm(slurm_env, "squeue", "-h", "-t", "all", "-o", "%i").split()
     cli = CountingCli(slurm_env["SLURM_CONF"])
     second = SlurmBackend(config, cli)
@@ -181,10 +186,12 @@ def test_job_named_like_ours_but_unknown_is_reported_and_its_gpus_held(
         backend = SlurmBackend(config)
         events = [e for e in backend.poll() if e.backend_ref == ref]
         assert [(e.job_id, e.kind) for e in events] == [(0, "unknown")]
-        deadline = time.monotonic() + 30
-        while job_info(slurm_env, ref)["JobState"] != "RUNNING":
-            assert time.monotonic() < deadline, "the stranger never started"
-            time.sleep(0.2)
+        wait_until(
+            lambda: job_info(slurm_env, ref)["JobState"] == "RUNNING",
+            30,
+            "the stranger never started",
+            poll_s=0.2,
+        )
         assert not backend.poll()  # reported once
         assert backend.held_gpus() == {"a100-2": 1}
     finally:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,12 +26,9 @@ from benchmarks.chaos_check import (
     parse_record,
     read_runs,
 )
-from benchmarks.chaos_gpuc import drainable, write_drained
 
-from gpucommons.backends.local import LocalBackend
-from gpucommons.config import Settings
 from gpucommons.metering import Rate, charge_krw
-from tests.components import require_component
+from tests.components import require_component, wait_until
 from tests.db_fixtures import POSTGRES_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,9 +142,7 @@ def test_the_job_script_records_a_run_and_its_gpus(tmp_path: Path) -> None:
 
 def test_the_job_script_holds_its_gpus_until_it_has_stopped(tmp_path: Path) -> None:
     proc = _record(tmp_path, "30", "0.2")
-    deadline = time.monotonic() + 30
-    while not any(tmp_path.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling for the start line, with a deadline
+    wait_until(lambda: any(tmp_path.iterdir()), 30, "the job script never wrote its start line", poll_s=0.02)
     os.killpg(proc.pid, signal.SIGTERM)  # as the backend stops a job: the whole group
     assert proc.wait(30) == 143
     (path,) = tmp_path.iterdir()
@@ -157,17 +151,6 @@ def test_the_job_script_holds_its_gpus_until_it_has_stopped(tmp_path: Path) -> N
     stopped = parse_record(path, path.read_text())
     assert stopped is not None and stopped.how == "stopped"
     assert stopped.end_s is not None and stopped.end_s - float(lines[1].split()[2]) >= 0.2
-
-
-def test_a_drained_node_is_unavailable_until_it_comes_back(tmp_path: Path) -> None:
-    drain_file = tmp_path / "drained"
-    build = drainable(lambda _: LocalBackend(tmp_path / "state", down_nodes=["a100-1"]), drain_file)
-    backend = build(Settings(home=tmp_path / "home"))
-    assert backend.unavailable_nodes() == {"a100-1"}  # no file: only what the backend itself reports
-    write_drained(drain_file, {"h100-2"})
-    assert backend.unavailable_nodes() == {"a100-1", "h100-2"}
-    write_drained(drain_file, set())
-    assert backend.unavailable_nodes() == {"a100-1"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -11,7 +11,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ import pytest
 
 from gpucommons.cli.credentials import load_credentials
 from gpucommons.client import GpucClient
+from tests.components import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 GPUC = [str(Path(sys.executable).parent / "gpuc")]
@@ -49,14 +49,14 @@ class Server:
         cmd = [*GPUC, "up", "--port", str(self.port), *args]
         log = open(self.home.parent / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
-                    return
+                return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError((self.home.parent / "server.log").read_text())
+                return False
+
+        wait_until(healthy, 30, lambda: (self.home.parent / "server.log").read_text(), poll_s=0.2)
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -72,13 +72,11 @@ class Server:
         return GpucClient(creds.url, creds.token)
 
     def wait_job(self, job_id: int, states: tuple[str, ...], wait_s: float = 60) -> dict[str, object]:
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
+        def reached() -> dict[str, object] | None:
             job = self.client().get_job(job_id)
-            if job.state in states:
-                return job.model_dump()
-            time.sleep(0.2)
-        raise AssertionError(f"job {job_id} never reached {states}")
+            return job.model_dump() if job.state in states else None
+
+        return wait_until(reached, wait_s, f"job {job_id} never reached {states}", poll_s=0.2)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -188,12 +186,14 @@ def test_bad_input_gets_one_line_and_changes_nothing(server: Server) -> None:
     admin = server.client()
     soon = datetime.now(UTC) + timedelta(seconds=1)
     token = admin.create_token(expires_at=soon).token
-    deadline = time.monotonic() + 30
-    while True:  # the token works until ``soon``, then every command says it expired
-        env = {**server.env, "GPUC_TOKEN": token}
-        expired = subprocess.run([*GPUC, "queue"], env=env, capture_output=True, text=True, timeout=60)
-        if expired.returncode != 0 or time.monotonic() > deadline:
-            break
+    env = {**server.env, "GPUC_TOKEN": token}
+
+    def refused() -> subprocess.CompletedProcess[str] | None:
+        done = subprocess.run([*GPUC, "queue"], env=env, capture_output=True, text=True, timeout=60)
+        return done if done.returncode != 0 else None
+
+    # the token works until ``soon``, then every command says it expired
+    expired = wait_until(refused, 30, "a command with the expired token still succeeded")
     assert expired.returncode == 2 and "expired" in expired.stderr
     with sqlite3.connect(server.home / "gpuc.db") as db:
         assert db.execute("SELECT count(*) FROM jobs").fetchone() == (0,)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from tests.cli.test_jobs_cli import GPUC, Server, free_port, submitted_id
+from tests.components import wait_until
 from tests.slurm_cluster import all_jobs, cancel_and_wait, job_info, slurm
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(180)]
@@ -67,8 +67,8 @@ class Commons:
 
     def running_in_slurm(self, job_id: int, wait_s: float = 30) -> tuple[str, set[str]]:
         """Wait until Slurm runs the job's current segment; its Slurm id and the nodes gpucommons chose."""
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
+
+        def running() -> tuple[str, set[str]] | None:
             job = self.job(job_id)
             ref = str(job["backend_ref"])
             if (
@@ -77,8 +77,11 @@ class Commons:
                 and job_info(self.site.env, ref)["JobState"] == "RUNNING"
             ):
                 return ref, {str(g).split(":")[0] for g in job["assigned_gpus"]}  # type: ignore[attr-defined]
-            time.sleep(0.2)
-        raise AssertionError(f"job {job_id} not running in Slurm within {wait_s} s: {self.job(job_id)}")
+            return None
+
+        return wait_until(
+            running, wait_s, lambda: f"job {job_id} not running in Slurm: {self.job(job_id)}", poll_s=0.2
+        )
 
     def slurm_jobs(self) -> dict[int, list[str]]:
         """gpucommons job id -> Slurm ids of the jobs named ``gpuc-<id>`` submitted during this test."""
@@ -97,10 +100,12 @@ class Commons:
         """Until the scheduler has completed ``steps`` more steps (its cycle histogram's count)."""
         name = "gpuc_scheduler_cycle_duration_seconds_count"
         until = self.metric(name) + steps
-        deadline = time.monotonic() + wait_s
-        while self.metric(name) < until:
-            assert time.monotonic() < deadline, f"the scheduler did not complete {steps} steps"
-            time.sleep(0.1)
+        wait_until(
+            lambda: self.metric(name) >= until,
+            wait_s,
+            f"the scheduler did not complete {steps} steps",
+            poll_s=0.1,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -166,10 +171,12 @@ def test_node_down_requeues_its_job_and_keeps_new_jobs_off_it_until_resume(commo
     (down,) = nodes
     slurm(commons.site.env, "scontrol", "update", f"nodename={down}", "state=down", "reason=test")
     try:
-        downed_s = time.monotonic()
-        while commons.job(victim)["restarts"] == 0:
-            assert time.monotonic() - downed_s < 3 * INTERVAL_S + 2, "the job was not requeued in time"
-            time.sleep(0.1)
+        wait_until(
+            lambda: commons.job(victim)["restarts"] != 0,
+            3 * INTERVAL_S + 2,
+            "the job was not requeued in time",
+            poll_s=0.1,
+        )
         # Slurm's default here is no requeue: the job failed with its node, gpucommons requeued it
         assert job_info(commons.site.env, old_ref)["JobState"] == "NODE_FAIL"
         assert commons.metric('gpuc_backend_events_total{kind="lost"}') == 1
@@ -226,10 +233,12 @@ def test_job_named_like_ours_but_unknown_is_reported_and_left_alone(commons: Com
     out = slurm(commons.site.env, "sbatch", "--parsable", "--job-name=gpuc-987654", "--gres=gpu:a100:1",
                 "-o", "/dev/null", "--wrap", "sleep 300")  # fmt: skip
     ref = out.strip().split(";")[0]
-    deadline = time.monotonic() + 10 * INTERVAL_S + 5
-    while commons.metric('gpuc_backend_events_total{kind="unknown"}') < 1:
-        assert time.monotonic() < deadline, "the unknown Slurm job was not counted in /metrics"
-        time.sleep(0.2)
+    wait_until(
+        lambda: commons.metric('gpuc_backend_events_total{kind="unknown"}') >= 1,
+        10 * INTERVAL_S + 5,
+        "the unknown Slurm job was not counted in /metrics",
+        poll_s=0.2,
+    )
     log = (commons.server.home.parent / "server.log").read_text()
     assert f"slurm job {ref} is named like a gpucommons job but no job owns it" in log
     assert job_info(commons.site.env, ref)["JobState"] in ("RUNNING", "PENDING")  # reported, not cancelled

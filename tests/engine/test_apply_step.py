@@ -10,13 +10,23 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from gpucommons.clusterfile import load_cluster
 from gpucommons.engine.live import EngineOptions
-from gpucommons.engine.ports import LaunchRetry, LaunchSpec, LaunchUncertainError, NodeUnavailableError
+from gpucommons.engine.ports import (
+    BackendEvent,
+    LaunchRetry,
+    LaunchSpec,
+    LaunchUncertainError,
+    NodeUnavailableError,
+    RecordedStart,
+)
+from gpucommons.store import nodes
 from gpucommons.store.base import to_dt
 from gpucommons.store.jobs import AllocationRow, JobRow
+from gpucommons.store.scheduler_state import DatabaseTransaction
 from gpucommons.store.usage import UsageRow
 from gpucommons.store.why import why
 from tests.engine.conftest import World
@@ -154,3 +164,55 @@ def test_a_node_drained_before_the_launch_returns_the_job_to_the_queue_uncharged
         assert s.scalars(select(UsageRow).where(UsageRow.job_id == job_id)).first() is None
     backend.on_launch = None
     assert engine.step().started == 1 and row(world, job_id).state == "running"
+
+
+def _drain(world: World, *names: str) -> None:
+    with world.sessions() as s:
+        for name in names:
+            nodes.drain_node(s, load_cluster("demo"), name, "maintenance", None, to_dt(time.time()))
+        s.commit()
+
+
+def test_an_operators_drain_keeps_new_jobs_off_a_node_and_lets_its_running_job_finish(world: World) -> None:
+    backend = ScriptedBackend()
+    engine = engine_with(world, backend)
+    running = world.submit(["sleep", "60"], gpus=8)
+    engine.step()
+    (node,) = backend.launched[0].node_names
+    _drain(world, node)
+    others = [world.submit(["true"], gpus=8) for _ in range(2)]  # two 8-GPU nodes: one left free
+    engine.step()
+    assert row(world, running).state == "running"  # a drain stops nothing
+    placed = [spec.node_names for spec in backend.launched[1:]]
+    assert len(placed) == 1 and node not in placed[0]
+    assert row(world, others[1]).state == "pending"
+    backend.events = [BackendEvent(running, "finished", time.time(), "ref-1", 0)]
+    engine.step()  # its node is free now, but drained
+    assert row(world, others[1]).state == "pending"
+    with world.sessions() as s:
+        nodes.resume_node(s, load_cluster("demo"), node)
+        s.commit()
+    engine.step()
+    assert row(world, others[1]).state == "running" and backend.launched[-1].node_names == (node,)
+
+
+def test_a_node_drained_between_the_decision_and_the_launch_gets_no_launch(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = ScriptedBackend()
+    engine = engine_with(world, backend)
+    job_id = world.submit(["true"], gpus=8)
+    recorded_start = DatabaseTransaction.recorded_start
+
+    def drain_first(tx: DatabaseTransaction, job: int, intent: str) -> RecordedStart | None:
+        with world.sessions() as s:  # an operator, in a transaction of its own, after the cycle committed
+            held = s.scalars(select(AllocationRow.node_name).where(AllocationRow.job_id == job)).all()
+        _drain(world, *set(held))
+        return recorded_start(tx, job, intent)
+
+    monkeypatch.setattr(DatabaseTransaction, "recorded_start", drain_first)
+    report = engine.step()
+    assert (report.started, report.launch_failures, backend.launched) == (0, 1, [])
+    job = row(world, job_id)
+    assert (job.state, job.reason_code, job.launch_attempts) == ("pending", "node-unavailable", 0)
+    assert "drained" in job.reason and allocations(world, job_id) == 0

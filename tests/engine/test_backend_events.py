@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 import pytest
 from sqlalchemy import select, update
@@ -243,7 +244,11 @@ def test_a_preempted_run_is_charged_until_its_process_really_ended(world: World,
         cluster = load_cluster("demo")
         assert usage.site is not None
         metered = meter_segment(
-            CATALOG[usage.model], 2, timedelta(seconds=90), cluster.site_by_name[usage.site], Billing(Rate(0))
+            CATALOG[usage.model],
+            2,
+            timedelta(seconds=90),
+            cluster.site_by_name[usage.site],
+            Billing(Rate(Fraction(0))),
         )
         assert (usage.energy_kwh, usage.co2_kg, usage.flops) == pytest.approx(
             (metered.energy_kwh, metered.co2_kg, metered.flops)

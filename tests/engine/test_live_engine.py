@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ from gpucommons.store.awards import AwardRow
 from gpucommons.store.jobs import AllocationRow, JobRow
 from gpucommons.store.lease import SchedulerLeaseRow
 from gpucommons.store.usage import UsageRow
+from tests.components import wait_until
 from tests.engine.conftest import World
 
 pytestmark = pytest.mark.timeout(90)
@@ -29,13 +29,11 @@ def job(world: World, job_id: int) -> JobRow:
 
 
 def step_until(engine: LiveEngine, done: Callable[[], bool], wait_s: float = 30.0) -> None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
+    def stepped() -> bool:
         engine.step()
-        if done():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
+        return done()
+
+    wait_until(stepped, wait_s, "condition not reached", poll_s=0.1)
 
 
 def test_job_runs_on_its_gpus_and_is_charged(world: World) -> None:

@@ -105,9 +105,9 @@ def check_capacity(snapshot: Snapshot) -> None:
     cluster, capacity = snapshot.cluster, snapshot.capacity
     used: dict[int, set[int]] = {n.index: set() for n in cluster.nodes}
     for r in snapshot.running.values():
-        for node, gpus in r.placement.node_gpus:
-            assert used[node].isdisjoint(gpus), f"GPU used twice on node {node}"
-            used[node].update(gpus)
+        for index, gpus in r.placement.node_gpus:
+            assert used[index].isdisjoint(gpus), f"GPU used twice on node {index}"
+            used[index].update(gpus)
     for node in cluster.nodes:
         free = set(capacity.free_indices(node.index))
         assert used[node.index] | free == set(range(node.gpus)), f"node {node.index}"

@@ -4,7 +4,6 @@ and the scheduler's cycle histogram when the loop runs in the server process."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -13,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gpucommons.config import Settings
 from gpucommons.service.app import create_app
 from gpucommons.service.scheduler import start_in_background
+from tests.components import wait_until
 from tests.service.test_jobs_api import Api, api, submit
 
 __all__ = ["api"]
@@ -51,15 +51,14 @@ def test_scheduler_cycles_are_timed(tmp_path: Path, migrated_url: str) -> None:
     settings = Settings(home=tmp_path, database_url=migrated_url, scheduler_interval_s=0.05)
     app = create_app(settings)
     stop = start_in_background(app, settings)
+
+    def two_cycles_timed() -> bool:
+        with TestClient(app) as client:
+            samples = scrape(client.get("/metrics").text)
+        return samples.get(("gpuc_scheduler_cycle_duration_seconds_count", ()), 0.0) >= 2
+
     try:
-        deadline = time.monotonic() + 20
-        count = 0.0
-        while time.monotonic() < deadline and count < 2:
-            with TestClient(app) as client:
-                samples = scrape(client.get("/metrics").text)
-            count = samples.get(("gpuc_scheduler_cycle_duration_seconds_count", ()), 0.0)
-            time.sleep(0.05)  # poll, under the deadline above
-        assert count >= 2
+        wait_until(two_cycles_timed, 20, "the scheduler's cycle histogram did not count two cycles")
     finally:
         stop.set()
         for thread in threading.enumerate():

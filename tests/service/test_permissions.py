@@ -38,7 +38,8 @@ def _unique(prefix: str) -> str:
 class Row:
     """One route: ``want`` is the status for admin, reviewer, pi, member, outsider (in that order);
     callers without a valid token get 401, or ``want[0]`` on a ``public`` route. ``fill`` names the
-    object behind a path parameter where the default (``DEFAULT_FILL``) does not fit; ``restore``
+    object behind a path parameter where the default (``DEFAULT_FILL``) does not fit (or gives the
+    parameter itself, such as a node's name, when no object is called that); ``restore``
     undoes a successful write the next caller would otherwise trip over."""
 
     method: str
@@ -164,6 +165,16 @@ MATRIX: list[Row] = [
     Row("GET", "/jobs/{job_id}/why", JOB_READERS),
     Row("GET", "/jobs/{job_id}/logs", JOB_READERS),
     Row("GET", "/usage", ALL_OK),
+    # nodes
+    Row("GET", "/nodes", ALL_OK),
+    Row(
+        "POST",
+        "/nodes/{name}/drain",
+        ADMIN_ONLY,
+        lambda ids: {"reason": "maintenance"},
+        fill={"name": "h100-1"},
+    ),
+    Row("POST", "/nodes/{name}/resume", ADMIN_ONLY, fill={"name": "h100-1"}),
 ]
 
 
@@ -217,7 +228,7 @@ def test_every_route_has_exactly_one_row(world: World) -> None:
 
 def _url(row: Row, ids: Ids) -> str:
     names = {**DEFAULT_FILL, **row.fill}
-    return row.path.format(**{param: ids[name] for param, name in names.items()})
+    return row.path.format(**{param: ids.get(name, name) for param, name in names.items()})  # or a name
 
 
 @pytest.mark.parametrize("row", MATRIX, ids=[f"{r.method} {r.path}" for r in MATRIX])

@@ -15,12 +15,14 @@ One ``step()``:
    snapshot (``HoldsForeignGpus``). A backend that keeps its reports durable (``AcknowledgesEvents``)
    is told once they are committed, and reports again on the next ``adopt`` what was not;
 3. ``run_cycle(LiveStore, launch queue, policy, now)`` over the capacity minus the nodes the backend
-   reports unavailable, and commit: the decisions are durable before any process exists (a started
-   job's reference is ``pending:<launch id>`` until launched). A decision about a job the API changed
+   reports unavailable and those an operator drained (design note 0008), and commit: the decisions
+   are durable before any process exists (a started job's reference is ``pending:<launch id>`` until
+   launched). A decision about a job the API changed
    since the snapshot is not recorded (``LiveStore``);
 4. apply, in the Kueue manner: cancel preempted jobs, then launch each recorded start on its own, and
    record its reference in its own transaction. A launch that fails puts only that job back in the
-   queue, after a backoff (``LaunchRetry``), and fails it after ``max_attempts``; an uncertain one
+   queue, after a backoff (``LaunchRetry``), and fails it after ``max_attempts``; a start whose node
+   was drained since the decision goes back to the queue unlaunched; an uncertain one
    (``LaunchUncertainError``) stays ``pending:`` for step 2 to resolve; a job asked to cancel while its
    launch was on the way is cancelled as soon as its reference is known.
 
@@ -298,7 +300,8 @@ class LiveEngine:
     def _cycle(self, report: StepReport, now: float) -> None:
         held = self.backend.held_gpus() if isinstance(self.backend, HoldsForeignGpus) else {}
         with self.state.transaction() as tx:
-            store = tx.cycle_store(set(self.unavailable_nodes), self.options.usage_half_life_s, held)
+            unavailable = set(self.unavailable_nodes | tx.drained_nodes())
+            store = tx.cycle_store(unavailable, self.options.usage_half_life_s, held)
             queue = _LaunchQueue()
             try:
                 run_cycle(store, queue, self.policy, now, mix_from_queue=True)
@@ -329,15 +332,19 @@ class LiveEngine:
     # -- step 4: apply -----------------------------------------------------------------------------
     def _apply_start(self, job_id: int, placement: Placement, intent: str) -> bool:
         """Launch one recorded start; whether it was launched (or may have been)."""
+        names = {self.cluster.nodes[node].name for node in placement.nodes}
         with self.state.transaction() as tx:
             start = tx.recorded_start(job_id, intent)
             if start is None:
                 return False
+            drained = sorted(tx.drained_nodes() & names)
             if start.cancel_requested:  # asked to cancel since the decision: never launched
                 tx.cancel_unlaunched(job_id, intent, self.clock())
+            elif drained:  # drained since the decision: back to the queue, placed elsewhere next cycle
+                tx.unplace(job_id, intent, f"node {', '.join(drained)} was drained before the launch")
             self._fence(tx)  # the launch below cannot outlive this renewal
             tx.commit()
-        if start.cancel_requested:
+        if start.cancel_requested or drained:
             return False
         spec = self._spec(start, placement)
         try:

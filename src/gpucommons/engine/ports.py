@@ -257,6 +257,10 @@ class SchedulerTransaction(Protocol):
         """Apply one backend event to its job; whether it changed anything."""
         ...
 
+    def drained_nodes(self) -> frozenset[str]:
+        """Names of the nodes an operator took out of service: nothing new is placed or launched there."""
+        ...
+
     def cycle_store(
         self, unavailable_nodes: set[str], usage_half_life_s: float, held_gpus: dict[str, int | None]
     ) -> CycleStore:

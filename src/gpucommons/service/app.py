@@ -26,7 +26,17 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.service.errors import install_error_handlers
 from gpucommons.service.livemetrics import LiveCollector, submissions_counter
 from gpucommons.service.metrics import install_metrics
-from gpucommons.service.routes import awards, institutions, jobs, programs, projects, proposals, tokens, users
+from gpucommons.service.routes import (
+    awards,
+    institutions,
+    jobs,
+    nodes,
+    programs,
+    projects,
+    proposals,
+    tokens,
+    users,
+)
 from gpucommons.store.base import make_engine, session_factory, upgrade, utcnow
 
 # Every resource router, mounted in this order. A new resource adds one line here.
@@ -39,6 +49,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     proposals.router,
     awards.router,
     jobs.router,
+    nodes.router,
 )
 
 

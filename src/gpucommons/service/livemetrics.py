@@ -1,9 +1,9 @@
-"""Prometheus metrics of the live system: jobs by state, pending jobs by reason, GPUs per pool, the
-scheduler's cycle duration and submissions.
+"""Prometheus metrics of the live system: jobs by state, pending jobs by reason, GPUs per pool, drained
+nodes, the scheduler's cycle duration and submissions.
 
 Job and GPU gauges are read from the database when ``/metrics`` is scraped, not kept in memory, so they
 are right whichever process (this server, another worker, ``gpuc scheduler``) changed the rows, and a
-scrape every few seconds costs three grouped queries. The cycle histogram is observed by the scheduler
+scrape every few seconds costs four small queries. The cycle histogram is observed by the scheduler
 loop when it runs in this process; the submissions counter counts new jobs this process accepted.
 """
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.store.jobs import JOB_STATES, AllocationRow, JobRow
+from gpucommons.store.nodes import drained_nodes
 
 # Scheduling cycles take milliseconds when the queue is short and seconds when it is very long.
 CYCLE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -48,6 +49,7 @@ class LiveCollector(Collector):
                 select(AllocationRow.node_name, func.count()).group_by(AllocationRow.node_name)
             )
             allocated_by_node = {name: int(count) for name, count in per_node}
+            drained = drained_nodes(session)
         jobs = GaugeMetricFamily("gpuc_jobs", "Jobs by state", labels=["state"])
         for state, count in by_state.items():
             jobs.add_metric([state], count)
@@ -57,6 +59,9 @@ class LiveCollector(Collector):
             reasons.add_metric([code], count)
         yield reasons
         yield from self._pools(allocated_by_node)
+        out = GaugeMetricFamily("gpuc_drained_nodes", "Nodes an operator drained (no new jobs there)")
+        out.add_metric([], len(drained & {n.name for n in self.cluster().nodes}))
+        yield out
 
     def _pools(self, allocated_by_node: dict[str, int]) -> Iterator[GaugeMetricFamily]:
         cluster = self.cluster()

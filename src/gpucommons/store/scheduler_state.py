@@ -28,7 +28,7 @@ from gpucommons.engine.ports import (
     RecordedStart,
     StateUnavailableError,
 )
-from gpucommons.store import lease
+from gpucommons.store import lease, nodes
 from gpucommons.store.backend_events import apply_event, launch_failed
 from gpucommons.store.base import to_dt
 from gpucommons.store.jobs import JobRow, claim_job, release
@@ -63,6 +63,9 @@ class DatabaseTransaction:
         return apply_event(self.session, self.cluster, event, max_lost_requeues, retry)
 
     # -- deciding ----------------------------------------------------------------------------------
+    def drained_nodes(self) -> frozenset[str]:
+        return nodes.drained_nodes(self.session)
+
     def cycle_store(
         self, unavailable_nodes: set[str], usage_half_life_s: float, held_gpus: dict[str, int | None]
     ) -> LiveStore:

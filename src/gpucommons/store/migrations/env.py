@@ -8,6 +8,7 @@ import gpucommons.store.awards
 import gpucommons.store.calls
 import gpucommons.store.jobs
 import gpucommons.store.lease
+import gpucommons.store.nodes
 import gpucommons.store.tenancy
 import gpucommons.store.usage  # noqa: F401  (register the tables on Base.metadata)
 from gpucommons.store.base import Base, make_engine
