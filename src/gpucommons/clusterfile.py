@@ -16,6 +16,10 @@ Format (every key but ``name``, ``sites`` and ``pools`` is optional)::
     name = "h100"; site = "daejeon"; model = "H100"; nodes = 4; gpus_per_node = 8
     node_base_w = 2800    # a busy node's draw beside its devices (default: the power model's)
     topology = { nvlink_domain_nodes = 1, block_nodes = 2 }
+    [speeds]              # the work model (design note 0009); absent: every model runs a job alike
+    reference = "H100"    # work and reference GPU-hours in H100-equivalents (default: A100)
+    [speeds.inference]    # a class's speed per model, relative to the reference (else the shipped table)
+    RNGD = 0.38
 
 A window's ``days`` is a range (``"mon-fri"``; ``"fri-mon"`` wraps over the weekend), a list of days, one
 day, or ``"daily"``; ``start`` and ``end`` are local ``HH:MM`` with ``end`` after ``start`` (``"24:00"``
@@ -41,7 +45,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from gpucommons.domain.accelerators import CATALOG, AcceleratorModel
 from gpucommons.domain.cluster import Cluster, Pool, Site, Topology
 from gpucommons.domain.power import CapWindow, windows_overlap
-from gpucommons.errors import ConfigError, UnknownNameError
+from gpucommons.domain.speeds import DEFAULT_CLASS, SpeedTable
+from gpucommons.errors import ConfigError, InvalidRequestError, UnknownNameError
 from gpucommons.textfile import read_text
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -185,11 +190,35 @@ class PoolSpec(_Strict):
     node_base_w: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
+class SpeedsSpec(_Strict):
+    """``[speeds]``: the work model (design note 0009). Each class table gives that class's speed on
+    each model relative to ``reference``; what it leaves out comes from the shipped table."""
+
+    reference: str = "A100"
+    default_class: str = DEFAULT_CLASS
+    llm_pretrain: dict[str, float] = Field(default_factory=dict, alias="llm-pretrain")
+    llm_finetune: dict[str, float] = Field(default_factory=dict, alias="llm-finetune")
+    vision: dict[str, float] = Field(default_factory=dict)
+    inference: dict[str, float] = Field(default_factory=dict)
+
+    def to_table(self, relative_speeds: dict[str, float]) -> SpeedTable:
+        overrides = {
+            "llm-pretrain": self.llm_pretrain,
+            "llm-finetune": self.llm_finetune,
+            "vision": self.vision,
+            "inference": self.inference,
+        }
+        return SpeedTable(
+            self.reference, self.default_class, {c: v for c, v in overrides.items() if v}, relative_speeds
+        )
+
+
 class ClusterSpec(_Strict):
     name: str
     models: tuple[ModelSpec, ...] = ()
     sites: tuple[SiteSpec, ...] = Field(min_length=1)
     pools: tuple[PoolSpec, ...] = Field(min_length=1)
+    speeds: SpeedsSpec | None = None
 
     @model_validator(mode="after")
     def _references(self) -> ClusterSpec:
@@ -208,6 +237,11 @@ class ClusterSpec(_Strict):
             if pool.name in seen:
                 raise ValueError(f"pool name {pool.name!r} is used twice")
             seen.add(pool.name)
+        if self.speeds is not None:
+            try:
+                self.speeds.to_table({**_catalog_speeds(), **{m.name: m.relative_speed for m in self.models}})
+            except InvalidRequestError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
     def to_cluster(self) -> Cluster:
@@ -229,7 +263,14 @@ class ClusterSpec(_Strict):
             )
             for p in self.pools
         )
-        return Cluster.build(self.name, sites, pools)
+        speeds = None
+        if self.speeds is not None:
+            speeds = self.speeds.to_table({name: m.relative_speed for name, m in models.items()})
+        return Cluster.build(self.name, sites, pools, speeds)
+
+
+def _catalog_speeds() -> dict[str, float]:
+    return {name: m.relative_speed for name, m in CATALOG.items()}
 
 
 def _first_error(err: ValidationError) -> str:

@@ -132,6 +132,11 @@ def with_row(row: str) -> str:
         ("unknown kind", with_row("x,hospital,8,,,,,"), "kind 'hospital'"),
         ("unknown region", with_row("x,sme,8,,busan,,,"), "region must be capital or non-capital"),
         ("empty tenant", with_row(",sme,8,,,,,"), "tenant is empty"),
+        (
+            "unknown unit",
+            "tenant,kind,awarded_gpus,gpu_hours,unit\nx,sme,8,100,flops\n",
+            "tenants.csv:2: unit must be device-hours or reference-hours, got 'flops'",
+        ),
         ("short row", with_row("x,sme"), "tenants.csv:3: 2 cells, the header has 8"),
     ],
 )
@@ -230,3 +235,9 @@ def test_philly_tenants_list_every_virtual_cluster_of_the_trace() -> None:
     tenants = shipped("philly-tenants.csv", "philly")
     assert {r.tenant for r in tenants.rows} == in_trace
     assert tenants.cover(in_trace) is tenants
+
+
+def test_an_award_may_be_stated_in_reference_gpu_hours() -> None:
+    text = "tenant,kind,awarded_gpus,gpu_hours,unit\nref,sme,8,100,reference-hours\ndev,sme,8,100,\n"
+    awards = parse_tenants(text, "tenants.csv").awards()
+    assert (awards["ref"][0].unit, awards["dev"][0].unit) == ("reference-hours", "device-hours")

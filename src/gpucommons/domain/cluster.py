@@ -6,12 +6,13 @@ A ``Cluster`` is static inventory: what exists, not what is in use. Nodes are nu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from gpucommons.domain.accelerators import AcceleratorModel
 from gpucommons.domain.power import CapSchedule, CapWindow
+from gpucommons.domain.speeds import SpeedTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +81,20 @@ class Node:
 @dataclass(frozen=True, eq=False)
 class Cluster:
     """Static inventory: sites, pools and the nodes expanded from them. Compared and hashed by identity:
-    it is built once per run and used as a cache key on hot paths."""
+    it is built once per run and used as a cache key on hot paths. ``speeds``: how fast each class of
+    job runs on each model (design note 0009); ``None``, a speed-blind cluster where a job's work is
+    its run time on any model."""
 
     name: str
     sites: tuple[Site, ...]
     pools: tuple[Pool, ...]
     nodes: tuple[Node, ...]
+    speeds: SpeedTable | None = None
 
     @classmethod
-    def build(cls, name: str, sites: tuple[Site, ...], pools: tuple[Pool, ...]) -> Cluster:
+    def build(
+        cls, name: str, sites: tuple[Site, ...], pools: tuple[Pool, ...], speeds: SpeedTable | None = None
+    ) -> Cluster:
         """Expand pools into numbered nodes; node names are ``<pool>-<n>`` (1-based)."""
         nodes: list[Node] = []
         for pool in pools:
@@ -106,7 +112,15 @@ class Cluster:
                         block=i // block_size,
                     )
                 )
-        return cls(name=name, sites=sites, pools=pools, nodes=tuple(nodes))
+        return cls(name=name, sites=sites, pools=pools, nodes=tuple(nodes), speeds=speeds)
+
+    def run_speed(self, job_class: str, node_indices: Iterable[int]) -> float:
+        """The speed a job of ``job_class`` runs at on these nodes: that of the slowest model among them
+        (a gang moves at its slowest member's pace); 1 on a speed-blind cluster or with no nodes."""
+        if self.speeds is None:
+            return 1.0
+        speeds = self.speeds
+        return min((speeds.speed(job_class, self.nodes[i].model) for i in node_indices), default=1.0)
 
     @property
     def total_gpus(self) -> int:

@@ -12,8 +12,9 @@ class Job:
     ``gpus`` is the total whole-GPU count. ``gpus_per_node`` pins the gang shape (``gpus /
     gpus_per_node`` nodes with exactly that many GPUs each); ``None`` lets the placer choose, preferring
     one node and otherwise the fewest nodes. ``accepted_models`` empty means any model. ``duration_s`` is
-    the true run time on an A100-speed device (known to the simulator only); ``estimate_s`` is what the
-    user declared (time limit), used by backfill and for estimated starts.
+    the job's work: its true run time on the cluster's reference model (known to the simulator only; on
+    another model it runs at ``Cluster.run_speed``, design note 0009); ``estimate_s`` is what the user
+    declared (time limit), used by backfill and for estimated starts.
 
     Placement quality (design note 0002): ``gpu_milli`` below 1000 with ``gpus == 1`` asks for a share of
     one accelerator (an NPU rounds it up to one of its ``partitions`` slices); ``cpu_milli`` and
@@ -42,6 +43,7 @@ class Job:
     topology: str = "preferred"
     sovereign: bool = False
     accepted_sites: frozenset[str] = field(default_factory=frozenset)
+    job_class: str = ""  # the kind of work (``domain.speeds.JOB_CLASSES``); "" is the table's default
     shape: tuple[object, ...] = field(init=False, repr=False, compare=False)
     """Everything placement looks at, but not who the job is: jobs of one shape fit or fail alike, so
     a scheduling cycle tries each shape once. Made once per job (the cycle reads it for every pending

@@ -97,7 +97,7 @@ def simulate(
     caps = _CapClock(cluster)
     windowed = caps.windowed  # read once: the loop below runs per event
     finishes: EventQueue[tuple[int, int]] = EventQueue()
-    executor = SimulatedExecutor(finishes, options.restart_overhead_s)
+    executor = SimulatedExecutor(finishes, options.restart_overhead_s, cluster)
     monitor = PowerMonitor(cluster)
     next_arrival = 0
     start_s = arrivals[0].submit_s if arrivals else 0.0

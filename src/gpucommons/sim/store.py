@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import NamedTuple
 
-from gpucommons.domain.award import Award
+from gpucommons.domain.award import Award, charge_rate
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.domain.power import PowerModel
@@ -199,7 +199,9 @@ class InMemoryStore:
             return
         tenant, i = self._award_at[award_id]
         award = self.awards[tenant][i]
-        used = award.gpu_hours_used + running.job.gpus * (now - running.started_s) / SECONDS_PER_HOUR
+        model = self._node_where[running.placement.node_gpus[0][0]][1] if running.placement.node_gpus else ""
+        rate = charge_rate(award, self.cluster, running.job, model)
+        used = award.gpu_hours_used + running.job.gpus * (now - running.started_s) / SECONDS_PER_HOUR * rate
         self.awards[tenant][i] = replace(award, gpu_hours_used=used)
 
     def _hold(self, job: Job, delta_gpus: int, now: float) -> None:

@@ -16,8 +16,9 @@ comments (provenance, licence)::
 - ``awarded_gpus``: the guaranteed GPUs (an integer >= 0). ``funded`` (default true): a tenant with
   ``funded = false`` or ``awarded_gpus = 0`` is best-effort: it holds no award and no guarantee, so it
   runs only on idle capacity it borrows (never with borrowing off). ``gpu_hours``: the award's
-  budget (empty: unlimited). ``model``: the accelerator model the award pays for (empty: any); it must
-  exist in the cluster.
+  budget (empty: unlimited), in ``unit``: ``device-hours`` (default: an hour of whatever device ran)
+  or ``reference-hours`` (an hour of the cluster's reference model; design note 0009). ``model``: the
+  accelerator model the award pays for (empty: any); it must exist in the cluster.
 - ``kind``: an institution kind of the commons (``INSTITUTION_KINDS``, the same list the service stores);
   ``region``: ``capital`` or ``non-capital``; ``sovereign`` (default false): its jobs stay on sovereign
   sites.
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from gpucommons.domain.accelerators import CATALOG
-from gpucommons.domain.award import Award
+from gpucommons.domain.award import AWARD_UNITS, DEVICE_HOURS, Award
 from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConfigError
 from gpucommons.textfile import read_text
@@ -46,7 +47,7 @@ UNLISTED_CHOICES: tuple[Unlisted, ...] = ("error", "best-effort")
 UNLISTED_KIND = "unlisted"  # the kind of a trace tenant the file leaves out, under unlisted="best-effort"
 REGIONS = {"capital": "capital", "non-capital": "non-capital", "non_capital": "non-capital"}
 REQUIRED = ("tenant", "kind", "awarded_gpus")
-OPTIONAL = ("funded", "region", "sovereign", "gpu_hours", "model", "note")
+OPTIONAL = ("funded", "region", "sovereign", "gpu_hours", "unit", "model", "note")
 SHOWN_UNKNOWN = 5  # unknown trace tenants named in the error
 
 
@@ -60,6 +61,7 @@ class TenantRow:
     sovereign: bool = False
     gpu_hours_budget: float | None = None  # None: unlimited
     model: str | None = None  # None: any model
+    unit: str = DEVICE_HOURS
 
     @property
     def best_effort(self) -> bool:
@@ -83,7 +85,9 @@ class TenantTable:
                 out[row.tenant] = ()
                 continue
             models = frozenset({row.model}) if row.model else frozenset()
-            out[row.tenant] = (Award(next_id, row.tenant, row.awarded_gpus, models, row.gpu_hours_budget),)
+            out[row.tenant] = (
+                Award(next_id, row.tenant, row.awarded_gpus, models, row.gpu_hours_budget, unit=row.unit),
+            )
             next_id += 1
         return out
 
@@ -183,6 +187,9 @@ def _parse_row(where: str, cells: Mapping[str, str], models: Mapping[str, str]) 
             known = ", ".join(sorted(models.values()))
             raise ConfigError(f"{where}: model {model!r} is not a model of the cluster ({known})")
         model = models[model.lower()]
+    unit = cells.get("unit", "") or DEVICE_HOURS
+    if unit not in AWARD_UNITS:
+        raise ConfigError(f"{where}: unit must be {' or '.join(AWARD_UNITS)}, got {unit!r}")
     return TenantRow(
         tenant=tenant,
         kind=kind,
@@ -192,6 +199,7 @@ def _parse_row(where: str, cells: Mapping[str, str], models: Mapping[str, str]) 
         sovereign=_boolean(where, "sovereign", cells.get("sovereign", ""), default=False),
         gpu_hours_budget=_budget(where, cells.get("gpu_hours", "")),
         model=model,
+        unit=unit,
     )
 
 

@@ -4,7 +4,10 @@ it would run on and whose remaining GPU-hour budget covers what is already runni
 Budget arithmetic, in GPU-hours, per award: ``remaining = budget - used - projected``, where
 ``projected`` is what the award's running jobs will spend if they run to their time limits (their
 segments are charged when they end) and grows with each start of this cycle. A job needs
-``gpus * (time limit - time already served) / 3600``. An award without a budget never runs out.
+``gpus * (time limit - time already served) / 3600``. An award without a budget never runs out. An
+award in reference GPU-hours (``Award.unit``, design note 0009) counts each of those hours at the
+job's speed on the model: at admission, before the model is known, at the fastest it may be placed on
+(the most it can cost), and from the start on, at the model it was placed on.
 
 A tenant listed with no awards at all (``awards[tenant] == ()``: a replay's best-effort tenant) is
 let through with nothing to charge; the quota stage then lets it borrow idle capacity, or not. A
@@ -21,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from gpucommons.domain.award import Award
+from gpucommons.domain.award import REFERENCE_HOURS, Award, charge_rate
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.metering.pricing import SECONDS_PER_HOUR
@@ -39,6 +42,10 @@ def _projected_gpu_hours(running: RunningJob) -> float:
     return running.job.gpus * max(0.0, running.expected_end_s() - running.started_s) / SECONDS_PER_HOUR
 
 
+def _model_of(cluster: Cluster, placement: Placement) -> str:
+    return cluster.nodes[placement.node_gpus[0][0]].model if placement.node_gpus else ""
+
+
 @dataclass
 class AwardGate:
     cluster: Cluster
@@ -46,12 +53,25 @@ class AwardGate:
     now: float
     projected: defaultdict[int, float]
     need: dict[int, float] = field(default_factory=dict)  # job id -> GPU-hours, from its admission
+    _by_id: dict[int, Award] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_id = {a.id: a for group in self.awards.values() for a in group}
 
     def _current(self, tenant: str) -> list[Award]:
         return [a for a in self.awards.get(tenant, ()) if a.active_at(self.now)]
 
     def _left(self, award: Award) -> float:
         return award.remaining_gpu_hours - self.projected[award.id]
+
+    def _dearest(self, award: Award, job: Job) -> float:
+        """The highest rate ``job`` may pay ``award`` per device-hour, over the models it may run on."""
+        if award.unit != REFERENCE_HOURS or self.cluster.speeds is None:
+            return 1.0
+        models = {p.model.name for p in self.cluster.pools if award.pays_for(p.model.name)}
+        if job.accepted_models:
+            models &= {m for m in models if m.lower() in {a.lower() for a in job.accepted_models}}
+        return max((charge_rate(award, self.cluster, job, m) for m in models), default=1.0)
 
     checks_placements = False
 
@@ -66,7 +86,7 @@ class AwardGate:
             return PendingReason("no-award", f"tenant {job.tenant} has no active award")
         need = needed_gpu_hours(job, pending.attained_gpu_s)
         self.need[job.id] = need
-        funded = [a for a in current if self._left(a) >= need - 1e-9]
+        funded = [a for a in current if self._left(a) >= need * self._dearest(a, job) - 1e-9]
         if not funded:
             best = max(current, key=lambda a: (self._left(a), -a.id))
             left = max(0.0, self._left(best))
@@ -107,19 +127,25 @@ class AwardGate:
         node = self.cluster.nodes[start.placement.node_gpus[0][0]] if start.placement.node_gpus else None
         model = node.model if node is not None else ""
         need = self.need.get(start.job.id, needed_gpu_hours(start.job))
-        usable = [
-            a for a in self._current(start.job.tenant) if a.pays_for(model) and self._left(a) >= need - 1e-9
-        ] or [a for a in self._current(start.job.tenant) if a.pays_for(model)]
+        current = [a for a in self._current(start.job.tenant) if a.pays_for(model)]
+        rates = {a.id: charge_rate(a, self.cluster, start.job, model) for a in current}
+        usable = [a for a in current if self._left(a) >= need * rates[a.id] - 1e-9] or current
         if not usable:
             return start
         usable.sort(key=lambda a: (a.ends_s, a.id))
         award = usable[0]
-        self.projected[award.id] += need
+        self.projected[award.id] += need * rates[award.id]
         return replace(start, award_id=award.id)
 
     def preempted(self, running: RunningJob) -> None:
         if running.award_id is not None:
-            self.projected[running.award_id] -= _projected_gpu_hours(running)
+            self.projected[running.award_id] -= _projected_gpu_hours(running) * self._rate_of(running)
+
+    def _rate_of(self, running: RunningJob) -> float:
+        award = self._by_id.get(running.award_id) if running.award_id is not None else None
+        if award is None:
+            return 1.0
+        return charge_rate(award, self.cluster, running.job, _model_of(self.cluster, running.placement))
 
     def evictions(self) -> Sequence[tuple[RunningJob, str]]:
         return ()
@@ -133,7 +159,8 @@ class AwardStage:
         if snapshot.awards is None:
             return None
         projected: defaultdict[int, float] = defaultdict(float)
+        gate = AwardGate(snapshot.cluster, snapshot.awards, now, projected)
         for running in snapshot.running.values():
             if running.award_id is not None:
-                projected[running.award_id] += _projected_gpu_hours(running)
-        return AwardGate(snapshot.cluster, snapshot.awards, now, projected)
+                projected[running.award_id] += _projected_gpu_hours(running) * gate._rate_of(running)
+        return gate
