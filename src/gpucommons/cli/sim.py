@@ -20,6 +20,7 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.errors import InvalidRequestError, UnknownNameError
 from gpucommons.policy.constraints import Commons
+from gpucommons.policy.protocols import Seeded
 from gpucommons.policy.registry import build_policy
 from gpucommons.sim.metrics import job_rows, kind_rows, summarize, tenant_rows, waits_s_by_kind
 from gpucommons.sim.plots import require_matplotlib, write_plots
@@ -102,7 +103,7 @@ def sim_command(
         str | None, typer.Option(help="preset name (philly: default, korea-2026, demo) or TOML path")
     ] = None,
     policy: Annotated[
-        str | None, typer.Option(help="fifo (default), backfill, fairshare, las, quota")
+        str | None, typer.Option(help="fifo (default), backfill, fairshare, las, quota, hetero")
     ] = None,
     placement: Annotated[str | None, typer.Option(help="placer name (default best-fit)")] = None,
     seed: Annotated[int, typer.Option(help="seed for synthetic workloads and tie-breaking")] = 42,
@@ -189,6 +190,8 @@ def sim_command(
         siting=run.siting,
     )
     config = build_policy(policy, placement, commons)  # before the trace: a typo fails at once
+    if isinstance(config.placer, Seeded):
+        config.placer.reseed(seed)  # the tie-break order (FGD's node order) follows --seed
     table = read_tenants(run.tenants, {p.model.name for p in inventory.pools}) if run.tenants else None
     jobs = scale_load(load_trace(trace, limit_jobs, seed, inventory.total_gpus, synthetic_jobs), load)
     options = _sim_options(jobs, inventory, table, run)

@@ -14,6 +14,7 @@ from gpucommons.policy.constraints.gangs import EvenGangStage
 from gpucommons.policy.constraints.power import PowerStage
 from gpucommons.policy.constraints.residency import ResidencyStage
 from gpucommons.policy.constraints.siting import SitingStage
+from gpucommons.policy.constraints.speed import SpeedStage
 from gpucommons.policy.discipline import EasyBackfill, SkipAhead, StrictLine
 from gpucommons.policy.ordering.fairshare import MultifactorOrdering
 from gpucommons.policy.ordering.fifo import FifoOrdering
@@ -56,6 +57,13 @@ def _las(placer: Placer) -> PolicyConfig:
     return PolicyConfig("las", LasOrdering(), SkipAhead(), placer, preemptor=LasPreemptor())
 
 
+def _hetero(placer: Placer) -> PolicyConfig:
+    """LAS with each job sent to the model where it finishes first (design note 0009)."""
+    return PolicyConfig(
+        "hetero", LasOrdering(), SkipAhead(), placer, stages=(SpeedStage(),), preemptor=LasPreemptor()
+    )
+
+
 def _quota(placer: Placer) -> PolicyConfig:
     return PolicyConfig(
         "quota", FifoOrdering(), SkipAhead(), placer, stages=(QuotaStage(),), preemptor=ReclaimPreemptor()
@@ -68,6 +76,7 @@ POLICIES: dict[str, Callable[[Placer], PolicyConfig]] = {
     "fairshare": _fairshare,
     "las": _las,
     "quota": _quota,
+    "hetero": _hetero,
 }
 
 
