@@ -115,3 +115,14 @@ def test_bad_cluster_text(name: str, text: str, want: str) -> None:
 def test_unknown_cluster_name_lists_presets() -> None:
     with pytest.raises(UnknownNameError, match="philly"):
         load_cluster("atlantis")
+
+
+@pytest.mark.parametrize(("name", "share"), [("korea-2030-npu25", 0.25), ("korea-2030-npu50", 0.5)])
+def test_the_2030_presets_hold_their_planned_npu_share_and_are_speed_aware(name: str, share: float) -> None:
+    cluster = load_cluster(name)
+    npus = sum(p.gpus for p in cluster.pools if p.model.kind == "npu")
+    assert cluster.total_gpus == 200_000 and npus == share * cluster.total_gpus
+    assert cluster.speeds is not None and cluster.speeds.reference == "H100"
+    rngd = next(n.index for n in cluster.nodes if n.model == "RNGD")
+    assert cluster.run_speed("inference", [rngd]) == pytest.approx(0.38)  # vendor figures, in H100s
+    assert {p.model.partitions for p in cluster.pools if p.model.name == "RNGD"} == {(2, 4, 8)}  # slices kept
