@@ -99,6 +99,11 @@ def why(job_id: int) -> None:
     the rule that holds it (a commons stage such as budget or power), the detail gives its figures."""
     w = _client().why_job(job_id)
     out.print(f"job {w.job_id} is {w.state}: {w.code} - {w.detail}", markup=False)
+    if w.model:
+        pace = (
+            f", x{w.speed:.2f} the speed of the reference {w.reference_model}" if w.speed is not None else ""
+        )
+        out.print(f"runs on: {w.model}{pace}", markup=False)
     if w.position is not None:
         out.print(f"position in line: {w.position}")
     if w.estimated_start_at is not None:

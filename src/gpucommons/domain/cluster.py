@@ -127,6 +127,10 @@ class Cluster:
         return sum(p.gpus for p in self.pools)
 
     @cached_property
+    def node_by_name(self) -> Mapping[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    @cached_property
     def pool_by_name(self) -> Mapping[str, Pool]:
         return {p.name: p for p in self.pools}
 

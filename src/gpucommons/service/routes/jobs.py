@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpucommons.config import Settings
+from gpucommons.domain.cluster import Cluster
 from gpucommons.engine.live import job_dir
 from gpucommons.errors import NotFoundError
 from gpucommons.service.auth import (
@@ -54,7 +55,7 @@ def _project(session: Session, ref: str) -> ProjectRow:
     return row
 
 
-def _read(session: Session, row: JobRow, project: ProjectRow | None = None) -> JobRead:
+def _read(session: Session, cluster: Cluster, row: JobRow, project: ProjectRow | None = None) -> JobRead:
     out = JobRead.model_validate(row)
     if project is None or project.id != row.project_id:
         project = session.get(ProjectRow, row.project_id)
@@ -62,11 +63,27 @@ def _read(session: Session, row: JobRow, project: ProjectRow | None = None) -> J
     if row.state == "pending":  # allocations exist only while a job runs
         out.assigned_gpus = []
         return out
-    allocations = session.scalars(
-        select(AllocationRow).where(AllocationRow.job_id == row.id).order_by(AllocationRow.id)
+    allocations = list(
+        session.scalars(
+            select(AllocationRow).where(AllocationRow.job_id == row.id).order_by(AllocationRow.id)
+        )
     )
     out.assigned_gpus = [f"{a.node_name}:{a.gpu_index}" for a in allocations]
+    out.model, out.speed, out.reference_model = _runs_on(cluster, {a.node_name for a in allocations})
     return out
+
+
+def _runs_on(cluster: Cluster, node_names: set[str]) -> tuple[str, float | None, str]:
+    """The model a running job holds (its slowest, for a gang over several), its speed there against
+    the cluster's reference model, and that reference (design note 0009)."""
+    nodes = [cluster.node_by_name[n] for n in node_names if n in cluster.node_by_name]
+    if not nodes:
+        return "", None, ""
+    if cluster.speeds is None:
+        return min(n.model for n in nodes), None, ""
+    speeds = cluster.speeds
+    slowest = min(nodes, key=lambda n: (speeds.speed("", n.model), n.model))
+    return slowest.model, speeds.speed("", slowest.model), speeds.reference
 
 
 def _visible_job(session: Session, principal: Principal, job_id: int) -> JobRow:
@@ -117,13 +134,14 @@ def submit(
     else:
         response.status_code = 200
     _wake_scheduler(request)
-    return _read(session, row, project)
+    return _read(session, cluster, row, project)
 
 
 @router.get("/jobs", responses=error_responses(401, 403, 404, 422))
 def list_jobs(
     principal: PrincipalDep,
     session: SessionDep,
+    cluster: ClusterDep,
     state: Annotated[list[JobState] | None, Query(max_length=16)] = None,
     project: ProjectRef = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
@@ -133,22 +151,27 @@ def list_jobs(
         row = _project(session, project)
         require_project_member(principal, row.id, _no_project(project))
         visible = {row.id}
-    return [_read(session, r) for r in jobs.list_jobs(session, visible, state or (), limit)]
+    return [_read(session, cluster, r) for r in jobs.list_jobs(session, visible, state or (), limit)]
 
 
 @router.get("/jobs/{job_id:int}", responses=error_responses(401, 403, 404, 422))
-def show(job_id: Id, principal: PrincipalDep, session: SessionDep) -> JobRead:
-    return _read(session, _visible_job(session, principal, job_id))
+def show(job_id: Id, principal: PrincipalDep, session: SessionDep, cluster: ClusterDep) -> JobRead:
+    return _read(session, cluster, _visible_job(session, principal, job_id))
 
 
 @router.post("/jobs/{job_id:int}/cancel", responses=error_responses(401, 403, 404, 409, 422))
 def cancel(
-    job_id: Id, principal: PrincipalDep, session: SessionDep, now: NowDep, request: Request
+    job_id: Id,
+    principal: PrincipalDep,
+    session: SessionDep,
+    now: NowDep,
+    request: Request,
+    cluster: ClusterDep,
 ) -> JobRead:
     row = jobs.request_cancel(session, _visible_job(session, principal, job_id), now)
     session.commit()
     _wake_scheduler(request)
-    return _read(session, row)
+    return _read(session, cluster, row)
 
 
 @router.get("/jobs/{job_id:int}/why", responses=error_responses(400, 401, 403, 404, 422))
@@ -156,7 +179,11 @@ def why(
     job_id: Id, principal: PrincipalDep, session: SessionDep, now: NowDep, cluster: ClusterDep
 ) -> WhyRead:
     row = _visible_job(session, principal, job_id)
-    return WhyRead.model_validate(explain_wait(session, cluster, row, now))
+    out = WhyRead.model_validate(explain_wait(session, cluster, row, now))
+    if row.state == "running":
+        held = session.scalars(select(AllocationRow.node_name).where(AllocationRow.job_id == row.id))
+        out.model, out.speed, out.reference_model = _runs_on(cluster, set(held))
+    return out
 
 
 @router.get("/jobs/{job_id:int}/logs", responses=error_responses(401, 403, 404, 422))

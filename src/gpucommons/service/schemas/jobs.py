@@ -69,6 +69,13 @@ class JobRead(BaseModel):
     award_id: int | None
     cancel_requested_at: datetime | None
     assigned_gpus: list[str] = Field(default_factory=list, description="node:gpu pairs while running")
+    model: str = Field(default="", description="the accelerator model it runs on, while running")
+    speed: float | None = Field(
+        default=None,
+        description="how fast it runs there against the reference model (1: as fast; design note 0009); "
+        "null on a cluster without a speed table or while not running",
+    )
+    reference_model: str = Field(default="", description="the model speeds are measured against")
 
 
 class WhyRead(BaseModel):
@@ -81,6 +88,9 @@ class WhyRead(BaseModel):
     position: int | None
     estimated_start_at: datetime | None
     unblock: str
+    model: str = ""  # where it runs, while running
+    speed: float | None = None  # against ``reference_model`` (null: no speed table, or not running)
+    reference_model: str = ""
 
 
 class LogChunk(BaseModel):
