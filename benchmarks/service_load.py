@@ -33,12 +33,12 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from gpucommons.cli.up import bootstrap
 from gpucommons.clusterfile import load_cluster
 from gpucommons.config import Settings
 from gpucommons.engine.live import EngineOptions, LiveEngine
 from gpucommons.engine.ports import BackendEvent, LaunchSpec
 from gpucommons.policy.registry import build_policy
+from gpucommons.service.bootstrap import bootstrap
 from gpucommons.store.base import make_engine, session_factory
 from gpucommons.store.jobs import JobRow
 from gpucommons.store.scheduler_state import DatabaseSchedulerState

@@ -20,6 +20,7 @@ from gpucommons.clusterfile import parse_cluster
 from gpucommons.config import Settings
 from gpucommons.domain.cluster import Cluster
 from gpucommons.errors import ConfigError
+from gpucommons.service.bootstrap import check_backend_cluster
 
 SINFO = """\
 h100-1|gpu*|gpu:h100:8|32|256000|h100|idle
@@ -145,5 +146,5 @@ def test_the_cluster_may_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     site = tmp_path / "site.toml"
     site.write_text(f'name = "site"\n[[sites]]\nname = "s"\n{_pool("h100", "H100", 2, 8)}')
     monkeypatch.setenv("GPUC_CLUSTER", str(site))
-    up.check_backend_cluster(Settings(home=tmp_path, backend="slurm"), FakeSinfo())
-    up.check_backend_cluster(Settings(home=tmp_path), FakeSinfo())  # local: nothing to check
+    check_backend_cluster(Settings(home=tmp_path, backend="slurm"), FakeSinfo())
+    check_backend_cluster(Settings(home=tmp_path), FakeSinfo())  # local: nothing to check

@@ -20,6 +20,10 @@ database without touching the environment.
                                (default ``low=0,normal=100,high=1000:preempts``; ``policy/priority.py``)
     GPUC_TOKEN_EXPIRY_DAYS     days an API token issued through the API lives when the request names
                                no expiry (default 90; 0: such tokens never expire)
+    GPUC_RECLAIM_MIN_RUN_S     under ``quota``, how long a borrowing job runs before a guaranteed job
+                               may take its GPUs back (default 0: at once)
+    GPUC_POLICY                the live scheduler's policy (``gpuc up``/``gpuc scheduler``; default
+                               ``quota``)
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from gpucommons.policy.priority import PriorityClasses
+
+DEFAULT_POLICY = "quota"  # the live scheduler's policy unless GPUC_POLICY or --policy names another
 
 
 class Settings(BaseSettings):

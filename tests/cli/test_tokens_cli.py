@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from gpucommons.cli import admin, app, tokens, up
+from gpucommons.cli import admin, app, tokens
 from gpucommons.cli.credentials import Credentials, credentials_path, save_credentials
 from gpucommons.client import GpucClient
 from gpucommons.config import Settings
+from gpucommons.service.bootstrap import AdminToken, bootstrap
 from gpucommons.store.base import make_engine, session_factory, utcnow
 from gpucommons.store.tenancy import ApiTokenRow, UserRow, create_token, create_user
 from tests.service.conftest import World
@@ -124,9 +125,9 @@ def _change(url: str, token_id: int, **values: object) -> None:
         engine.dispose()
 
 
-def _start(settings: Settings) -> up.AdminToken:
+def _start(settings: Settings) -> AdminToken:
     """What ``gpuc up`` does with the token before serving: bootstrap, then store the credentials."""
-    token = up.bootstrap(settings, empty=True)
+    token = bootstrap(settings, empty=True)
     save_credentials(settings.home, Credentials("http://127.0.0.1:8080", token.token, token.user))
     return token
 
@@ -136,7 +137,7 @@ def test_up_reuses_the_stored_admin_token_while_valid(db_url: str, tmp_path: Pat
     first = _start(settings)
     assert not first.reused and first.user == "admin"
     again = _start(settings)
-    assert again == up.AdminToken(first.token, "admin", reused=True)
+    assert again == AdminToken(first.token, "admin", reused=True)
     [row] = _admin_tokens(db_url)
     assert row.expires_at is None  # the admin token does not expire unless asked
 
@@ -172,7 +173,7 @@ def test_up_does_not_reuse_a_stored_token_of_a_non_admin(db_url: str, tmp_path: 
 def test_up_issues_an_expiring_admin_token_when_asked(db_url: str, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", database_url=db_url)
     before = utcnow()
-    up.bootstrap(settings, empty=True, token_expires_days=30)
+    bootstrap(settings, empty=True, token_expires_days=30)
     [row] = _admin_tokens(db_url)
     assert row.expires_at is not None
     assert timedelta(days=30) <= row.expires_at - before < timedelta(days=30, minutes=5)

@@ -9,13 +9,7 @@ import typer
 
 from gpucommons.cli.common import console
 from gpucommons.cli.credentials import Credentials, save_credentials
-from gpucommons.cli.up import (
-    BackendOption,
-    ClusterOption,
-    SlurmConfigOption,
-    check_backend_cluster,
-    settings_from_options,
-)
+from gpucommons.cli.up import BackendOption, ClusterOption, SlurmConfigOption, settings_from_options
 from gpucommons.client import GpucClient
 from gpucommons.config import Settings
 
@@ -33,6 +27,7 @@ def server_command(
     import uvicorn
 
     from gpucommons.service.app import create_app
+    from gpucommons.service.bootstrap import check_backend_cluster
 
     settings = settings_from_options(
         home=home, host=host, port=port, backend=backend, cluster=cluster, slurm_config=slurm_config

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from gpucommons.backends.local import LocalBackend
 from gpucommons.backends.slurm import make_slurm_backend
 from gpucommons.clusterfile import load_cluster
-from gpucommons.config import Settings
+from gpucommons.config import DEFAULT_POLICY, Settings
 from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.engine.ports import Backend
 from gpucommons.errors import ConfigError, UnknownNameError
@@ -30,7 +30,6 @@ from gpucommons.service.livemetrics import cycle_histogram, timed
 from gpucommons.store.base import make_engine, session_factory
 from gpucommons.store.scheduler_state import DatabaseSchedulerState
 
-DEFAULT_POLICY = "quota"
 LOCAL_GRACE_S = 10.0
 
 
