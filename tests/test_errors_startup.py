@@ -15,11 +15,12 @@ from gpucommons.backends.slurm_cli import SlurmCli
 from gpucommons.backends.slurm_inventory import check_cluster_on_slurm, cluster_toml, inventory_from_nodes
 from gpucommons.backends.slurm_parse import parse_sinfo_nodes
 from gpucommons.backends.slurm_submit import SlurmConfig
-from gpucommons.cli import app, up
+from gpucommons.cli import app
 from gpucommons.clusterfile import parse_cluster
 from gpucommons.config import Settings
 from gpucommons.domain.cluster import Cluster
 from gpucommons.errors import ConfigError
+from gpucommons.service import bootstrap
 from gpucommons.service.bootstrap import check_backend_cluster
 
 SINFO = """\
@@ -101,7 +102,7 @@ def _gpuc(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *
 def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for name in ("GPUC_CLUSTER", "GPUC_BACKEND", "GPUC_SLURM_CONFIG", "GPUC_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(up, "SlurmCli", FakeSinfo)
+    monkeypatch.setattr(bootstrap, "SlurmCli", FakeSinfo)
     return tmp_path / "home"
 
 
