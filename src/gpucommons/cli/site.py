@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from gpucommons.backends.slurm_cli import SlurmCli
-from gpucommons.backends.slurm_inventory import backend_toml, cluster_toml, import_slurm_inventory
-from gpucommons.clusterfile import parse_cluster
 from gpucommons.errors import InvalidRequestError
 
 app = typer.Typer(no_args_is_help=True, help="Sites: import inventory from a resource manager.")
@@ -42,6 +39,11 @@ def import_slurm(
     ] = None,
 ) -> None:
     """Read nodes, GPUs (GRES), CPUs and memory with sinfo and write a cluster TOML gpucommons can load."""
+    # Imported here, not at the top: every other command (and ``gpuc --help``) starts without them.
+    from gpucommons.backends.slurm_cli import SlurmCli
+    from gpucommons.backends.slurm_inventory import backend_toml, cluster_toml, import_slurm_inventory
+    from gpucommons.clusterfile import parse_cluster
+
     inventory = import_slurm_inventory(SlurmCli(slurm_conf=slurm_conf), name, site, _model_map(model or []))
     text = cluster_toml(inventory.spec)
     cluster = parse_cluster(text, "imported cluster")  # what we write must load

@@ -60,6 +60,15 @@ class WorkloadAware(Protocol):
     def observe_workload(self, jobs: Iterable[Job]) -> None: ...
 
 
+@runtime_checkable
+class Seeded(Protocol):
+    """Optional placer capability: ties are broken by an order drawn from a seed (FGD's node order, as
+    in the paper's simulator). The fill experiment and the replay pass their seed, so a run is
+    reproducible from its seed alone."""
+
+    def reseed(self, seed: int) -> None: ...
+
+
 class Admitted(NamedTuple):
     """A job the stages so far let through: the job as it may be placed (a stage may narrow its
     models or sites, or fix its gang shape) and whether starting it would borrow beyond a guarantee.

@@ -26,9 +26,9 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.errors import InvalidRequestError
 from gpucommons.policy.capacity import MILLI, Capacity
-from gpucommons.policy.placement.fgd import FgdPlacer
+from gpucommons.policy.placement.fgd import FragmentationPlacer
 from gpucommons.policy.placement.pwr import NodePowerModel, PowerMeter
-from gpucommons.policy.protocols import Placer, WorkloadAware
+from gpucommons.policy.protocols import Placer, Seeded, WorkloadAware
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +94,15 @@ def run_fill(
     step: float = 0.01,
     power: NodePowerModel | None = None,
 ) -> FillResult:
-    """Place the fill stream with ``placer``; deterministic for the same inputs. ``power``: the node
-    power model the draw is measured with (default: the PWR paper's)."""
+    """Place the fill stream with ``placer``; deterministic for the same inputs. A ``Seeded`` placer
+    breaks ties from ``seed`` too. ``power``: the node power model the draw is measured with (default:
+    the PWR paper's)."""
     stream = fill_stream(pods, cluster.total_gpus, demand, seed)
     if isinstance(placer, WorkloadAware):
         placer.observe_workload(pods)
-    meter = FgdPlacer(pods)
+    if isinstance(placer, Seeded):
+        placer.reseed(seed)  # one seed for the arrival order and the tie-breaks, as in the paper's runs
+    meter = FragmentationPlacer(pods)  # the GPU jobs' shapes, whichever placer runs
     watts = PowerMeter(power)
     capacity = Capacity(cluster)
     cluster_milli = cluster.total_gpus * MILLI
@@ -128,13 +131,13 @@ def run_fill(
     )
 
 
-def cluster_fragmentation_milli(capacity: Capacity, meter: FgdPlacer) -> float:
+def cluster_fragmentation_milli(capacity: Capacity, meter: FragmentationPlacer) -> float:
     """Expected idle GPU milli the workload mix cannot use, summed over nodes (by state class)."""
     meter.bind(capacity)
     return sum(meter.fragmentation(key) * len(nodes) for key, nodes in capacity.classes().items())
 
 
-def _point(capacity: Capacity, meter: FgdPlacer, watts: PowerMeter, arrived: float) -> CurvePoint:
+def _point(capacity: Capacity, meter: FragmentationPlacer, watts: PowerMeter, arrived: float) -> CurvePoint:
     cluster_milli = capacity.cluster.total_gpus * MILLI
     return CurvePoint(
         arrived_demand=round(arrived, 6),

@@ -6,6 +6,7 @@ import pytest
 
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.placement.fgd import FgdPlacer
+from gpucommons.policy.protocols import WorkloadAware
 from gpucommons.policy.registry import PLACERS, build_placer
 from tests.policy.placement.builders import make_cluster, make_job
 
@@ -44,7 +45,7 @@ def test_share_goes_where_each_placer_says(name: str, want_node: int) -> None:
     capacity.allocate_share(1, 0, 500)  # node 1: GPU 0 has 500 free, GPU 1 whole
     capacity.allocate(1, 1)  # node 1: no whole GPU left
     placer = build_placer(name)
-    if isinstance(placer, FgdPlacer):
+    if isinstance(placer, WorkloadAware):  # fgd, fgd-plus, fgd-pwr
         placer.observe_workload([make_job(9, gpus=1)] * 3 + [make_job(10, gpu_milli=500)])
     placement = placer.place(make_job(1, gpu_milli=500), capacity)
     assert placement is not None

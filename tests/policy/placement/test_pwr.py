@@ -24,6 +24,7 @@ from gpucommons.policy.placement.pwr import (
     PowerMeter,
     PwrPlacer,
     fgd_score,
+    normalised_pwr,
 )
 from gpucommons.policy.registry import build_placer
 from gpucommons.sim.fill import fill_stream, run_fill
@@ -102,6 +103,22 @@ def test_fgd_score_is_the_simulators_sigmoid() -> None:
     assert fgd_score(1000.0) == pytest.approx(100 / (1 + math.e))
     assert fgd_score(-1000.0) + fgd_score(1000.0) == pytest.approx(100.0)
     assert fgd_score(1e6) >= 0.0 and fgd_score(-1e6) <= 100.0
+
+
+def test_pwr_scores_normalise_with_integer_division() -> None:
+    """The PWR plugin's NormalizeScore: (raw - min) x 100 / (max - min) in integers, all 100 on a tie."""
+    assert normalised_pwr([-300, -100, 0]) == [0, 66, 100]
+    assert normalised_pwr([-245, -245]) == [100, 100]
+
+
+def test_combined_score_is_the_integer_weighted_sum() -> None:
+    placer = FgdPwrPlacer(pwr_weight=0.1)
+    assert placer.weight_milli == 100  # the authors' "PWR 100 FGD 900"
+    capacity = Capacity(make_cluster(("t", "T4", 2, 2)))
+    placer.observe_workload([make_job(1, gpus=1, cpu_milli=1000)])
+    assert placer.place(make_job(2, gpus=1, cpu_milli=1000), capacity) is not None
+    empty = (0, 32_000, 256 * 1024, (1000, 1000))
+    assert placer.combined(empty) == (100 * 100 + 900 * 50) / 1000  # both nodes alike: PWR 100, FGD 50
 
 
 def test_combined_score_normalises_pwr_over_the_feasible_nodes() -> None:

@@ -24,22 +24,24 @@ FGD+ scores a node state with two terms, both in GPU milli:
   pods to CPU-rich ones. It is weighted ``balance_weight`` times the fill test: balance comes first,
   the fill test ranks nodes that balance equally.
 
-Among equal scores, the node left with the least free GPU milli wins (packing), which keeps empty nodes
-whole for multi-GPU pods. Both terms depend on the node state only, so they are memoized per state like
-FGD's and a placement still costs O(distinct node states).
+Unlike FGD (``fgd.py``, which follows the paper's integer score and seeded node-order tie-break), FGD+
+keeps exact float scores over the GPU jobs' shapes with their memory, and among equal scores the node
+left with the least free GPU milli wins (packing), which keeps empty nodes whole for multi-GPU pods.
+Both terms depend on the node state only, so they are memoized per state like FGD's and a placement
+still costs O(distinct node states).
 """
 
 from __future__ import annotations
 
-from gpucommons.domain.job import Job
+from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import MILLI, Capacity, StateKey
-from gpucommons.policy.placement.fgd import FgdPlacer
-from gpucommons.policy.placement.scored import Score, after
+from gpucommons.policy.placement.fgd import FragmentationPlacer
+from gpucommons.policy.placement.scored import Score, ScoredPlacer, after
 
 INF = float("inf")
 
 
-class FgdPlusPlacer(FgdPlacer):
+class FgdPlusPlacer(FragmentationPlacer, ScoredPlacer):
     balance_weight = 20.0  # balance term vs fill test (on openb, 8 to 1000 agree within 0.02 points)
 
     def __init__(self) -> None:
@@ -112,6 +114,10 @@ class FgdPlusPlacer(FgdPlacer):
         if not key[3] or not any(key[3]):
             return 0.0
         return self.fill_waste(key) + self.balance_weight * self.stranded(key)
+
+    def place(self, job: Job, capacity: Capacity) -> Placement | None:
+        self.bind(capacity)
+        return ScoredPlacer.place(self, job, capacity)
 
     def score(self, key: StateKey, job: Job, eff: int, option: int) -> Score:
         new = after(key, job, eff, option)

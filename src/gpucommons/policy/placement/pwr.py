@@ -31,23 +31,24 @@ Scores:
   node state whose power grows least when the job is added. Many candidates tie in this model (a share on
   an already busy GPU of a node whose sockets are already active costs 0 W); ties go to the node left
   with the least free GPU milli (packing), then the least free CPU, so idle GPUs stay idle as long as
-  possible. The paper's simulator breaks such ties at random; this is the deterministic equivalent that
-  keeps the power goal.
-- ``FgdPwrPlacer`` (PWR combined with FGD, the paper's proposal): per feasible node, the PWR score is the
-  node's smallest power increase min-max normalised over all feasible nodes to [0, 100] (100: the
-  cheapest node; all 100 when they tie), the FGD score is ``100 x sigmoid(-dF / 1000)`` with ``dF`` the
-  node's smallest growth of FGD's expected fragmentation in GPU milli (the FGD plugin's score in the
-  same simulator). The node with the highest ``w x PWR + (1 - w) x FGD`` wins; the GPU inside it is FGD's
-  choice (the paper's runs select GPUs with FGD). ``w = pwr_weight``: the authors ran PWR/FGD weights
-  25/975, 50/950, 100/900, 200/800, 300/700 and 500/500 (of 1000) and their published plots keep
-  50/950, 100/900 and 200/800 beside FGD; the default is the middle one, 100/900 (``w = 0.1``). On openb
-  a larger weight trades GPU allocation for little more saving (``docs/design/0002-placement.md``).
-  Scores stay floats (the Kubernetes framework truncates them to integers), so ``w = 0`` places exactly
-  as ``fgd`` does; ties keep the node state met first, then FGD's exact growth.
+  possible. The paper's simulator breaks such ties by its seeded node order (``fgd.py``); this is a
+  deterministic rule that keeps the power goal.
+- ``FgdPwrPlacer`` (PWR combined with FGD, the paper's proposal), as the authors' simulator scores it
+  (Fr4nz83/PWR-plugin-kubernetes, ``pkg/simulator/plugin/pwr_score.go`` beside the FGD plugin): per
+  feasible node, the raw PWR score is ``int64(power before - power after)`` in watts for the node's
+  cheapest option, normalised over all feasible nodes to [0, 100] with integer division (100: the
+  cheapest node; all 100 when they tie); the FGD score is FGD's integer ``int64(100 x sigmoid(-dF /
+  1000))`` (``fgd.frag_score``; ``fgd_score`` here is the same value before truncation). The framework
+  adds the plugin scores times their weights, so the node with the highest ``w x PWR + (1 - w) x FGD``
+  wins, computed in integer thousandths so equal sums tie exactly; ties go to FGD's seeded node order,
+  and the GPU inside the node is FGD's choice (the paper's runs select GPUs with FGD). ``w =
+  pwr_weight``: the authors ran PWR/FGD weights 25/975, 50/950, 100/900, 200/800, 300/700 and 500/500
+  (of 1000) and their published plots keep 50/950, 100/900 and 200/800 beside FGD; the default is the
+  middle one, 100/900 (``w = 0.1``). With ``w = 0`` it places exactly as ``fgd`` does.
 
-Both use the scored-placer machinery (``scored.py``): candidates are node state classes among the pools
-``shapes.job_pools`` allows for the job (models, sites, residency), power is memoised per node state,
-so a placement costs O(distinct node states). Gangs that fit no single node go to ``fit.gang``.
+Both score node state classes among the pools ``shapes.job_pools`` allows for the job (models, sites,
+residency; ``scored.py``), power is memoised per node state, so a placement costs O(distinct node
+states). Gangs that fit no single node go to ``fit.gang``.
 """
 
 from __future__ import annotations
@@ -61,9 +62,8 @@ from gpucommons.domain.accelerators import AcceleratorModel
 from gpucommons.domain.cluster import Cluster, Pool
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.capacity import MILLI, Capacity, StateKey
-from gpucommons.policy.placement.fgd import FgdPlacer
-from gpucommons.policy.placement.scored import Score, ScoredPlacer, after, best_option
-from gpucommons.policy.placement.shapes import job_pools
+from gpucommons.policy.placement.fgd import Candidate, FgdPlacer
+from gpucommons.policy.placement.scored import Score, ScoredPlacer, after
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,13 +210,6 @@ class PowerMeter:
         return sum(self.node_w(key) * len(nodes) for key, nodes in capacity.classes().items())
 
 
-def _single_node(job: Job) -> bool:
-    """Whether the scored path tries a single node first (``ScoredPlacer.place``'s rule)."""
-    if job.gpus == 0 and not (job.cpu_milli or job.memory_mib):
-        return False
-    return job.shared or job.gpus_per_node in (None, job.gpus)
-
-
 class PwrPlacer(ScoredPlacer):
     """PWR alone: least increase of node power, packing among ties (module docstring)."""
 
@@ -238,7 +231,8 @@ class PwrPlacer(ScoredPlacer):
 
 
 def fgd_score(growth_milli: float) -> float:
-    """FGD's node score in the paper's simulator: ``100 x sigmoid(-growth / 1000)``, in (0, 100)."""
+    """FGD's node score in the paper's simulator before truncation: ``100 x sigmoid(-growth / 1000)``,
+    in (0, 100). The plugin returns it truncated to an integer (``fgd.frag_score``)."""
     x = growth_milli / MILLI
     if x >= 0:
         e = math.exp(-x)
@@ -246,8 +240,17 @@ def fgd_score(growth_milli: float) -> float:
     return 100.0 / (1.0 + math.exp(x))
 
 
+def normalised_pwr(raw: Sequence[int]) -> list[int]:
+    """The PWR plugin's ``NormalizeScore``: integer scores min-max scaled to [0, 100] with integer
+    division (the cheapest node 100); all 100 when they are equal."""
+    low, high = min(raw), max(raw)
+    if low == high:
+        return [100] * len(raw)
+    return [(r - low) * 100 // (high - low) for r in raw]
+
+
 class FgdPwrPlacer(FgdPlacer):
-    """FGD and PWR combined by a weighted sum of their node scores (module docstring)."""
+    """FGD and PWR combined by a weighted sum of their integer node scores (module docstring)."""
 
     pwr_weight = PWR_WEIGHT
 
@@ -258,41 +261,37 @@ class FgdPwrPlacer(FgdPlacer):
                 raise ValueError(f"pwr_weight must be within [0, 1], got {pwr_weight}")
             self.pwr_weight = pwr_weight
         self.meter = PowerMeter(power)
-        # per feasible node state: (least power increase, least fragmentation growth, FGD's option)
-        self._nodes: dict[StateKey, tuple[float, float, int]] = {}
-        self._low = self._high = 0.0
+        # per feasible node state of the last placement: (normalised PWR score, FGD score)
+        self._nodes: dict[StateKey, tuple[int, int]] = {}
+
+    @property
+    def weight_milli(self) -> int:
+        """PWR's plugin weight out of 1000 (FGD has the rest), as the authors' runs set them."""
+        return round(self.pwr_weight * 1000)
 
     def place(self, job: Job, capacity: Capacity) -> Placement | None:
-        self.bind(capacity)
         self.meter.bind(capacity)
         self._nodes = {}
-        if _single_node(job) and job_pools(capacity.cluster, job):
-            best_option(capacity, job, self._survey)
-            if self._nodes:
-                increases = [v[0] for v in self._nodes.values()]
-                self._low, self._high = min(increases), max(increases)
-        return ScoredPlacer.place(self, job, capacity)
+        return super().place(job, capacity)
 
-    def _survey(self, key: StateKey, job: Job, eff: int, option: int) -> Score:
-        """First pass over the feasible candidates: record each node state's best of both scores."""
-        new = after(key, job, eff, option)
-        added = self.meter.node_w(new) - self.meter.node_w(key)
-        growth = self.fragmentation(new) - self.fragmentation(key)
-        seen = self._nodes.get(key)
-        if seen is None:
-            self._nodes[key] = (added, growth, option)
-        else:
-            best = (growth, option) if growth < seen[1] else (seen[1], seen[2])
-            self._nodes[key] = (min(seen[0], added), *best)
-        return (0.0,)
+    def pwr_raw(self, key: StateKey, job: Job, eff: int, option: int) -> int:
+        """The PWR plugin's raw score: ``int64(power before - power after)`` in watts (0 or less)."""
+        return int(self.meter.node_w(key) - self.meter.node_w(after(key, job, eff, option)))
+
+    def totals(self, job: Job, candidates: Sequence[Candidate]) -> list[int]:
+        """``w x PWR + (1 - w) x FGD`` per candidate, in thousandths of a point (integers, so equal
+        sums tie exactly and the node order decides, as in the framework's weighted sum)."""
+        raw = [max(self.pwr_raw(key, job, eff, o) for o in scores) for key, eff, scores in candidates]
+        pwr = normalised_pwr(raw)
+        weight = self.weight_milli
+        out = []
+        for (key, _, scores), p in zip(candidates, pwr, strict=True):
+            fgd = max(scores.values())
+            self._nodes[key] = (p, fgd)
+            out.append(weight * p + (1000 - weight) * fgd)
+        return out
 
     def combined(self, key: StateKey) -> float:
-        """``w x PWR + (1 - w) x FGD`` of a surveyed node state (higher is better)."""
-        added, growth, _ = self._nodes[key]
-        span = self._high - self._low
-        pwr = 100.0 if span <= 0 else 100.0 * (self._high - added) / span
-        return self.pwr_weight * pwr + (1.0 - self.pwr_weight) * fgd_score(growth)
-
-    def score(self, key: StateKey, job: Job, eff: int, option: int) -> Score:
-        _, growth, chosen = self._nodes[key]
-        return (-self.combined(key), growth, 0.0 if option == chosen else 1.0)
+        """``w x PWR + (1 - w) x FGD`` of a node state scored by the last placement (higher is better)."""
+        pwr, fgd = self._nodes[key]
+        return (self.weight_milli * pwr + (1000 - self.weight_milli) * fgd) / 1000

@@ -3,11 +3,19 @@
 Nodes (``openb_node_list_gpu_node.csv``: ``sn,cpu_milli,memory_mib,gpu,model``) become a ``Cluster`` whose
 pools are groups of identical nodes (same model, GPU count, CPU and memory), named like
 ``g2-8g-96c-384g``, in order of first appearance. CPU is rounded down to whole cores and memory to GiB
-(every openb node is a whole number of both). Pods (``openb_pod_list_default.csv``) become ``Job``s:
-``num_gpu`` and ``gpu_milli`` (a share when ``num_gpu == 1`` and ``gpu_milli < 1000``), ``gpu_spec``
-"A|B" as ``accepted_models``, ``cpu_milli`` and ``memory_mib``; ``creation_time`` is ``submit_s`` and
-``deletion_time - creation_time`` the duration (pods never scheduled get their creation-to-deletion span
-too). Tenants are the QoS class. Job ids are 1-based row numbers.
+(every openb node is a whole number of both). Pods (``openb_pod_list_default.csv`` and the release's
+variants, ``openb_pod_list_cpu050.csv`` ...) become ``Job``s: ``num_gpu`` and ``gpu_milli`` (a share when
+``num_gpu == 1`` and ``gpu_milli < 1000``), ``gpu_spec`` "A|B" as ``accepted_models``, ``cpu_milli`` and
+``memory_mib``; ``creation_time`` is ``submit_s`` and ``deletion_time - creation_time`` the duration
+(pods never scheduled get their creation-to-deletion span too). Tenants are the QoS class. Job ids are
+1-based row numbers.
+
+Only ``name``, ``cpu_milli``, ``num_gpu`` and ``gpu_milli`` are required. The default list carries every
+column; pod lists of the release may carry only ``name,cpu_milli,memory_mib,num_gpu,gpu_milli``, and the
+paper simulator's own copies may lack ``memory_mib`` (``openb_pod_list_nomem.csv``). A missing
+``gpu_spec`` means any model, a missing ``qos`` the tenant ``default``, a missing ``memory_mib`` no memory
+request, and a missing ``creation_time`` submission at 0 with a 1 s duration: such lists serve the fill
+experiment, which ignores times.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from gpucommons.domain.job import Job
 from gpucommons.errors import TraceError
 
 NODE_COLUMNS = ("sn", "cpu_milli", "memory_mib", "gpu", "model")
-POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec", "creation_time")
+POD_COLUMNS = ("name", "cpu_milli", "num_gpu", "gpu_milli")  # required; the others are optional
 NODE_FILE = "openb_node_list_gpu_node.csv"
 POD_FILE = "openb_pod_list_default.csv"
 
@@ -96,7 +104,7 @@ def read_openb_pods(path: Path, limit_jobs: int | None = None) -> list[Job]:
         milli = _int(path, line, row, "gpu_milli", default=1000 if gpus else 0)
         if (gpus > 1 and milli != 1000) or milli > 1000 or (gpus and milli == 0):
             raise TraceError(f"{path}:{line}: gpu_milli {milli} does not fit num_gpu {gpus}")
-        created = _int(path, line, row, "creation_time")
+        created = _int(path, line, row, "creation_time") if "creation_time" in row else 0
         deleted = (
             _int(path, line, row, "deletion_time", default=created + 1)
             if "deletion_time" in row
@@ -115,7 +123,7 @@ def read_openb_pods(path: Path, limit_jobs: int | None = None) -> list[Job]:
                 accepted_models=frozenset(m for m in spec.split("|") if m),
                 gpu_milli=milli if gpus else 1000,
                 cpu_milli=_int(path, line, row, "cpu_milli"),
-                memory_mib=_int(path, line, row, "memory_mib"),
+                memory_mib=_int(path, line, row, "memory_mib") if "memory_mib" in row else 0,
             )
         )
     return jobs
