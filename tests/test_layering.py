@@ -1,6 +1,6 @@
 """The pure core stays pure: ``domain`` and ``policy`` import no database, web, subprocess or cluster
 client, never read the wall clock or the global ``random``, and never reach into the simulator or the
-layers above them."""
+layers above them; the engine sees only its ports; and the command line starts without the server."""
 
 from __future__ import annotations
 
@@ -119,3 +119,15 @@ def test_checker_sees_a_forbidden_import() -> None:
     tree = ast.parse("import random\nfrom ..sim import runner\nfrom time import time\nfrom . import cycle\n")
     names = imported_names(tree, "gpucommons.policy.__init__")
     assert names == ["random", "gpucommons.sim", "time", "gpucommons.policy"]
+
+
+def test_the_command_line_starts_without_the_server_or_the_simulator() -> None:
+    """``gpuc --help`` and the client commands (submit, queue, why, logs) import neither the web
+    framework, the ORM, migrations nor NumPy: each command imports its machinery when it runs."""
+    probe = (
+        "import sys, gpucommons.cli.app; "
+        "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'sqlalchemy', 'alembic', 'numpy') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -7,41 +7,19 @@ import csv
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from gpucommons.cli.fill import run_fill_command
-from gpucommons.clusterfile import load_cluster
-from gpucommons.domain.cluster import Cluster
-from gpucommons.domain.job import Job
 from gpucommons.errors import InvalidRequestError, UnknownNameError
-from gpucommons.policy.constraints import Commons
-from gpucommons.policy.protocols import Seeded
-from gpucommons.policy.registry import build_policy
-from gpucommons.sim.metrics import job_rows, kind_rows, summarize, tenant_rows, waits_s_by_kind
-from gpucommons.sim.plots import require_matplotlib, write_plots
-from gpucommons.sim.report_power import power_rows
-from gpucommons.sim.runner import SimOptions, simulate
-from gpucommons.sim.scenario import proportional_quotas, scale_load
-from gpucommons.sim.scenariofile import (
-    RunInputs,
-    Scenario,
-    check_power_cap_mw,
-    load_scenario,
-    parse_on_off,
-    with_power_cap,
-)
-from gpucommons.sim.tenants import TenantTable, parse_unlisted, read_tenants
-from gpucommons.sim.traces.locate import trace_file
-from gpucommons.sim.traces.openb import NODE_FILE as OPENB_NODE_FILE
-from gpucommons.sim.traces.openb import POD_FILE as OPENB_POD_FILE
-from gpucommons.sim.traces.openb import read_openb_cluster, read_openb_pods
-from gpucommons.sim.traces.philly import read_philly
-from gpucommons.sim.traces.synthetic import SyntheticSpec, generate
+
+if TYPE_CHECKING:  # the replay's machinery is imported when a replay runs, so ``gpuc --help`` starts fast
+    from gpucommons.domain.cluster import Cluster
+    from gpucommons.domain.job import Job
+    from gpucommons.sim.runner import SimOptions
+    from gpucommons.sim.scenariofile import RunInputs
+    from gpucommons.sim.tenants import TenantTable
 
 TRACES = ("philly", "synthetic", "openb")
 OPENB_DIR = "alibaba-gpu-v2023-openb"
@@ -50,10 +28,15 @@ OPENB_DIR = "alibaba-gpu-v2023-openb"
 def load_trace(
     name: str, limit_jobs: int | None, seed: int, cluster_gpus: int, synthetic_jobs: int
 ) -> list[Job]:
+    from gpucommons.sim.traces.locate import trace_file
+    from gpucommons.sim.traces.openb import POD_FILE, read_openb_pods
+    from gpucommons.sim.traces.philly import read_philly
+    from gpucommons.sim.traces.synthetic import SyntheticSpec, generate
+
     if name == "philly":
         return read_philly(trace_file("philly-derived", "philly.csv"), limit_jobs)
     if name == "openb":
-        return read_openb_pods(trace_file(OPENB_DIR, OPENB_POD_FILE), limit_jobs)
+        return read_openb_pods(trace_file(OPENB_DIR, POD_FILE), limit_jobs)
     if name == "synthetic":
         count = synthetic_jobs if limit_jobs is None else min(limit_jobs, synthetic_jobs)
         return generate(SyntheticSpec(jobs=count, cluster_gpus=cluster_gpus), seed)
@@ -65,8 +48,12 @@ def load_trace(
 
 def resolve_cluster(name: str) -> Cluster:
     """A preset, a TOML path, or ``openb`` (the GPU nodes of the openb trace)."""
+    from gpucommons.clusterfile import load_cluster
+    from gpucommons.sim.traces.locate import trace_file
+    from gpucommons.sim.traces.openb import NODE_FILE, read_openb_cluster
+
     if name == "openb":
-        return read_openb_cluster(trace_file(OPENB_DIR, OPENB_NODE_FILE))
+        return read_openb_cluster(trace_file(OPENB_DIR, NODE_FILE))
     return load_cluster(name)
 
 
@@ -75,6 +62,9 @@ def _sim_options(
 ) -> SimOptions:
     """With a tenants file its awards are the guarantees; without one each tenant is guaranteed its share
     of the trace's GPU-seconds, the baseline replays have always used."""
+    from gpucommons.sim.runner import SimOptions
+    from gpucommons.sim.scenario import proportional_quotas
+
     if table is None:
         quotas = proportional_quotas(jobs, inventory.total_gpus)
         return SimOptions(quota_gpus=quotas, power_model=run.power_model)
@@ -90,6 +80,8 @@ def _sim_options(
 
 def _plots_option(value: bool) -> bool:
     """Check for matplotlib while parsing, so a missing extra fails before a long replay, not after."""
+    from gpucommons.sim.plots import require_matplotlib
+
     if value:
         require_matplotlib()
     return value
@@ -156,6 +148,26 @@ def sim_command(
     ] = False,
 ) -> None:
     """Replay a trace through the real policy core and report JCT, wait, utilization and fairness."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gpucommons.cli.fill import run_fill_command
+    from gpucommons.policy.constraints import Commons
+    from gpucommons.policy.protocols import Seeded
+    from gpucommons.policy.registry import build_policy
+    from gpucommons.sim.metrics import job_rows, kind_rows, summarize, tenant_rows, waits_s_by_kind
+    from gpucommons.sim.plots import write_plots
+    from gpucommons.sim.report_power import power_rows
+    from gpucommons.sim.runner import simulate
+    from gpucommons.sim.scenario import scale_load
+    from gpucommons.sim.scenariofile import (
+        Scenario,
+        check_power_cap_mw,
+        load_scenario,
+        parse_on_off,
+        with_power_cap,
+    )
+    from gpucommons.sim.tenants import parse_unlisted, read_tenants
+
     if limit_jobs is not None and limit_jobs <= 0:
         raise InvalidRequestError(f"--limit-jobs must be > 0, got {limit_jobs}")
     if mode not in ("replay", "fill"):
@@ -272,6 +284,8 @@ def _write_outputs(
 
 
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(
         title=f"{summary['policy']} on {summary['trace']} / {summary['cluster']} (load {summary['load']})"
     )
@@ -301,6 +315,8 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
 
 
 def _print_tenants(console: Console, rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title="per tenant (service = run time / time in system)")
     for column in ("tenant", "jobs", "gpu_hours", "avg_jct_s", "avg_wait_s", "service"):
         table.add_column(column, justify="left" if column == "tenant" else "right")
