@@ -109,3 +109,21 @@ def test_a_bad_speeds_table_is_one_line_naming_the_file(speeds: str, said: str) 
     with pytest.raises(ConfigError, match=said) as refused:
         parse_cluster(text, "bad.toml")
     assert str(refused.value).startswith("bad.toml: ") and "\n" not in str(refused.value)
+
+
+def test_a_reference_hour_budget_is_checked_at_the_dearest_model_the_job_may_land_on() -> None:
+    # A100 is the reference; an H100 trains at 2x, so an hour of 8 H100s costs 16 reference GPU-hours.
+    cluster = Cluster.build(
+        "mixed",
+        (Site("site"),),
+        (Pool("h100", "site", CATALOG["H100"], 1, 8), Pool("v100", "site", CATALOG["V100M32"], 1, 8)),
+        SpeedTable(),
+    )
+    budget = 10.0  # enough for 8 V100s for an hour (8 x 0.6 = 4.8), not for 8 H100s (16)
+    awards = {"t": (Award(1, "t", 16, gpu_hours_budget=budget, unit=REFERENCE_HOURS),)}
+    anywhere = make_job(1, 8, tenant="t", duration_s=600.0, estimate_s=3_600.0)
+    only_v100 = make_job(1, 8, tenant="t", duration_s=600.0, estimate_s=3_600.0, models=["V100M32"])
+    refused = simulate([anywhere], cluster, AWARDED, SimOptions(awards=awards)).records[0]
+    assert refused.first_start_s is None  # it may land on the H100s, which the budget cannot cover
+    (ran,) = simulate([only_v100], cluster, AWARDED, SimOptions(awards=awards)).records
+    assert ran.first_start_s == 0.0 and ran.end_s == pytest.approx(600.0 / 0.6)
