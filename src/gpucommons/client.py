@@ -30,6 +30,7 @@ from gpucommons.service.schemas.allocation import (
 )
 from gpucommons.service.schemas.jobs import BalanceRead, JobRead, LogChunk, WhyRead
 from gpucommons.service.schemas.nodes import NodeRead
+from gpucommons.service.schemas.reports import UsageReportRead
 from gpucommons.service.schemas.tenancy import (
     InstitutionRead,
     MemberRead,
@@ -158,6 +159,11 @@ class GpucClient:
 
     def revoke_token(self, token_id: int) -> TokenRead:
         return self._get(TokenRead, "DELETE", f"/tokens/{token_id}")
+
+    # reports ------------------------------------------------------------------------------------------
+
+    def usage_report(self, by: str, period: str | None = None) -> UsageReportRead:
+        return self._get(UsageReportRead, "GET", "/reports/usage", by=by, period=period)
 
     # nodes --------------------------------------------------------------------------------------------
 

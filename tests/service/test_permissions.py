@@ -165,6 +165,8 @@ MATRIX: list[Row] = [
     Row("GET", "/jobs/{job_id}/why", JOB_READERS),
     Row("GET", "/jobs/{job_id}/logs", JOB_READERS),
     Row("GET", "/usage", ALL_OK),
+    # reports
+    Row("GET", "/reports/usage", ALL_OK),
     # nodes
     Row("GET", "/nodes", ALL_OK),
     Row(

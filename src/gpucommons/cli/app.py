@@ -14,7 +14,20 @@ from rich.markup import escape
 # Typer carries its own copy of Click's exceptions (pinned in pyproject.toml); they are what it raises.
 from typer._click import exceptions as click
 
-from gpucommons.cli import admin, awards, jobs, nodes, programs, proposals, server, sim, site, tokens, up
+from gpucommons.cli import (
+    admin,
+    awards,
+    jobs,
+    nodes,
+    programs,
+    proposals,
+    reports,
+    server,
+    sim,
+    site,
+    tokens,
+    up,
+)
 from gpucommons.errors import GpucError
 
 app = typer.Typer(
@@ -40,6 +53,7 @@ app.add_typer(awards.app, name="award")
 app.add_typer(admin.app, name="admin")
 app.add_typer(tokens.app, name="token")
 app.add_typer(nodes.app, name="node")
+app.add_typer(reports.app, name="report")
 jobs.register(app)
 up.register(app)
 

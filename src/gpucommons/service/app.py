@@ -34,6 +34,7 @@ from gpucommons.service.routes import (
     programs,
     projects,
     proposals,
+    reports,
     tokens,
     users,
 )
@@ -50,6 +51,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     awards.router,
     jobs.router,
     nodes.router,
+    reports.router,
 )
 
 

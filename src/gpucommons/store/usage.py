@@ -59,7 +59,10 @@ class UsageRow(Base):
     ``cost_krw`` is whole won."""
 
     __tablename__ = "usage"
-    __table_args__ = (Index("ix_usage_job_backend_ref", "job_id", "backend_ref"),)
+    __table_args__ = (
+        Index("ix_usage_job_backend_ref", "job_id", "backend_ref"),
+        Index("ix_usage_ended_at", "ended_at"),  # reports select by period (``store/reports.py``)
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)

@@ -1,0 +1,59 @@
+"""``gpuc report usage``: GPU-hours, jobs, energy, CO2, won and FLOPs by project, institution, kind,
+region, program, site or model over a period, as a table, CSV or JSON (design note 0010). The server
+scopes it: a reviewer or admin sees every project, anyone else their own."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import Annotated
+
+import typer
+
+from gpucommons.cli.common import console, make_client
+from gpucommons.errors import InvalidRequestError
+
+app = typer.Typer(no_args_is_help=True, help="Reports: usage by project, institution kind, region, site...")
+FIELDS = ("group", "gpu_hours", "segments", "jobs", "energy_kwh", "co2_kg", "cost_krw", "flops")
+FORMATS = ("table", "csv", "json")
+
+
+@app.command("usage")
+def usage(
+    by: Annotated[
+        str, typer.Option(help="project, institution, kind, region, program, site or model")
+    ] = "project",
+    period: Annotated[
+        str | None, typer.Option(help="YYYY, YYYY-Qn, YYYY-MM, YYYY-Www or YYYY-MM-DD (default: all time)")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table (default), csv or json")] = "table",
+) -> None:
+    """Usage of the segments that ended in the period, one line per group, largest first."""
+    if output not in FORMATS:
+        raise InvalidRequestError(f"--format must be one of {', '.join(FORMATS)}, got {output!r}")
+    report = make_client().usage_report(by, period)
+    if output == "json":
+        print(report.model_dump_json(indent=2))
+        return
+    if output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(FIELDS)
+        for line in report.lines:
+            writer.writerow(getattr(line, f) for f in FIELDS)
+        return
+    from rich.table import Table
+
+    table = Table(
+        report.by, "GPU-hours", "jobs", "kWh", "CO2 kg", "won", "FLOPs", title=f"usage, {report.period}"
+    )
+    for line in report.lines:
+        table.add_row(
+            line.group,
+            f"{line.gpu_hours:,.2f}",
+            f"{line.jobs:,}",
+            f"{line.energy_kwh:,.1f}",
+            f"{line.co2_kg:,.1f}",
+            f"{line.cost_krw:,}",
+            f"{line.flops:.3g}",
+        )
+    console.print(table)

@@ -1,0 +1,33 @@
+"""Usage reports (design note 0010): everyone may ask; a reviewer or admin sees every project, anyone
+else only the projects they belong to, so nobody sees another tenant's figures."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from gpucommons.service.auth import PrincipalDep
+from gpucommons.service.deps import SessionDep
+from gpucommons.service.errors import error_responses
+from gpucommons.service.schemas.common import MAX_LINE
+from gpucommons.service.schemas.reports import UsageLineRead, UsageReportRead
+from gpucommons.store import reports
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+Grouping = Literal["project", "institution", "kind", "region", "program", "site", "model"]
+
+
+@router.get("/usage", responses=error_responses(401, 422))
+def usage_report(
+    principal: PrincipalDep,
+    session: SessionDep,
+    by: Grouping = "project",
+    period: Annotated[str | None, Query(max_length=MAX_LINE, pattern=r"^[0-9A-Za-z-]+$")] = None,
+) -> UsageReportRead:
+    """GPU-hours, segments, jobs, energy, CO2, won and FLOPs of the segments that ended in ``period``
+    (``YYYY``, ``YYYY-Qn``, ``YYYY-MM``, ``YYYY-Www``, ``YYYY-MM-DD``; none: all time), grouped ``by``."""
+    span = reports.parse_period(period)
+    lines = reports.usage_report(session, by, span, principal.visible_project_ids())
+    return UsageReportRead(by=by, period=span.label, lines=[UsageLineRead.model_validate(x) for x in lines])

@@ -1,0 +1,24 @@
+"""Response bodies of the usage reports (design note 0010)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class UsageLineRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    group: str
+    gpu_hours: float
+    segments: int
+    jobs: int  # distinct jobs with a segment that ended in the period
+    energy_kwh: float
+    co2_kg: float
+    cost_krw: int
+    flops: float
+
+
+class UsageReportRead(BaseModel):
+    by: str
+    period: str  # as asked, or "all"
+    lines: list[UsageLineRead]

@@ -1,0 +1,140 @@
+"""Usage reports: the metered segments summed by a grouping over a period (design note 0010).
+
+A report adds up the usage rows (one per run segment, ``store/usage.py``) that *ended* in the period,
+grouped by one of ``GROUPINGS``, in one SQL ``GROUP BY``: GPU-hours, segments, distinct jobs, energy,
+CO2, won and training FLOPs. A segment counts in the period it ended in, whole, as accounting systems
+attribute a job to the period it finished in; a period is a day, an ISO week, a month, a quarter or a
+year (``parse_period``), or all time. ``project_ids`` limits the report to those projects (``None``:
+every project), which is how the API scopes it to a caller.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Label, SQLColumnExpression, func, literal, select
+from sqlalchemy.orm import Session
+
+from gpucommons.errors import InvalidRequestError
+from gpucommons.store.awards import AwardRow
+from gpucommons.store.calls import ProgramRow
+from gpucommons.store.tenancy import InstitutionRow, ProjectRow
+from gpucommons.store.usage import UsageRow
+
+GROUPINGS = ("project", "institution", "kind", "region", "program", "site", "model")
+UNKNOWN = "(unknown)"  # a segment metered before its site was recorded
+NO_AWARD = "(no award)"
+
+
+@dataclass(frozen=True)
+class Period:
+    """``[start, end)`` in UTC, and how it was written."""
+
+    label: str
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    group: str
+    gpu_hours: float
+    segments: int
+    jobs: int
+    energy_kwh: float
+    co2_kg: float
+    cost_krw: int
+    flops: float
+
+
+def parse_period(text: str | None) -> Period:
+    """``YYYY``, ``YYYY-Qn``, ``YYYY-MM``, ``YYYY-Www`` (ISO week) or ``YYYY-MM-DD``; empty: all time."""
+    if not text:
+        return Period("all", None, None)
+    try:
+        if re.fullmatch(r"\d{4}", text):
+            year = int(text)
+            return Period(text, _utc(date(year, 1, 1)), _utc(date(year + 1, 1, 1)))
+        if m := re.fullmatch(r"(\d{4})-Q([1-4])", text):
+            year, quarter = int(m[1]), int(m[2])
+            start = date(year, 3 * quarter - 2, 1)
+            end = date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)
+            return Period(text, _utc(start), _utc(end))
+        if m := re.fullmatch(r"(\d{4})-(\d{2})", text):
+            year, month = int(m[1]), int(m[2])
+            start = date(year, month, 1)
+            end = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+            return Period(text, _utc(start), _utc(end))
+        if m := re.fullmatch(r"(\d{4})-W(\d{2})", text):
+            start = date.fromisocalendar(int(m[1]), int(m[2]), 1)
+            return Period(text, _utc(start), _utc(start + timedelta(days=7)))
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = date.fromisoformat(text)
+            return Period(text, _utc(day), _utc(day + timedelta(days=1)))
+    except ValueError:
+        pass
+    raise InvalidRequestError(
+        f"period {text!r} is not YYYY, YYYY-Qn, YYYY-MM, YYYY-Www or YYYY-MM-DD (e.g. 2026-03, 2026-Q1)"
+    )
+
+
+def _utc(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _group_column(by: str) -> SQLColumnExpression[str]:
+    columns: dict[str, SQLColumnExpression[str]] = {
+        "project": ProjectRow.name,
+        "institution": InstitutionRow.name,
+        "kind": InstitutionRow.kind,
+        "region": InstitutionRow.region,
+        "program": func.coalesce(ProgramRow.name, literal(NO_AWARD)),
+        "site": func.coalesce(UsageRow.site, literal(UNKNOWN)),
+        "model": UsageRow.model,
+    }
+    column = columns.get(by)
+    if column is None:
+        raise InvalidRequestError(f"cannot group usage by {by!r}; by one of: {', '.join(GROUPINGS)}")
+    return column
+
+
+def usage_report(session: Session, by: str, period: Period, project_ids: set[int] | None) -> list[UsageLine]:
+    """One line per group with usage in ``period``, largest GPU-hours first (ties by name)."""
+    group: Label[str] = _group_column(by).label("grp")
+    query = (
+        select(
+            group,
+            func.sum(UsageRow.gpu_hours),
+            func.count(UsageRow.id),
+            func.count(func.distinct(UsageRow.job_id)),
+            func.sum(UsageRow.energy_kwh),
+            func.sum(UsageRow.co2_kg),
+            func.sum(UsageRow.cost_krw),
+            func.sum(UsageRow.flops),
+        )
+        .join(ProjectRow, ProjectRow.id == UsageRow.project_id)
+        .join(InstitutionRow, InstitutionRow.id == ProjectRow.institution_id)
+        .outerjoin(AwardRow, AwardRow.id == UsageRow.award_id)
+        .outerjoin(ProgramRow, ProgramRow.id == AwardRow.program_id)
+        .group_by(group)
+    )
+    if period.start is not None and period.end is not None:
+        query = query.where(UsageRow.ended_at >= period.start, UsageRow.ended_at < period.end)
+    if project_ids is not None:
+        query = query.where(UsageRow.project_id.in_(project_ids))
+    lines = [
+        UsageLine(
+            group=str(name),
+            gpu_hours=float(hours or 0),
+            segments=int(segments or 0),
+            jobs=int(jobs or 0),
+            energy_kwh=float(energy or 0),
+            co2_kg=float(co2 or 0),
+            cost_krw=int(cost or 0),  # PostgreSQL sums a bigint as numeric: whole won, never a float
+            flops=float(flops or 0),
+        )
+        for name, hours, segments, jobs, energy, co2, cost, flops in session.execute(query)
+    ]
+    return sorted(lines, key=lambda line: (-line.gpu_hours, line.group))

@@ -1,0 +1,57 @@
+"""``gpuc report usage`` against an in-process server: the same lines as a table, CSV and JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from gpucommons.cli import app, reports
+from gpucommons.client import GpucClient
+from tests.service.conftest import World
+from tests.service.test_reports import record
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def as_admin(monkeypatch: pytest.MonkeyPatch, world: World) -> World:
+    def make() -> GpucClient:
+        return GpucClient("http://testserver", world.tokens["admin"], http=world.client(None))
+
+    monkeypatch.setattr(reports, "make_client", make)
+    record(world)
+    return world
+
+
+def _run(*args: str) -> str:
+    result = runner.invoke(app.app, ["report", "usage", *args])
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    return result.output
+
+
+def test_one_report_in_three_formats(as_admin: World) -> None:
+    rows = list(csv.DictReader(io.StringIO(_run("--by", "kind", "--period", "2026-03", "--format", "csv"))))
+    assert [(r["group"], float(r["gpu_hours"]), int(r["cost_krw"])) for r in rows] == [
+        ("university", 10.0, 20_000),
+        ("startup", 4.0, 8_000),
+    ]
+    report = json.loads(_run("--by", "kind", "--period", "2026-03", "--format", "json"))
+    assert (report["by"], report["period"], len(report["lines"])) == ("kind", "2026-03", 2)
+    table = _run("--by", "kind", "--period", "2026-03")
+    assert "university" in table and "20,000" in table
+
+
+def test_an_unknown_format_is_a_one_line_error(as_admin: World, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr("sys.argv", ["gpuc", "report", "usage", "--format", "xml"])
+    with pytest.raises(SystemExit) as stopped:
+        app.main()
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert (
+        stopped.value.code == 2 and "--format must be one of table, csv, json" in err and err.count("\n") == 1
+    )

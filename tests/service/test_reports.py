@@ -1,0 +1,129 @@
+"""Usage reports (design note 0010) over a known history of two months on both databases: every
+aggregate against hand-computed values, the periods, the caller's scope, and bad requests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gpucommons.store import awards as award_repo
+from gpucommons.store.calls import create_program
+from gpucommons.store.jobs import JobRow
+from gpucommons.store.usage import UsageRow
+from tests.service.conftest import World
+
+# (project, site, model, day in 2026-MM-DD, gpu_hours, kWh, won): alpha is KAIST's (a university,
+# outside the capital), beta Seoul AI's (a startup, in the capital). Times are the segments' ends.
+HISTORY = [
+    ("alpha", "daejeon", "H100", "2026-03-02", 8.0, 5.0, 16_000),
+    ("alpha", None, "A100", "2026-03-31", 2.0, 1.0, 4_000),  # metered before sites were recorded
+    ("beta", "seoul", "H100", "2026-03-15", 4.0, 3.0, 8_000),
+    ("beta", "seoul", "H100", "2026-04-01", 16.0, 10.0, 32_000),  # April: outside March
+]
+
+
+def record(world: World) -> None:
+    """The history, as usage rows of one job per segment (the first two of one alpha job)."""
+    with world.app.state.sessions() as s:
+        program = create_program(s, name="call-2026", model="H100", capacity_gpus=16, duration_days=90)
+        terms = award_repo.AwardTerms(project_id=world.ids["alpha"], program_id=program.id, guaranteed_gpus=8)
+        award = award_repo.create_award(s, terms, datetime(2026, 3, 1, tzinfo=UTC))
+        jobs: dict[str, JobRow] = {}
+        for n, (project, site, model, day, hours, kwh, won) in enumerate(HISTORY):
+            key = "alpha" if project == "alpha" else f"beta-{n}"
+            if key not in jobs:
+                jobs[key] = JobRow(
+                    project_id=world.ids[project],
+                    user_id=world.ids["admin"],
+                    name="j",
+                    command=["true"],
+                    gpus=2,
+                    time_limit_s=3600.0,
+                    submitted_at=datetime(2026, 3, 1, tzinfo=UTC),
+                    state="finished",
+                )
+                s.add(jobs[key])
+                s.flush()
+            end = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC)
+            s.add(
+                UsageRow(
+                    job_id=jobs[key].id,
+                    project_id=world.ids[project],
+                    award_id=award.id if project == "alpha" else None,  # beta runs unawarded
+                    started_at=end.replace(hour=8),
+                    ended_at=end,
+                    gpus=2,
+                    model=model,
+                    gpu_hours=hours,
+                    energy_kwh=kwh,
+                    cost_krw=won,
+                    co2_kg=kwh * 0.5,
+                    flops=hours * 1e18,
+                    site=site,
+                )
+            )
+        s.commit()
+
+
+def lines(world: World, who: str, **query: str) -> dict[str, dict[str, object]]:
+    response = world.client(who).get("/reports/usage", params=query)
+    assert response.status_code == 200, response.text
+    return {line.pop("group"): line for line in response.json()["lines"]}
+
+
+def test_march_by_kind_region_site_and_model(world: World) -> None:
+    record(world)
+    by_kind = lines(world, "admin", by="kind", period="2026-03")
+    assert by_kind == {
+        "university": {"gpu_hours": 10.0, "segments": 2, "jobs": 1, "energy_kwh": 6.0, "co2_kg": 3.0,
+                       "cost_krw": 20_000, "flops": 10e18},
+        "startup": {"gpu_hours": 4.0, "segments": 1, "jobs": 1, "energy_kwh": 3.0, "co2_kg": 1.5,
+                    "cost_krw": 8_000, "flops": 4e18},
+    }  # fmt: skip
+    assert list(by_kind) == ["university", "startup"]  # largest GPU-hours first
+    assert {g: v["gpu_hours"] for g, v in lines(world, "admin", by="region", period="2026-03").items()} == {
+        "non_capital": 10.0,
+        "capital": 4.0,
+    }
+    by_site = lines(world, "reviewer", by="site", period="2026-03")
+    assert {g: v["gpu_hours"] for g, v in by_site.items()} == {"daejeon": 8.0, "seoul": 4.0, "(unknown)": 2.0}
+    assert {g: v["jobs"] for g, v in lines(world, "admin", by="model", period="2026-Q1").items()} == {
+        "H100": 2,
+        "A100": 1,
+    }
+    by_program = lines(world, "admin", by="program", period="2026-03")
+    assert {g: v["gpu_hours"] for g, v in by_program.items()} == {"call-2026": 10.0, "(no award)": 4.0}
+
+
+@pytest.mark.parametrize(
+    ("period", "hours"),
+    # 2026-W14 runs from Monday 30 March to Sunday 5 April
+    [("2026", 30.0), ("2026-04", 16.0), ("2026-04-01", 16.0), ("2026-W14", 18.0), ("2026-03-31", 2.0),
+     ("2026-Q2", 16.0), ("2025", 0.0)],
+)  # fmt: skip
+def test_every_period_selects_the_segments_that_ended_in_it(world: World, period: str, hours: float) -> None:
+    record(world)
+    got = lines(world, "admin", by="project", period=period)
+    assert sum(float(str(v["gpu_hours"])) for v in got.values()) == hours
+
+
+def test_nobody_sees_another_tenants_figures(world: World) -> None:
+    record(world)
+    assert set(lines(world, "member", by="project")) == {"alpha"}
+    assert set(lines(world, "outsider", by="project")) == {"beta"}
+    assert set(lines(world, "pi", by="kind")) == {"university"}
+    assert set(lines(world, "admin", by="project")) == {"alpha", "beta"}
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [({"by": "colour"}, "by"), ({"period": "March"}, "period 'March' is not"),
+     ({"period": "2026-13"}, "2026-13"), ({"period": "2026-W54"}, "2026-W54"),
+     ({"period": "2026-02-30"}, "2026-02-30"), ({"period": "x" * 300}, "")],
+)  # fmt: skip
+def test_a_bad_grouping_or_period_is_a_one_line_422(world: World, query: dict[str, str], said: str) -> None:
+    response = world.client("admin").get("/reports/usage", params=query)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and said in detail
