@@ -30,7 +30,7 @@ from gpucommons.service.schemas.allocation import (
 )
 from gpucommons.service.schemas.jobs import BalanceRead, JobRead, LogChunk, WhyRead
 from gpucommons.service.schemas.nodes import NodeRead
-from gpucommons.service.schemas.reports import UsageReportRead
+from gpucommons.service.schemas.reports import ComputeLedgerRead, UsageReportRead
 from gpucommons.service.schemas.tenancy import (
     InstitutionRead,
     MemberRead,
@@ -164,6 +164,9 @@ class GpucClient:
 
     def usage_report(self, by: str, period: str | None = None) -> UsageReportRead:
         return self._get(UsageReportRead, "GET", "/reports/usage", by=by, period=period)
+
+    def compute_ledger(self) -> ComputeLedgerRead:
+        return self._get(ComputeLedgerRead, "GET", "/reports/compute")
 
     # nodes --------------------------------------------------------------------------------------------
 

@@ -55,3 +55,11 @@ def test_an_unknown_format_is_a_one_line_error(as_admin: World, capsys: pytest.C
     assert (
         stopped.value.code == 2 and "--format must be one of table, csv, json" in err and err.count("\n") == 1
     )
+
+
+def test_the_compute_ledger_as_a_table_and_json(as_admin: World) -> None:
+    result = runner.invoke(app.app, ["report", "compute", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {line["project"] for line in json.loads(result.output)["lines"]} == {"alpha", "beta"}
+    table = runner.invoke(app.app, ["report", "compute"])
+    assert table.exit_code == 0 and "below 50 %" in table.output

@@ -167,6 +167,7 @@ MATRIX: list[Row] = [
     Row("GET", "/usage", ALL_OK),
     # reports
     Row("GET", "/reports/usage", ALL_OK),
+    Row("GET", "/reports/compute", ALL_OK),
     # nodes
     Row("GET", "/nodes", ALL_OK),
     Row(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from gpucommons.store import awards as award_repo
 from gpucommons.store.calls import create_program
@@ -127,3 +128,19 @@ def test_a_bad_grouping_or_period_is_a_one_line_422(world: World, query: dict[st
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert isinstance(detail, str) and "\n" not in detail and said in detail
+
+
+def test_the_compute_ledger_warns_as_a_project_nears_the_threshold(world: World) -> None:
+    record(world)  # alpha 10e18 + beta 20e18 FLOPs so far: far below 10^26
+    with world.app.state.sessions() as s:  # one large pre-training run of beta's
+        row = s.scalars(select(UsageRow).where(UsageRow.project_id == world.ids["beta"])).first()
+        assert row is not None
+        row.flops = 8.5e25
+        s.commit()
+    ledger = world.client("admin").get("/reports/compute").json()
+    assert (ledger["threshold_flops"], ledger["utilization_assumed"]) == (1e26, 0.4)
+    got = {line["project"]: (line["status"], line["share_of_threshold"]) for line in ledger["lines"]}
+    assert got["beta"][0] == "above 80 %" and got["beta"][1] == pytest.approx((8.5e25 + 16e18) / 1e26)
+    assert got["alpha"] == ("below 50 %", pytest.approx(10e18 / 1e26))
+    mine = world.client("member").get("/reports/compute").json()["lines"]
+    assert [line["project"] for line in mine] == ["alpha"]  # another tenant's compute is not shown

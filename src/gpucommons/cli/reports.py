@@ -57,3 +57,24 @@ def usage(
             f"{line.flops:.3g}",
         )
     console.print(table)
+
+
+@app.command("compute")
+def compute(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Each project's cumulative training FLOPs against the AI Basic Act's 10^26 FLOPs threshold."""
+    ledger = make_client().compute_ledger()
+    if as_json:
+        print(ledger.model_dump_json(indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(
+        "project",
+        "FLOPs",
+        "of 10^26",
+        "status",
+        title=f"training compute (FLOPs at {ledger.utilization_assumed:.0%} of BF16 peak)",
+    )
+    for line in ledger.lines:
+        table.add_row(line.project, f"{line.flops:.3g}", f"{line.share_of_threshold:.1%}", line.status)
+    console.print(table)

@@ -1,4 +1,5 @@
-"""Usage reports: the metered segments summed by a grouping over a period (design note 0010).
+"""Usage reports: the metered segments summed by a grouping over a period, and the training-compute
+ledger (design note 0010).
 
 A report adds up the usage rows (one per run segment, ``store/usage.py``) that *ended* in the period,
 grouped by one of ``GROUPINGS``, in one SQL ``GROUP BY``: GPU-hours, segments, distinct jobs, energy,
@@ -6,6 +7,11 @@ CO2, won and training FLOPs. A segment counts in the period it ended in, whole, 
 attribute a job to the period it finished in; a period is a day, an ISO week, a month, a quarter or a
 year (``parse_period``), or all time. ``project_ids`` limits the report to those projects (``None``:
 every project), which is how the API scopes it to a caller.
+
+The compute ledger (``compute_ledger``) is each project's cumulative training FLOPs, all time, against
+the AI Basic Act's threshold of 10^26 FLOPs (``docs/DOMAIN-FACTS.md`` section 5 [S118]), with a
+warning at 50 %, 80 % and 100 %. FLOPs are metered as ``GPU-seconds x the model's BF16 peak x
+ASSUMED_UTILIZATION`` (``metering/segment.py``), an estimate stated with every ledger.
 """
 
 from __future__ import annotations
@@ -138,3 +144,33 @@ def usage_report(session: Session, by: str, period: Period, project_ids: set[int
         for name, hours, segments, jobs, energy, co2, cost, flops in session.execute(query)
     ]
     return sorted(lines, key=lambda line: (-line.gpu_hours, line.group))
+
+
+TRAINING_COMPUTE_THRESHOLD_FLOPS = 1e26
+WARNINGS = ((1.0, "over"), (0.8, "above 80 %"), (0.5, "above 50 %"))
+
+
+@dataclass(frozen=True)
+class ComputeLine:
+    project: str
+    flops: float
+    share_of_threshold: float
+    status: str  # "over", "above 80 %", "above 50 %" or "below 50 %"
+
+
+def compute_ledger(session: Session, project_ids: set[int] | None) -> list[ComputeLine]:
+    """Each project's cumulative training FLOPs, largest first, with its warning level."""
+    query = (
+        select(ProjectRow.name, func.sum(UsageRow.flops))
+        .join(ProjectRow, ProjectRow.id == UsageRow.project_id)
+        .group_by(ProjectRow.name)
+    )
+    if project_ids is not None:
+        query = query.where(UsageRow.project_id.in_(project_ids))
+    lines = []
+    for name, flops in session.execute(query):
+        total = float(flops or 0)
+        share = total / TRAINING_COMPUTE_THRESHOLD_FLOPS
+        status = next((label for level, label in WARNINGS if share >= level), "below 50 %")
+        lines.append(ComputeLine(str(name), total, share, status))
+    return sorted(lines, key=lambda line: (-line.flops, line.project))

@@ -7,11 +7,17 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from gpucommons.metering import ASSUMED_UTILIZATION
 from gpucommons.service.auth import PrincipalDep
 from gpucommons.service.deps import SessionDep
 from gpucommons.service.errors import error_responses
 from gpucommons.service.schemas.common import MAX_LINE
-from gpucommons.service.schemas.reports import UsageLineRead, UsageReportRead
+from gpucommons.service.schemas.reports import (
+    ComputeLedgerRead,
+    ComputeLineRead,
+    UsageLineRead,
+    UsageReportRead,
+)
 from gpucommons.store import reports
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -31,3 +37,15 @@ def usage_report(
     span = reports.parse_period(period)
     lines = reports.usage_report(session, by, span, principal.visible_project_ids())
     return UsageReportRead(by=by, period=span.label, lines=[UsageLineRead.model_validate(x) for x in lines])
+
+
+@router.get("/compute", responses=error_responses(401))
+def compute_ledger(principal: PrincipalDep, session: SessionDep) -> ComputeLedgerRead:
+    """Each visible project's cumulative training FLOPs against the 10^26 FLOPs threshold, with the
+    utilization the estimate assumes."""
+    lines = reports.compute_ledger(session, principal.visible_project_ids())
+    return ComputeLedgerRead(
+        threshold_flops=reports.TRAINING_COMPUTE_THRESHOLD_FLOPS,
+        utilization_assumed=ASSUMED_UTILIZATION,
+        lines=[ComputeLineRead.model_validate(x) for x in lines],
+    )

@@ -22,3 +22,18 @@ class UsageReportRead(BaseModel):
     by: str
     period: str  # as asked, or "all"
     lines: list[UsageLineRead]
+
+
+class ComputeLineRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    project: str
+    flops: float
+    share_of_threshold: float  # of the 10^26 FLOPs of the AI Basic Act
+    status: str  # "over", "above 80 %", "above 50 %" or "below 50 %"
+
+
+class ComputeLedgerRead(BaseModel):
+    threshold_flops: float
+    utilization_assumed: float  # FLOPs = GPU-seconds x BF16 peak x this
+    lines: list[ComputeLineRead]
