@@ -162,8 +162,8 @@ class GpucClient:
 
     # reports ------------------------------------------------------------------------------------------
 
-    def usage_report(self, by: str, period: str | None = None) -> UsageReportRead:
-        return self._get(UsageReportRead, "GET", "/reports/usage", by=by, period=period)
+    def usage_report(self, by: str, period: str | None = None, every: str | None = None) -> UsageReportRead:
+        return self._get(UsageReportRead, "GET", "/reports/usage", by=by, period=period, every=every)
 
     def compute_ledger(self) -> ComputeLedgerRead:
         return self._get(ComputeLedgerRead, "GET", "/reports/compute")

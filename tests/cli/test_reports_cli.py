@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -63,3 +64,10 @@ def test_the_compute_ledger_as_a_table_and_json(as_admin: World) -> None:
     assert {line["project"] for line in json.loads(result.output)["lines"]} == {"alpha", "beta"}
     table = runner.invoke(app.app, ["report", "compute"])
     assert table.exit_code == 0 and "below 50 %" in table.output
+
+
+def test_a_plot_is_written(as_admin: World, tmp_path: Path) -> None:
+    for args in (["--by", "kind"], ["--by", "project", "--every", "month"]):
+        png = tmp_path / f"{args[1]}.png"
+        _run(*args, "--plot", str(png), "--format", "csv")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -77,10 +77,10 @@ def test_march_by_kind_region_site_and_model(world: World) -> None:
     record(world)
     by_kind = lines(world, "admin", by="kind", period="2026-03")
     assert by_kind == {
-        "university": {"gpu_hours": 10.0, "segments": 2, "jobs": 1, "energy_kwh": 6.0, "co2_kg": 3.0,
-                       "cost_krw": 20_000, "flops": 10e18},
-        "startup": {"gpu_hours": 4.0, "segments": 1, "jobs": 1, "energy_kwh": 3.0, "co2_kg": 1.5,
-                    "cost_krw": 8_000, "flops": 4e18},
+        "university": {"bucket": "", "gpu_hours": 10.0, "segments": 2, "jobs": 1, "energy_kwh": 6.0,
+                       "co2_kg": 3.0, "cost_krw": 20_000, "flops": 10e18},
+        "startup": {"bucket": "", "gpu_hours": 4.0, "segments": 1, "jobs": 1, "energy_kwh": 3.0,
+                    "co2_kg": 1.5, "cost_krw": 8_000, "flops": 4e18},
     }  # fmt: skip
     assert list(by_kind) == ["university", "startup"]  # largest GPU-hours first
     assert {g: v["gpu_hours"] for g, v in lines(world, "admin", by="region", period="2026-03").items()} == {
@@ -144,3 +144,25 @@ def test_the_compute_ledger_warns_as_a_project_nears_the_threshold(world: World)
     assert got["alpha"] == ("below 50 %", pytest.approx(10e18 / 1e26))
     mine = world.client("member").get("/reports/compute").json()["lines"]
     assert [line["project"] for line in mine] == ["alpha"]  # another tenant's compute is not shown
+
+
+def test_a_time_series_splits_each_group_by_month(world: World) -> None:
+    record(world)
+    response = world.client("admin").get(
+        "/reports/usage", params={"by": "project", "period": "2026", "every": "month"}
+    )
+    assert response.status_code == 200, response.text
+    got = [
+        (line["bucket"], line["group"], line["gpu_hours"], line["jobs"]) for line in response.json()["lines"]
+    ]
+    assert got == [("2026-03", "alpha", 10.0, 1), ("2026-03", "beta", 4.0, 1), ("2026-04", "beta", 16.0, 1)]
+    weekly = (
+        world.client("admin").get("/reports/usage", params={"by": "kind", "every": "week"}).json()["lines"]
+    )
+    assert {(x["bucket"], x["group"]): x["gpu_hours"] for x in weekly} == {
+        ("2026-W10", "university"): 8.0,
+        ("2026-W11", "startup"): 4.0,
+        ("2026-W14", "university"): 2.0,
+        ("2026-W14", "startup"): 16.0,
+    }
+    assert world.client("admin").get("/reports/usage", params={"every": "fortnight"}).status_code == 422

@@ -1,11 +1,14 @@
 """``gpuc report usage``: GPU-hours, jobs, energy, CO2, won and FLOPs by project, institution, kind,
-region, program, site or model over a period, as a table, CSV or JSON (design note 0010). The server
-scopes it: a reviewer or admin sees every project, anyone else their own."""
+region, program, site or model over a period, as a table, CSV or JSON, aggregate or per day, week,
+month, quarter or year, optionally plotted (design note 0010); ``gpuc report compute``: the
+training-compute ledger. The server scopes both: a reviewer or admin sees every project, anyone else
+their own."""
 
 from __future__ import annotations
 
 import csv
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +17,7 @@ from gpucommons.cli.common import console, make_client
 from gpucommons.errors import InvalidRequestError
 
 app = typer.Typer(no_args_is_help=True, help="Reports: usage by project, institution kind, region, site...")
-FIELDS = ("group", "gpu_hours", "segments", "jobs", "energy_kwh", "co2_kg", "cost_krw", "flops")
+FIELDS = ("group", "bucket", "gpu_hours", "segments", "jobs", "energy_kwh", "co2_kg", "cost_krw", "flops")
 FORMATS = ("table", "csv", "json")
 
 
@@ -26,12 +29,24 @@ def usage(
     period: Annotated[
         str | None, typer.Option(help="YYYY, YYYY-Qn, YYYY-MM, YYYY-Www or YYYY-MM-DD (default: all time)")
     ] = None,
+    every: Annotated[
+        str | None, typer.Option(help="a time series: day, week, month, quarter or year")
+    ] = None,
     output: Annotated[str, typer.Option("--format", help="table (default), csv or json")] = "table",
+    plot: Annotated[Path | None, typer.Option(help="also draw GPU-hours per group into this PNG")] = None,
 ) -> None:
-    """Usage of the segments that ended in the period, one line per group, largest first."""
+    """Usage of the segments that ended in the period, one line per group (and bucket), largest first."""
     if output not in FORMATS:
         raise InvalidRequestError(f"--format must be one of {', '.join(FORMATS)}, got {output!r}")
-    report = make_client().usage_report(by, period)
+    if plot is not None:
+        from gpucommons.cli.report_plot import require_matplotlib
+
+        require_matplotlib()  # before asking the server, so a missing extra fails at once
+    report = make_client().usage_report(by, period, every)
+    if plot is not None:
+        from gpucommons.cli.report_plot import plot_usage
+
+        plot_usage(report, plot)
     if output == "json":
         print(report.model_dump_json(indent=2))
         return
@@ -43,12 +58,21 @@ def usage(
         return
     from rich.table import Table
 
-    table = Table(
-        report.by, "GPU-hours", "jobs", "kWh", "CO2 kg", "won", "FLOPs", title=f"usage, {report.period}"
+    head = (
+        report.by,
+        *(("when",) if report.every else ()),
+        "GPU-hours",
+        "jobs",
+        "kWh",
+        "CO2 kg",
+        "won",
+        "FLOPs",
     )
+    table = Table(*head, title=f"usage, {report.period}" + (f", per {report.every}" if report.every else ""))
     for line in report.lines:
         table.add_row(
             line.group,
+            *((line.bucket,) if report.every else ()),
             f"{line.gpu_hours:,.2f}",
             f"{line.jobs:,}",
             f"{line.energy_kwh:,.1f}",

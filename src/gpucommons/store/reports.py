@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVarTuple
 
-from sqlalchemy import Label, SQLColumnExpression, func, literal, select
+from sqlalchemy import Label, Select, SQLColumnExpression, func, literal, select
 from sqlalchemy.orm import Session
 
 from gpucommons.errors import InvalidRequestError
@@ -30,8 +31,10 @@ from gpucommons.store.tenancy import InstitutionRow, ProjectRow
 from gpucommons.store.usage import UsageRow
 
 GROUPINGS = ("project", "institution", "kind", "region", "program", "site", "model")
+EVERY = ("day", "week", "month", "quarter", "year")
 UNKNOWN = "(unknown)"  # a segment metered before its site was recorded
 NO_AWARD = "(no award)"
+_Ts = TypeVarTuple("_Ts")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Period:
 @dataclass(frozen=True)
 class UsageLine:
     group: str
+    bucket: str  # the day, week, month, quarter or year of a time series ("" in an aggregate)
     gpu_hours: float
     segments: int
     jobs: int
@@ -106,33 +110,45 @@ def _group_column(by: str) -> SQLColumnExpression[str]:
     return column
 
 
-def usage_report(session: Session, by: str, period: Period, project_ids: set[int] | None) -> list[UsageLine]:
-    """One line per group with usage in ``period``, largest GPU-hours first (ties by name)."""
+def bucket_of(at: datetime, every: str) -> str:
+    """The label of the day, ISO week, month, quarter or year ``at`` falls in (as ``parse_period``
+    reads it back)."""
+    if every == "day":
+        return at.strftime("%Y-%m-%d")
+    if every == "week":
+        year, week, _ = at.isocalendar()
+        return f"{year}-W{week:02d}"
+    if every == "month":
+        return at.strftime("%Y-%m")
+    if every == "quarter":
+        return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
+    if every == "year":
+        return str(at.year)
+    raise InvalidRequestError(f"cannot bucket usage by {every!r}; every one of: {', '.join(EVERY)}")
+
+
+def usage_report(
+    session: Session, by: str, period: Period, project_ids: set[int] | None, every: str | None = None
+) -> list[UsageLine]:
+    """One line per group with usage in ``period``, largest GPU-hours first (ties by name); with
+    ``every``, one per group and bucket instead, in time order."""
+    if every is not None:
+        return _time_series(session, by, period, project_ids, every)
     group: Label[str] = _group_column(by).label("grp")
-    query = (
-        select(
-            group,
-            func.sum(UsageRow.gpu_hours),
-            func.count(UsageRow.id),
-            func.count(func.distinct(UsageRow.job_id)),
-            func.sum(UsageRow.energy_kwh),
-            func.sum(UsageRow.co2_kg),
-            func.sum(UsageRow.cost_krw),
-            func.sum(UsageRow.flops),
-        )
-        .join(ProjectRow, ProjectRow.id == UsageRow.project_id)
-        .join(InstitutionRow, InstitutionRow.id == ProjectRow.institution_id)
-        .outerjoin(AwardRow, AwardRow.id == UsageRow.award_id)
-        .outerjoin(ProgramRow, ProgramRow.id == AwardRow.program_id)
-        .group_by(group)
-    )
-    if period.start is not None and period.end is not None:
-        query = query.where(UsageRow.ended_at >= period.start, UsageRow.ended_at < period.end)
-    if project_ids is not None:
-        query = query.where(UsageRow.project_id.in_(project_ids))
+    query = select(
+        group,
+        func.sum(UsageRow.gpu_hours),
+        func.count(UsageRow.id),
+        func.count(func.distinct(UsageRow.job_id)),
+        func.sum(UsageRow.energy_kwh),
+        func.sum(UsageRow.co2_kg),
+        func.sum(UsageRow.cost_krw),
+        func.sum(UsageRow.flops),
+    ).group_by(group)
     lines = [
         UsageLine(
             group=str(name),
+            bucket="",
             gpu_hours=float(hours or 0),
             segments=int(segments or 0),
             jobs=int(jobs or 0),
@@ -141,9 +157,63 @@ def usage_report(session: Session, by: str, period: Period, project_ids: set[int
             cost_krw=int(cost or 0),  # PostgreSQL sums a bigint as numeric: whole won, never a float
             flops=float(flops or 0),
         )
-        for name, hours, segments, jobs, energy, co2, cost, flops in session.execute(query)
+        for name, hours, segments, jobs, energy, co2, cost, flops in session.execute(
+            _scoped(query, period, project_ids)
+        )
     ]
     return sorted(lines, key=lambda line: (-line.gpu_hours, line.group))
+
+
+def _scoped(query: Select[*_Ts], period: Period, project_ids: set[int] | None) -> Select[*_Ts]:
+    """``query`` over the usage rows of ``period`` and ``project_ids``, joined to what groups them."""
+    query = (
+        query.join(ProjectRow, ProjectRow.id == UsageRow.project_id)
+        .join(InstitutionRow, InstitutionRow.id == ProjectRow.institution_id)
+        .outerjoin(AwardRow, AwardRow.id == UsageRow.award_id)
+        .outerjoin(ProgramRow, ProgramRow.id == AwardRow.program_id)
+    )
+    if period.start is not None and period.end is not None:
+        query = query.where(UsageRow.ended_at >= period.start, UsageRow.ended_at < period.end)
+    if project_ids is not None:
+        query = query.where(UsageRow.project_id.in_(project_ids))
+    return query
+
+
+def _time_series(
+    session: Session, by: str, period: Period, project_ids: set[int] | None, every: str
+) -> list[UsageLine]:
+    """The same sums per bucket of time. Buckets are cut here from each segment's end, not in SQL,
+    because SQLite and PostgreSQL share no function that truncates a timestamp to a week or quarter."""
+    bucket_of(datetime.now(UTC), every)  # an unknown ``every`` fails before the query runs
+    query = select(
+        _group_column(by),
+        UsageRow.ended_at,
+        UsageRow.job_id,
+        UsageRow.gpu_hours,
+        UsageRow.energy_kwh,
+        UsageRow.co2_kg,
+        UsageRow.cost_krw,
+        UsageRow.flops,
+    )
+    sums: dict[tuple[str, str], list[float]] = {}
+    jobs: dict[tuple[str, str], set[int]] = {}
+    for name, ended, job_id, hours, energy, co2, cost, flops in session.execute(
+        _scoped(query, period, project_ids)
+    ):
+        key = (str(name), bucket_of(ended, every))
+        row = sums.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        row[0] += hours
+        row[1] += 1
+        row[2] += energy
+        row[3] += co2
+        row[4] += cost
+        row[5] += flops
+        jobs.setdefault(key, set()).add(job_id)
+    lines = [
+        UsageLine(group, bucket, v[0], int(v[1]), len(jobs[(group, bucket)]), v[2], v[3], int(v[4]), v[5])
+        for (group, bucket), v in sums.items()
+    ]
+    return sorted(lines, key=lambda line: (line.bucket, -line.gpu_hours, line.group))
 
 
 TRAINING_COMPUTE_THRESHOLD_FLOPS = 1e26

@@ -23,6 +23,7 @@ from gpucommons.store import reports
 router = APIRouter(prefix="/reports", tags=["reports"])
 
 Grouping = Literal["project", "institution", "kind", "region", "program", "site", "model"]
+Every = Literal["day", "week", "month", "quarter", "year"]
 
 
 @router.get("/usage", responses=error_responses(401, 422))
@@ -31,12 +32,16 @@ def usage_report(
     session: SessionDep,
     by: Grouping = "project",
     period: Annotated[str | None, Query(max_length=MAX_LINE, pattern=r"^[0-9A-Za-z-]+$")] = None,
+    every: Every | None = None,
 ) -> UsageReportRead:
     """GPU-hours, segments, jobs, energy, CO2, won and FLOPs of the segments that ended in ``period``
-    (``YYYY``, ``YYYY-Qn``, ``YYYY-MM``, ``YYYY-Www``, ``YYYY-MM-DD``; none: all time), grouped ``by``."""
+    (``YYYY``, ``YYYY-Qn``, ``YYYY-MM``, ``YYYY-Www``, ``YYYY-MM-DD``; none: all time), grouped ``by``;
+    with ``every``, per day, week, month, quarter or year of it too (a time series)."""
     span = reports.parse_period(period)
-    lines = reports.usage_report(session, by, span, principal.visible_project_ids())
-    return UsageReportRead(by=by, period=span.label, lines=[UsageLineRead.model_validate(x) for x in lines])
+    lines = reports.usage_report(session, by, span, principal.visible_project_ids(), every)
+    return UsageReportRead(
+        by=by, period=span.label, every=every, lines=[UsageLineRead.model_validate(x) for x in lines]
+    )
 
 
 @router.get("/compute", responses=error_responses(401))

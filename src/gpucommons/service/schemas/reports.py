@@ -9,6 +9,7 @@ class UsageLineRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     group: str
+    bucket: str  # the day, week, month, quarter or year of a time series ("" in an aggregate)
     gpu_hours: float
     segments: int
     jobs: int  # distinct jobs with a segment that ended in the period
@@ -21,6 +22,7 @@ class UsageLineRead(BaseModel):
 class UsageReportRead(BaseModel):
     by: str
     period: str  # as asked, or "all"
+    every: str | None  # the time series' bucket, or null for an aggregate
     lines: list[UsageLineRead]
 
 
