@@ -165,4 +165,12 @@ def test_a_time_series_splits_each_group_by_month(world: World) -> None:
         ("2026-W14", "university"): 2.0,
         ("2026-W14", "startup"): 16.0,
     }
+    for every, want in (
+        ("quarter", {("2026-Q1", "alpha"): 10.0, ("2026-Q1", "beta"): 4.0, ("2026-Q2", "beta"): 16.0}),
+        ("year", {("2026", "alpha"): 10.0, ("2026", "beta"): 20.0}),
+        ("day", {("2026-03-02", "alpha"): 8.0, ("2026-03-31", "alpha"): 2.0, ("2026-03-15", "beta"): 4.0,
+                 ("2026-04-01", "beta"): 16.0}),
+    ):  # fmt: skip
+        series = world.client("admin").get("/reports/usage", params={"by": "project", "every": every}).json()
+        assert {(x["bucket"], x["group"]): x["gpu_hours"] for x in series["lines"]} == want, every
     assert world.client("admin").get("/reports/usage", params={"every": "fortnight"}).status_code == 422
