@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from gpucommons.backends import wrapper
-from gpucommons.backends.local import WRAPPER_PATH, LocalBackend
+from gpucommons.backends.isolation import WRAPPER_PATH
+from gpucommons.backends.local import LocalBackend
 from gpucommons.backends.wrapper import ABANDONED_EXIT
 from gpucommons.domain.job import Placement
 from gpucommons.engine.ports import BackendEvent, LaunchSpec, NodeUnavailableError

@@ -3,7 +3,8 @@
 A job is foreign code on the server's machine. Four things keep it from the commons' secrets (the
 database, ``credentials.json``, other jobs' logs) and from other jobs:
 
-- a clean environment (``job_environment``): only what the job asked for, its ``GPUC_*`` identity,
+- a clean environment: the wrapper starts with none at all (``start_wrapper``), and the job gets
+  (``job_environment``) only what it asked for, its ``GPUC_*`` identity,
   ``CUDA_VISIBLE_DEVICES`` and a minimal ``PATH``, ``LANG``, ``HOME``, ``TMPDIR``, ``USER``; nothing of
   the server's own environment (``GPUC_HOME``, tokens, database URLs) is inherited;
 - its own working directory (``WorkArea``): ``<work root>/<job id>``, mode 0700, owned by the job's
@@ -35,9 +36,11 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpucommons.backends import wrapper
 from gpucommons.engine.ports import LaunchSpec
 from gpucommons.errors import ConfigError, GpucError
 
@@ -358,3 +361,36 @@ def identity_for(uid: int | None) -> JobIdentity:
         return JobIdentity(uid, pwd.getpwuid(uid).pw_name)
     except KeyError:
         return JobIdentity(uid, f"gpuc-{uid}")
+
+
+WRAPPER_PATH = str(Path(wrapper.__file__).resolve())
+
+
+def start_wrapper(
+    job_dir: Path, spec: LaunchSpec, keep_fds: tuple[int, ...], clock: Callable[[], float]
+) -> subprocess.Popen[bytes]:
+    """Start the wrapper on the launch recorded in ``job_dir``. Its environment is empty and its
+    argument is the job directory: nothing the job chose reaches the process that keeps the server's
+    uid. It inherits ``keep_fds`` (the uid's lock) and holds them until it exits. A start that fails
+    claims the record for "abandoned", so nothing ever runs under it."""
+    out = open_log(spec.stdout_path)
+    try:
+        err = open_log(spec.stderr_path)
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-I", "-S", WRAPPER_PATH, str(job_dir)],
+                cwd="/",
+                env={},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                pass_fds=keep_fds,
+            )
+        except BaseException:
+            wrapper.claim(str(job_dir), {"abandoned": True, "at_s": clock()})
+            raise
+        finally:
+            os.close(err)
+    finally:
+        os.close(out)

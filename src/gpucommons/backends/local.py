@@ -39,7 +39,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,10 +52,10 @@ from gpucommons.backends.isolation import (
     can_switch_user,
     identity_for,
     job_environment,
-    open_log,
     reserve_uid,
     secure_home,
     server_identity,
+    start_wrapper,
     sweep_uid,
 )
 from gpucommons.backends.local_records import (
@@ -64,13 +63,14 @@ from gpucommons.backends.local_records import (
     REPORTED_FILE,
     Tracked,
     acknowledge_end,
+    end_kind,
     exit_code,
-    late_ends,
     read_meta,
     recorded_ref,
     reported,
     save_late_end,
     tracked_from_record,
+    unwatched_runs,
 )
 from gpucommons.backends.processes import (
     alive,
@@ -83,16 +83,11 @@ from gpucommons.backends.processes import (
     write_json,
 )
 from gpucommons.backends.wrapper import CLAIM_FILE, EXIT_FILE, META_FILE
-from gpucommons.engine.ports import BackendEvent, LaunchSpec, NodeUnavailableError
+from gpucommons.engine.ports import PENDING_REF_PREFIX, BackendEvent, LaunchSpec, NodeUnavailableError
 from gpucommons.errors import GpucError
 
 log = logging.getLogger(__name__)
 
-PENDING_REF_PREFIX = "pending:"
-"""A reference recorded before launch (``pending:<launch id>``): adopt() resolves it through the
-launch record and its claim, so a crash between "decided" and "launched" never runs a job twice."""
-
-WRAPPER_PATH = str(Path(wrapper.__file__).resolve())
 VACATE_POLL_S = 0.05  # how often a launch looks whether a stopping job has left the GPUs it needs
 UNKILLABLE_S = 10.0  # past the grace period, how long a killed job may take to go before launch fails
 
@@ -266,7 +261,7 @@ class LocalBackend:
             del self._jobs[tracked.job_id]
             if event is not None:
                 events.append(event)
-        events.extend(self._strays({job_id for job_id, _ in running}))
+        events.extend(unwatched_runs(self.state_dir, {job_id for job_id, _ in running}, self.clock()))
         return events
 
     def unavailable_nodes(self) -> set[str]:
@@ -296,31 +291,7 @@ class LocalBackend:
     def _start_wrapper(
         self, job_dir: Path, spec: LaunchSpec, keep_fds: tuple[int, ...]
     ) -> subprocess.Popen[bytes]:
-        """Start the wrapper on the recorded launch. Its environment is empty and its argument is the
-        job directory: nothing the job chose reaches the process that keeps the server's uid. It
-        inherits ``keep_fds`` (the uid's lock) and holds them until it exits."""
-        out = open_log(spec.stdout_path)
-        try:
-            err = open_log(spec.stderr_path)
-            try:
-                return subprocess.Popen(
-                    [sys.executable, "-I", "-S", WRAPPER_PATH, str(job_dir)],
-                    cwd="/",
-                    env={},
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                    pass_fds=keep_fds,
-                )
-            except BaseException:
-                # no process exists; claim the record so that nothing ever runs under it
-                wrapper.claim(str(job_dir), {"abandoned": True, "at_s": self.clock()})
-                raise
-            finally:
-                os.close(err)
-        finally:
-            os.close(out)
+        return start_wrapper(job_dir, spec, keep_fds, self.clock)
 
     def _end_earlier_run(self, job_id: int, previous: Tracked | None) -> int | None:
         """Before a job's new segment: kill what its recorded earlier run still runs, tracked by this
@@ -336,9 +307,7 @@ class LocalBackend:
                     previous.popen.wait(5)  # its wrapper gives the uid's lock back as it exits
             self._sweep(previous.uid, previous)
             code, ended_s = exit_code(job_dir, self.clock())
-            kind = previous.stopping or (
-                "cancelled" if code is None else "finished" if code == 0 else "failed"
-            )
+            kind = previous.stopping or end_kind(code)
             self._keep_late_end(job_dir, BackendEvent(job_id, kind, ended_s, previous.ref, code))
             return previous.uid
         meta = read_meta(job_dir)
@@ -354,8 +323,7 @@ class LocalBackend:
         elif not reported(job_dir):
             code, ended_s = exit_code(job_dir, now)
             if code is not None:  # else it ended unseen and when is not known: its segment stays as charged
-                kind = "finished" if code == 0 else "failed"
-                self._keep_late_end(job_dir, BackendEvent(job_id, kind, ended_s, ref, code))
+                self._keep_late_end(job_dir, BackendEvent(job_id, end_kind(code), ended_s, ref, code))
         return uid
 
     def _keep_late_end(self, job_dir: Path, event: BackendEvent) -> None:
@@ -466,30 +434,3 @@ class LocalBackend:
             return BackendEvent(job_id, "lost", now, ref, None, f"unreadable reference {ref!r}")
         self._track_adopted(job_id, ref, parsed)
         return self._jobs[job_id], started_s
-
-    def _strays(self, known: set[int]) -> list[BackendEvent]:
-        """Live processes this backend started for jobs the caller no longer counts as running, and the
-        ends of runs that exited while no server watched them (a preempted run told to stop by a
-        server that died before it saw the run go): each reported once, so the segment it belonged to
-        is charged up to its real end."""
-        events = []
-        for job_dir in sorted(self.state_dir.iterdir()):
-            if not job_dir.name.isdigit():
-                continue
-            job_id = int(job_dir.name)
-            events.extend(late_ends(job_dir, job_id))  # ends of earlier runs a dead server did not get in
-            if job_id in known:
-                continue
-            parsed = parse_ref(recorded_ref(job_dir))
-            if parsed is not None and not alive(*parsed) and not reported(job_dir):
-                code, ended_s = exit_code(job_dir, self.clock())
-                if code is not None:
-                    kind = "finished" if code == 0 else "failed"
-                    events.append(BackendEvent(job_id, kind, ended_s, f"{parsed[0]}:{parsed[1]}", code))
-                continue
-            if parsed is not None and alive(*parsed):
-                ref = f"{parsed[0]}:{parsed[1]}"
-                # The job id travels with it: cancelling it then reports the run's end, which charges
-                # the segment it belonged to up to when it really stopped (``extend_segment``).
-                events.append(BackendEvent(job_id, "unknown", self.clock(), ref, None, f"job {job_dir.name}"))
-        return events

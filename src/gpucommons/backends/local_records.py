@@ -10,6 +10,9 @@ Next to the wrapper's files (``meta.json``, ``claim``, ``exit_code``; ``backends
   next run replaced their record (a preempted run that exited, or was killed, as the job started
   again). The segment such a run belonged to is charged up to that end, so the end must survive a
   crash until the commons has it; ``adopt`` reports every one still listed.
+
+``unwatched_runs`` reads these records for what no server watches: those late ends, runs that ended
+unseen, and live processes of jobs the commons no longer counts as running.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpucommons.backends.processes import claimed_ref, int_or_none, read_json, write_json
+from gpucommons.backends.processes import alive, claimed_ref, int_or_none, parse_ref, read_json, write_json
 from gpucommons.backends.wrapper import CLAIM_FILE, EXIT_FILE, META_FILE
 from gpucommons.engine.ports import BackendEvent
 
@@ -131,3 +134,35 @@ def acknowledge_end(job_dir: Path, ref: str) -> None:
         write_json(path, {"ends": kept})
     else:
         path.unlink(missing_ok=True)
+
+
+def end_kind(code: int | None) -> str:
+    """How a run ended, by its wrapper's exit code (``None``: it was killed before it could say)."""
+    return "cancelled" if code is None else "finished" if code == 0 else "failed"
+
+
+def unwatched_runs(state_dir: Path, known: set[int], now: float) -> list[BackendEvent]:
+    """What no server watches: the ends of earlier runs not yet acknowledged (``late_ends``), the ends
+    of runs of jobs the caller no longer counts as running that exited while no server watched them
+    (a preempted run told to stop by a server that died before it saw the run go), and the live
+    processes of such jobs (``unknown``, with the job id: cancelling one then reports its end, which
+    charges the segment it belonged to up to when it really stopped)."""
+    events = []
+    for job_dir in sorted(state_dir.iterdir()):
+        if not job_dir.name.isdigit():
+            continue
+        job_id = int(job_dir.name)
+        events.extend(late_ends(job_dir, job_id))
+        if job_id in known:
+            continue
+        parsed = parse_ref(recorded_ref(job_dir))
+        if parsed is None:
+            continue
+        ref = f"{parsed[0]}:{parsed[1]}"
+        if alive(*parsed):
+            events.append(BackendEvent(job_id, "unknown", now, ref, None, f"job {job_dir.name}"))
+        elif not reported(job_dir):
+            code, ended_s = exit_code(job_dir, now)
+            if code is not None:
+                events.append(BackendEvent(job_id, end_kind(code), ended_s, ref, code))
+    return events
