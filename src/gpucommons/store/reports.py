@@ -134,9 +134,21 @@ def usage_report(
     ``every``, one per group and bucket instead, in time order."""
     if every is not None:
         return _time_series(session, by, period, project_ids, every)
-    group: Label[str] = _group_column(by).label("grp")
+    lines = _summed(session, _group_column(by).label("grp"), None, period, project_ids)
+    return sorted(lines, key=lambda line: (-line.gpu_hours, line.group))
+
+
+def _summed(
+    session: Session,
+    group: Label[str],
+    bucket: Label[str] | None,
+    period: Period,
+    project_ids: set[int] | None,
+) -> list[UsageLine]:
+    """One ``GROUP BY`` on ``group`` (and ``bucket``): the sums of each line of a report."""
+    keys = (group,) if bucket is None else (group, bucket)
     query = select(
-        group,
+        *keys,
         func.sum(UsageRow.gpu_hours),
         func.count(UsageRow.id),
         func.count(func.distinct(UsageRow.job_id)),
@@ -144,24 +156,24 @@ def usage_report(
         func.sum(UsageRow.co2_kg),
         func.sum(UsageRow.cost_krw),
         func.sum(UsageRow.flops),
-    ).group_by(group)
-    lines = [
-        UsageLine(
-            group=str(name),
-            bucket="",
-            gpu_hours=float(hours or 0),
-            segments=int(segments or 0),
-            jobs=int(jobs or 0),
-            energy_kwh=float(energy or 0),
-            co2_kg=float(co2 or 0),
-            cost_krw=int(cost or 0),  # PostgreSQL sums a bigint as numeric: whole won, never a float
-            flops=float(flops or 0),
+    ).group_by(*keys)
+    lines = []
+    for row in session.execute(_scoped(query, period, project_ids)):
+        hours, segments, jobs, energy, co2, cost, flops = row[len(keys) :]
+        lines.append(
+            UsageLine(
+                group=str(row[0]),
+                bucket=str(row[1]) if bucket is not None else "",
+                gpu_hours=float(hours or 0),
+                segments=int(segments or 0),
+                jobs=int(jobs or 0),
+                energy_kwh=float(energy or 0),
+                co2_kg=float(co2 or 0),
+                cost_krw=int(cost or 0),  # PostgreSQL sums a bigint as numeric: whole won, never a float
+                flops=float(flops or 0),
+            )
         )
-        for name, hours, segments, jobs, energy, co2, cost, flops in session.execute(
-            _scoped(query, period, project_ids)
-        )
-    ]
-    return sorted(lines, key=lambda line: (-line.gpu_hours, line.group))
+    return lines
 
 
 def _scoped(query: Select[*_Ts], period: Period, project_ids: set[int] | None) -> Select[*_Ts]:
@@ -213,24 +225,7 @@ def _time_series(
     bucket_of(datetime.now(UTC), every)  # an unknown ``every`` fails before the query runs
     bucket = _bucket_sql(session.get_bind().dialect.name, every)
     if bucket is not None:
-        group: Label[str] = _group_column(by).label("grp")
-        label: Label[str] = bucket.label("bucket")
-        summed = select(
-            group,
-            label,
-            func.sum(UsageRow.gpu_hours),
-            func.count(UsageRow.id),
-            func.count(func.distinct(UsageRow.job_id)),
-            func.sum(UsageRow.energy_kwh),
-            func.sum(UsageRow.co2_kg),
-            func.sum(UsageRow.cost_krw),
-            func.sum(UsageRow.flops),
-        ).group_by(group, label)
-        lines = [
-            UsageLine(str(n), str(b), float(h or 0), int(c or 0), int(j or 0), float(e or 0), float(co or 0),
-                      int(w or 0), float(f or 0))
-            for n, b, h, c, j, e, co, w, f in session.execute(_scoped(summed, period, project_ids))
-        ]  # fmt: skip
+        lines = _summed(session, _group_column(by).label("grp"), bucket.label("bucket"), period, project_ids)
         return sorted(lines, key=lambda line: (line.bucket, -line.gpu_hours, line.group))
     query = select(
         _group_column(by),
