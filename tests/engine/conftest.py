@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpucommons.backends.local import LocalBackend
 from gpucommons.clusterfile import load_cluster
+from gpucommons.domain.cluster import Cluster
 from gpucommons.engine.live import EngineOptions, LiveEngine, live_commons
 from gpucommons.policy.registry import build_policy
 from gpucommons.store import awards as award_repo
@@ -40,13 +41,19 @@ class World:
         return replace(options, holder=holder) if holder else options
 
     def engine(
-        self, clock: Callable[[], float] | None = None, ttl_s: float = 15.0, holder: str = "", **fields: Any
+        self,
+        clock: Callable[[], float] | None = None,
+        ttl_s: float = 15.0,
+        holder: str = "",
+        cluster: Cluster | None = None,
+        **fields: Any,
     ) -> LiveEngine:
-        """A scheduler with its own backend instance over the shared backend state (a fresh process)."""
+        """A scheduler with its own backend instance over the shared backend state (a fresh process),
+        on ``cluster`` (default: the ``demo`` preset)."""
         options = self.options(ttl_s, holder, **fields)
         backend = LocalBackend(self.root / "backend", grace_s=1.0)
         kwargs = {"clock": clock} if clock is not None else {}
-        cluster = load_cluster("demo")
+        cluster = cluster or load_cluster("demo")
         return LiveEngine(
             DatabaseSchedulerState(self.sessions, cluster),
             backend,
@@ -57,15 +64,22 @@ class World:
         )
 
     def submit(
-        self, argv: list[str], gpus: int = 1, time_limit: str = "1h", project_id: int | None = None
+        self,
+        argv: list[str],
+        gpus: int = 1,
+        time_limit: str = "1h",
+        project_id: int | None = None,
+        cluster: Cluster | None = None,
+        **request: Any,
     ) -> int:
+        """Submit ``argv`` as the world's user; ``request``: more ``JobRequest`` fields."""
         with self.sessions() as session:
             row, _ = submit_job(
                 session,
-                load_cluster("demo"),
+                cluster or load_cluster("demo"),
                 project_id or self.project_id,
                 self.user_id,
-                JobRequest(gpus=gpus, command=argv, time_limit=time_limit),
+                JobRequest(gpus=gpus, command=argv, time_limit=time_limit, **request),
                 datetime.now(UTC),
             )
             session.commit()

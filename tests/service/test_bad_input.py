@@ -13,19 +13,23 @@ cluster does not have, and jobs no pool the job accepts could ever run. The test
 from __future__ import annotations
 
 from dataclasses import astuple
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import pytest
 
 from gpucommons.clusterfile import load_cluster
 from gpucommons.config import Settings
+from gpucommons.domain.award import AWARD_UNITS
+from gpucommons.domain.speeds import JOB_CLASSES
 from gpucommons.errors import InvalidRequestError
 from gpucommons.service.routes.jobs import JobState
+from gpucommons.service.schemas.allocation import BudgetUnit
+from gpucommons.service.schemas.jobs import JobClass
 from gpucommons.store import awards as award_repo
 from gpucommons.store.awards import AwardRow, ReclaimRow
 from gpucommons.store.base import count_rows
-from gpucommons.store.calls import ProgramRow, ProposalRow, ReviewRow
+from gpucommons.store.calls import ProgramRow, ProposalRow, ReviewRow, create_program
 from gpucommons.store.jobs import JOB_STATES, JobRequest, JobRow, submit_job
 from gpucommons.store.tenancy import ApiTokenRow, InstitutionRow, MembershipRow, ProjectRow, UserRow
 from gpucommons.store.usage import balances
@@ -45,6 +49,7 @@ COUNTED = (
     JobRow,
 )
 BIG = 2**63  # one past SQLite's largest integer
+_NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NUL = "\x00"
 
 
@@ -81,6 +86,8 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
     ("admin", "POST", "/programs", {"name": "neg", "model": "H100", "capacity_gpus": -8}, 422, "capacity"),
     ("admin", "POST", "/programs", {"name": "odd", "model": "H100", "capacity_gpus": 12}, 422, "multiple"),
     ("admin", "POST", "/programs", _program_body(discounts={"x": 1}), 422, "discounts"),
+    ("admin", "POST", "/programs", _program_body(unit="gpu-years"), 422, "unit"),
+    ("member", "POST", "/jobs", _job(job_class="weather"), 422, "job_class"),
     ("admin", "POST", "/institutions", {"name": "KAIST", "kind": "university", "region": "capital"}, 409, ""),
     ("admin", "POST", "/institutions", {"name": "z", "kind": "bank", "region": "capital"}, 422, "kind"),
     ("admin", "POST", "/users", {"name": "", "role": "user"}, 422, "name"),
@@ -332,6 +339,30 @@ def test_an_award_on_a_stored_program_too_long_for_the_calendar_is_refused(world
 
 def test_the_state_filter_lists_exactly_the_stored_job_states() -> None:
     assert set(get_args(JobState)) == set(JOB_STATES)
+
+
+def test_the_api_takes_exactly_the_known_job_classes_and_budget_units() -> None:
+    assert get_args(JobClass) == JOB_CLASSES
+    assert get_args(BudgetUnit) == AWARD_UNITS
+
+
+@pytest.mark.parametrize(
+    ("store_call", "detail"),
+    [
+        (lambda s, c: create_program(s, name="u", model="H100", capacity_gpus=8, unit="x"), "budget unit"),
+        (
+            lambda s, c: submit_job(s, c, 1, 1, JobRequest(gpus=1, command=["true"], job_class="x"), _NOW),
+            "job class",
+        ),
+    ],
+)
+def test_the_store_refuses_an_unknown_budget_unit_or_job_class(
+    world: World, store_call: Any, detail: str
+) -> None:
+    before = _state(world)
+    with world.app.state.sessions() as s, pytest.raises(InvalidRequestError, match=detail):
+        store_call(s, load_cluster("demo"))
+    assert _state(world) == before
 
 
 def test_auto_award_over_http_respects_capacity_cap_and_region(world: World) -> None:

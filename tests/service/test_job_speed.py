@@ -47,3 +47,15 @@ def test_on_a_speed_blind_cluster_only_the_model_is_shown(world: World) -> None:
     assert (job["model"], job["speed"], job["reference_model"]) == ("A100", None, "")
     pending = world.client("pi").post("/jobs", json={"project": "alpha", "command": ["true"]}).json()
     assert (pending["model"], pending["speed"]) == ("", None)
+
+
+def test_a_jobs_class_and_a_programs_budget_unit_are_stored_and_shown(world: World) -> None:
+    made = world.client("pi").post(
+        "/jobs", json={"project": "alpha", "command": ["true"], "job_class": "inference"}
+    )
+    assert made.status_code == 201, made.text
+    assert world.client("member").get(f"/jobs/{made.json()['id']}").json()["job_class"] == "inference"
+    body = {"name": "ref call", "model": "H100", "capacity_gpus": 8, "unit": "reference-hours"}
+    program = world.client("admin").post("/programs", json=body)
+    assert program.status_code == 201, program.text
+    assert world.client("admin").get(f"/programs/{program.json()['id']}").json()["unit"] == "reference-hours"

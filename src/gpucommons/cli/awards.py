@@ -17,6 +17,7 @@ COLUMNS = (
     "model",
     "guaranteed_gpus",
     "gpu_hours_budget",
+    "unit",
     "status",
     "starts_at",
     "ends_at",

@@ -49,6 +49,10 @@ def submit(
     priority: Annotated[str, typer.Option(help="low, normal or high")] = "normal",
     key: Annotated[str | None, typer.Option(help="idempotency key (default: a fresh one per call)")] = None,
     sovereign: Annotated[bool, typer.Option("--sovereign", help="run only on sovereign sites")] = False,
+    job_class: Annotated[
+        str,
+        typer.Option("--class", help="kind of work: llm-pretrain, llm-finetune, vision or inference"),
+    ] = "",
 ) -> None:
     """Submit a job: gpuc submit --gpus 2 -- python train.py"""
     client = _client()
@@ -62,6 +66,7 @@ def submit(
         name=name,
         priority_class=priority,
         sovereign=sovereign,
+        job_class=job_class,
         idempotency_key=key or uuid.uuid4().hex,
         workdir=os.getcwd(),
     )
@@ -147,10 +152,13 @@ def usage(
         print(json.dumps([r.model_dump() for r in rows], indent=2))
         return
     table = Table(
-        "project", "award", "model", "GPU-h used", "budget", "won", "kWh", "CO2 kg", "FLOPs", box=None
+        "project", "award", "model", "GPU-h run", "budget used", "won", "kWh", "CO2 kg", "FLOPs", box=None
     )
     for r in rows:
-        budget = "-" if r.gpu_hours_budget is None else f"{r.gpu_hours_budget:g}"
+        unit = " ref-h" if r.unit == "reference-hours" else " h"
+        budget = (
+            "-" if r.gpu_hours_budget is None else f"{r.gpu_hours_used:.4g} of {r.gpu_hours_budget:g}{unit}"
+        )
         table.add_row(
             r.project,
             str(r.award_id or "-"),

@@ -39,6 +39,13 @@ def create(
     youth_startup_extra_discount: Annotated[float, typer.Option(help="further fraction off")] = 0.0,
     reclaim_below_utilization: Annotated[float | None, typer.Option(help="reclaim threshold 0..1")] = None,
     reclaim_after_days: Annotated[int | None, typer.Option(help="reclaim window in days")] = None,
+    unit: Annotated[
+        str,
+        typer.Option(
+            help="what award budgets count: device-hours (of the program's model) or reference-hours "
+            "(valid on every model, an hour costing the job's speed there)"
+        ),
+    ] = "device-hours",
     closed: Annotated[bool, typer.Option("--closed", help="create closed to proposals")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -56,6 +63,7 @@ def create(
         youth_startup_extra_discount=youth_startup_extra_discount,
         reclaim_below_utilization=reclaim_below_utilization,
         reclaim_after_days=reclaim_after_days,
+        unit=unit,
         status="closed" if closed else "open",
     )
     show(row, COLUMNS, as_json)
@@ -72,6 +80,7 @@ def show_(program_id: int, as_json: JsonOpt = False) -> None:
     """Show one program with its pricing and reclaim rule."""
     columns = (
         *COLUMNS,
+        "unit",
         "price_krw_per_gpu_hour",
         "discounts",
         "reclaim_below_utilization",

@@ -49,6 +49,12 @@ class Award:
 def charge_rate(award: Award, cluster: Cluster, job: Job, model: str) -> float:
     """Budget GPU-hours one device-hour of ``model`` costs ``award`` for ``job``: 1 for device-hours
     (and on a speed-blind cluster), else the job's speed there against the reference."""
-    if award.unit != REFERENCE_HOURS or cluster.speeds is None or not model:
+    return unit_rate(award.unit, cluster, job.job_class, model)
+
+
+def unit_rate(unit: str, cluster: Cluster, job_class: str, model: str) -> float:
+    """``charge_rate`` from its parts, for a store that holds an award's unit and a job's class as
+    columns rather than as domain objects."""
+    if unit != REFERENCE_HOURS or cluster.speeds is None or not model:
         return 1.0
-    return cluster.speeds.speed(job.job_class, model)
+    return cluster.speeds.speed(job_class, model)

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gpucommons.awarding import AwardRules, Candidate, grant_by_score, reclaimable_gpus
+from gpucommons.domain.award import AWARD_UNITS, DEVICE_HOURS
 from gpucommons.errors import ConflictError, InvalidRequestError
 from gpucommons.store.base import Base, UtcDateTime, get_row, one_of, utcnow
 from gpucommons.store.calls import ProgramRow, ProposalRow, get_program, get_proposal, mean_scores
@@ -36,13 +37,16 @@ AWARD_STATUSES = ("pending", "active", "expired", "reclaimed")
 class AwardRow(Base):
     """What a project may use: a GPU-hour budget and/or guaranteed GPUs of one model, over
     [starts_at, ends_at). ``pending`` until activated (the agreement is signed), ``active`` while it
-    counts, ``expired`` after ``ends_at``, ``reclaimed`` when all its guaranteed GPUs were taken back."""
+    counts, ``expired`` after ``ends_at``, ``reclaimed`` when all its guaranteed GPUs were taken back.
+    ``unit`` is its program's: a budget in ``reference-hours`` pays for any model of the cluster, each
+    device-hour at the job's speed there (``gpu_hours_used`` counts in that unit; design note 0009)."""
 
     __tablename__ = "awards"
     __table_args__ = (
         CheckConstraint(one_of("status", AWARD_STATUSES), name="status"),
         CheckConstraint("guaranteed_gpus >= 0", name="guaranteed"),
         CheckConstraint("ends_at > starts_at", name="period"),
+        CheckConstraint(one_of("unit", AWARD_UNITS), name="budget_unit"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -57,6 +61,7 @@ class AwardRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     gpu_hours_used: Mapped[float] = mapped_column(Float, default=0.0)
     reclaimed_gpus: Mapped[int] = mapped_column(Integer, default=0)
+    unit: Mapped[str] = mapped_column(String(16), default=DEVICE_HOURS, server_default=DEVICE_HOURS)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -166,6 +171,7 @@ def create_award(session: Session, terms: AwardTerms, now: datetime) -> AwardRow
         project_id=project.id,
         program_id=program.id,
         model=program.model,
+        unit=program.unit,
         gpu_hours_budget=terms.gpu_hours_budget,
         guaranteed_gpus=terms.guaranteed_gpus,
         starts_at=starts_at,

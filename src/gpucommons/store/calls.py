@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, validates
 
 from gpucommons.domain.accelerators import CATALOG
+from gpucommons.domain.award import AWARD_UNITS, DEVICE_HOURS
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConflictError, InvalidRequestError
@@ -39,13 +40,15 @@ PROPOSAL_STATUSES = ("submitted", "awarded", "rejected")
 class ProgramRow(Base):
     """A call for proposals: capacity in GPUs of one model handed out in whole units (8 = whole 8-GPU
     servers), with a per-organisation cap, a score bonus for non-capital applicants, pricing with
-    discounts per institution kind, and a reclaim rule for unused guaranteed capacity."""
+    discounts per institution kind, and a reclaim rule for unused guaranteed capacity. ``unit``: what
+    its awards' GPU-hour budgets count, ``device-hours`` or ``reference-hours`` (design note 0009)."""
 
     __tablename__ = "programs"
     __table_args__ = (
         CheckConstraint(one_of("status", PROGRAM_STATUSES), name="status"),
         CheckConstraint("capacity_gpus >= 0", name="capacity"),
         CheckConstraint("unit_gpus > 0", name="unit"),
+        CheckConstraint(one_of("unit", AWARD_UNITS), name="budget_unit"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -61,6 +64,7 @@ class ProgramRow(Base):
     youth_startup_extra_discount: Mapped[float] = mapped_column(Float, default=0.0)
     reclaim_below_utilization: Mapped[float | None] = mapped_column(Float, nullable=True)
     reclaim_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    unit: Mapped[str] = mapped_column(String(16), default=DEVICE_HOURS, server_default=DEVICE_HOURS)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -119,6 +123,7 @@ PROGRAM_FIELDS = (
     "youth_startup_extra_discount",
     "reclaim_below_utilization",
     "reclaim_after_days",
+    "unit",
     "status",
 )
 
@@ -174,6 +179,9 @@ def _validate_program(fields: Mapping[str, Any]) -> None:
         raise InvalidRequestError("set both reclaim_below_utilization and reclaim_after_days, or neither")
     _check_days("duration_days", fields.get("duration_days", 1))
     _check_days("reclaim_after_days", fields.get("reclaim_after_days"))
+    budget_unit = fields.get("unit", DEVICE_HOURS)
+    if budget_unit not in AWARD_UNITS:
+        raise InvalidRequestError(f"unknown budget unit {budget_unit!r}; known: {', '.join(AWARD_UNITS)}")
 
 
 def create_program(session: Session, cluster: Cluster | None = None, **fields: Any) -> ProgramRow:

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
+from gpucommons.domain.speeds import JOB_CLASSES
 from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
 from gpucommons.policy.placement.shapes import accepted_pools, even_gang, never_fits_reason
 from gpucommons.policy.priority import CLASS_NAMES
@@ -102,6 +103,7 @@ class JobRow(Base):
     priority_class: Mapped[str] = mapped_column(String(16), default="normal")
     preemptible: Mapped[bool] = mapped_column(Boolean, default=True)
     sovereign: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    job_class: Mapped[str] = mapped_column(String(32), default="", server_default="")  # "": default class
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     reason_code: Mapped[str] = mapped_column(String(32), default="")
@@ -198,13 +200,14 @@ class JobRequest:
     name: str = ""
     idempotency_key: str | None = None
     workdir: str = ""
+    job_class: str = ""  # its kind of work (``domain.speeds.JOB_CLASSES``); "": the table's default
 
 
 def _refuse_nul(request: JobRequest) -> None:
     """No text of a job may hold a NUL byte: PostgreSQL cannot store one, and a process cannot be
     started with one in its argv, so such a job would break every scheduling cycle it entered."""
     texts = [*request.command, request.script, *request.models, request.time_limit, request.name]
-    texts += [request.workdir, request.idempotency_key or ""]
+    texts += [request.workdir, request.idempotency_key or "", request.job_class]
     if any("\x00" in text for text in texts):
         raise InvalidRequestError("job text must not contain NUL (U+0000)")
 
@@ -238,6 +241,8 @@ def _validate(
     command = list(request.command) if request.command else ["/bin/sh", "-c", request.script]
     if request.priority_class not in PRIORITY_CLASSES:
         raise InvalidRequestError(f"priority class must be one of {', '.join(PRIORITY_CLASSES)}")
+    if request.job_class and request.job_class not in JOB_CLASSES:
+        raise InvalidRequestError(f"unknown job class {request.job_class!r}; known: {', '.join(JOB_CLASSES)}")
     known = {p.model.name.lower(): p.model.name for p in cluster.pools}
     models = []
     for m in request.models:
@@ -288,6 +293,7 @@ def submit_job(
         priority_class=request.priority_class,
         preemptible=request.preemptible,
         sovereign=request.sovereign,
+        job_class=request.job_class,
         idempotency_key=request.idempotency_key or None,
         state="pending",
         reason_code="new",

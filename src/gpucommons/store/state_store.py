@@ -34,7 +34,7 @@ from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gpucommons.domain.award import Award
+from gpucommons.domain.award import REFERENCE_HOURS, Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.domain.power import PowerModel
@@ -84,20 +84,25 @@ def job_of(row: JobRow, tenant: str, sovereign: bool = False) -> Job:
         priority_class=row.priority_class,
         preemptible=row.preemptible,
         sovereign=sovereign,
+        job_class=row.job_class,
     )
 
 
 def award_of(row: AwardRow, tenant: str) -> Award:
-    """The policy's view of an award row. ``guaranteed_gpus`` already has reclaims taken off."""
+    """The policy's view of an award row. ``guaranteed_gpus`` already has reclaims taken off. A budget
+    in reference GPU-hours pays for every model (an hour anywhere costs its speed there), one in
+    device-hours only for its program's model."""
+    any_model = row.unit == REFERENCE_HOURS or not row.model
     return Award(
         id=row.id,
         tenant=tenant,
         guaranteed_gpus=row.guaranteed_gpus,
-        models=frozenset([row.model]) if row.model else frozenset(),
+        models=frozenset() if any_model else frozenset([row.model]),
         gpu_hours_budget=row.gpu_hours_budget,
         gpu_hours_used=row.gpu_hours_used,
         starts_s=to_s(row.starts_at),
         ends_s=to_s(row.ends_at),
+        unit=row.unit,
     )
 
 

@@ -10,6 +10,9 @@ institution rows they need are held for the session's life (``session.info``), b
 identity map keeps rows only while something references them, and would otherwise load the same four
 rows again for every job.
 
+Budget: a segment adds its device-hours times its ``rate`` to its award's ``gpu_hours_used``: 1 for an
+award in device-hours, the job's speed on that model for one in reference GPU-hours (design note 0009).
+
 Money: a segment is charged ``pricing.charge_krw`` at the payer's rate, given the GPU time of the
 job's earlier segments under the same award (read from their usage rows, exactly, only when the job
 has run before), so a job's segment charges add up to the quote of its whole GPU time.
@@ -39,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, validates
 
 from gpucommons.domain.accelerators import CATALOG
+from gpucommons.domain.award import DEVICE_HOURS, unit_rate
 from gpucommons.domain.cluster import Cluster
 from gpucommons.metering import Billing, Pricing, gpu_seconds, meter_segment, rate_for
 from gpucommons.metering.pricing import SECONDS_PER_HOUR, Rate, charge_krw
@@ -79,6 +83,9 @@ class UsageRow(Base):
     flops: Mapped[float] = mapped_column(Float)
     backend_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the run it meters
     site: Mapped[str | None] = mapped_column(String(64), nullable=True)  # where it ran (NULL: before 0008)
+    # Budget hours its award was charged per device-hour: 1, or the job's speed on ``model`` for an
+    # award in reference GPU-hours, kept so a later speed table never recharges it (design note 0009).
+    rate: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
 
     @validates("cost_krw")
     def _whole_won(self, key: str, value: int | float) -> int:
@@ -145,6 +152,7 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
     award = _held(session, AwardRow, job.award_id)
     billing = Billing(_rate(session, job.project_id, award), billed)
     usage = meter_segment(pool.model, len(allocations), held, site, billing)
+    rate = unit_rate(award.unit, cluster, job.job_class, pool.model.name) if award is not None else 1.0
     row = UsageRow(
         job_id=job.id,
         project_id=job.project_id,
@@ -160,6 +168,7 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
         flops=usage.flops,
         backend_ref=job.backend_ref or None,
         site=site.name,
+        rate=rate,
     )
     session.add(row)
     if award is not None:
@@ -167,7 +176,7 @@ def end_segment(session: Session, cluster: Cluster, job: JobRow, ended_at: datet
         session.execute(
             update(AwardRow)
             .where(AwardRow.id == award.id)
-            .values(gpu_hours_used=AwardRow.gpu_hours_used + usage.gpu_hours)
+            .values(gpu_hours_used=AwardRow.gpu_hours_used + usage.gpu_hours * rate)
         )
     return row
 
@@ -219,7 +228,7 @@ def extend_segment(
         session.execute(
             update(AwardRow)
             .where(AwardRow.id == award.id)
-            .values(gpu_hours_used=AwardRow.gpu_hours_used + grown_hours)
+            .values(gpu_hours_used=AwardRow.gpu_hours_used + grown_hours * row.rate)
         )
     session.flush()
     return row
@@ -233,6 +242,7 @@ class Balance:
     project: str
     award_id: int | None
     model: str
+    unit: str  # what ``gpu_hours_budget`` and ``gpu_hours_used`` count; ``gpu_hours`` is device-hours
     gpu_hours_budget: float | None
     gpu_hours_used: float
     gpu_hours: float
@@ -283,11 +293,12 @@ def balances(session: Session, project_ids: set[int] | None) -> list[Balance]:
                 names[award.project_id],
                 award.id,
                 award.model,
+                award.unit,
                 award.gpu_hours_budget,
                 award.gpu_hours_used,
                 *t,
             )
         )
     for (project_id, award_id), t in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        out.append(Balance(names[project_id], award_id, "", None, 0.0, *t))
+        out.append(Balance(names[project_id], award_id, "", DEVICE_HOURS, None, 0.0, *t))
     return out

@@ -69,21 +69,22 @@ def _read(session: Session, cluster: Cluster, row: JobRow, project: ProjectRow |
         )
     )
     out.assigned_gpus = [f"{a.node_name}:{a.gpu_index}" for a in allocations]
-    out.model, out.speed, out.reference_model = _runs_on(cluster, {a.node_name for a in allocations})
+    held = {a.node_name for a in allocations}
+    out.model, out.speed, out.reference_model = _runs_on(cluster, held, row.job_class)
     return out
 
 
-def _runs_on(cluster: Cluster, node_names: set[str]) -> tuple[str, float | None, str]:
-    """The model a running job holds (its slowest, for a gang over several), its speed there against
-    the cluster's reference model, and that reference (design note 0009)."""
+def _runs_on(cluster: Cluster, node_names: set[str], job_class: str) -> tuple[str, float | None, str]:
+    """The model a running job holds (its slowest, for a gang over several), the speed of its class
+    there against the cluster's reference model, and that reference (design note 0009)."""
     nodes = [cluster.node_by_name[n] for n in node_names if n in cluster.node_by_name]
     if not nodes:
         return "", None, ""
     if cluster.speeds is None:
         return min(n.model for n in nodes), None, ""
     speeds = cluster.speeds
-    slowest = min(nodes, key=lambda n: (speeds.speed("", n.model), n.model))
-    return slowest.model, speeds.speed("", slowest.model), speeds.reference
+    slowest = min(nodes, key=lambda n: (speeds.speed(job_class, n.model), n.model))
+    return slowest.model, speeds.speed(job_class, slowest.model), speeds.reference
 
 
 def _visible_job(session: Session, principal: Principal, job_id: int) -> JobRow:
@@ -182,7 +183,7 @@ def why(
     out = WhyRead.model_validate(explain_wait(session, cluster, row, now))
     if row.state == "running":
         held = session.scalars(select(AllocationRow.node_name).where(AllocationRow.job_id == row.id))
-        out.model, out.speed, out.reference_model = _runs_on(cluster, set(held))
+        out.model, out.speed, out.reference_model = _runs_on(cluster, set(held), row.job_class)
     return out
 
 

@@ -25,6 +25,8 @@ from gpucommons.service.schemas.common import (
 )
 from gpucommons.service.schemas.tenancy import InstitutionKind
 
+BudgetUnit = Literal["device-hours", "reference-hours"]  # domain.award.AWARD_UNITS
+
 
 class ProgramCreate(In):
     name: Name
@@ -47,6 +49,11 @@ class ProgramCreate(In):
     youth_startup_extra_discount: Fraction = 0.0
     reclaim_below_utilization: Fraction | None = None
     reclaim_after_days: Days | None = None
+    unit: BudgetUnit = Field(
+        default="device-hours",
+        description="what its awards' GPU-hour budgets count: device-hours of the program's model, or "
+        "reference-hours, valid on every model at the job's speed there (design note 0009)",
+    )
     status: Literal["open", "closed"] = "open"
 
 
@@ -64,6 +71,7 @@ class ProgramRead(Out):
     youth_startup_extra_discount: float
     reclaim_below_utilization: float | None
     reclaim_after_days: int | None
+    unit: str
     status: str
     created_at: datetime
 
@@ -123,8 +131,9 @@ class AwardRead(Out):
     starts_at: datetime
     ends_at: datetime
     status: str
-    gpu_hours_used: float
+    gpu_hours_used: float = Field(description="spent, in the budget's unit")
     reclaimed_gpus: int
+    unit: str = Field(description="device-hours or reference-hours, the program's")
     created_at: datetime
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpucommons.service.schemas.common import Gpus, In, Line, Name, Text
 
 PriorityClass = Literal["low", "normal", "high"]  # store.jobs.PRIORITY_CLASSES
+JobClass = Literal["llm-pretrain", "llm-finetune", "vision", "inference"]  # domain.speeds.JOB_CLASSES
 MAX_ARGV = 4_096
 MAX_ARG = 32_768
 MAX_SCRIPT = 1_000_000
@@ -37,6 +38,9 @@ class JobCreate(In):
     name: Line = ""
     idempotency_key: Line | None = None
     workdir: Line = Field(default="", max_length=1000)
+    job_class: JobClass | Literal[""] = Field(
+        default="", description="its kind of work, for its speed on each model; empty: the default"
+    )
 
 
 class JobRead(BaseModel):
@@ -55,6 +59,7 @@ class JobRead(BaseModel):
     priority_class: str
     preemptible: bool
     sovereign: bool
+    job_class: str = Field(default="", description="its kind of work (empty: the speed table's default)")
     idempotency_key: str | None
     state: str
     reason_code: str
@@ -109,9 +114,10 @@ class BalanceRead(BaseModel):
     project: str
     award_id: int | None
     model: str
+    unit: str = Field(default="device-hours", description="what the budget and gpu_hours_used count")
     gpu_hours_budget: float | None
     gpu_hours_used: float
-    gpu_hours: float
+    gpu_hours: float = Field(description="device-hours metered")
     cost_krw: int = Field(ge=0, description="whole won charged")
     energy_kwh: float
     co2_kg: float
