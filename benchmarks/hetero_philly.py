@@ -1,6 +1,6 @@
 """Heterogeneity-aware against heterogeneity-blind policies on three accelerator generations.
 
-    .venv/bin/python benchmarks/hetero_philly.py                    # 2,000 jobs, loads 1 and 2
+    .venv/bin/python benchmarks/hetero_philly.py                    # 2,000 jobs, loads 1 to 16
     .venv/bin/python benchmarks/hetero_philly.py --jobs 500 --loads 1 --policies las,hetero
 
 The cluster is the ``hetero-3gen`` preset: 32 A100 (the reference, speed 1), 32 V100-class (0.6) and 32
@@ -64,7 +64,7 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=2_000)
     parser.add_argument("--thin", type=int, default=26, help="keep every N-th filtered trace job")
-    parser.add_argument("--loads", default="1,2", help="comma-separated arrival-rate multipliers")
+    parser.add_argument("--loads", default="1,2,4,8,16", help="comma-separated arrival-rate multipliers")
     parser.add_argument("--policies", default=",".join((*BLIND, "hetero")))
     args = parser.parse_args()
     base = workload(args.jobs, args.thin)

@@ -26,12 +26,19 @@ def _empty() -> Mapping[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class PendingJob:
-    """A job waiting to (re)start; ``attained_gpu_s`` counts service from earlier runs (preemptions)."""
+    """A job waiting to (re)start; ``attained_gpu_s`` counts service from earlier runs (preemptions),
+    in GPU-seconds held. ``work_s``: the work those runs did, in reference-device seconds, where it
+    differs from the time held (on a speed-aware cluster, design note 0009); ``None``: the same."""
 
     job: Job
     attained_gpu_s: float = 0.0
     queued_since_s: float = 0.0
     restarts: int = 0
+    work_s: float | None = None
+
+    def done_work_s(self) -> float:
+        """Reference-device seconds of work done so far (the run time done, on a speed-blind cluster)."""
+        return _done_work_s(self.job, self.attained_gpu_s, self.work_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,11 @@ class RunningJob:
     attained_gpu_s: float = 0.0
     borrowing: bool = False
     award_id: int | None = None
+    work_s: float | None = None  # done before this run, as ``PendingJob.work_s``
+
+    def done_work_s(self) -> float:
+        """Reference-device seconds of work done before this run."""
+        return _done_work_s(self.job, self.attained_gpu_s, self.work_s)
 
     def attained_at(self, now: float) -> float:
         return self.attained_gpu_s + self.job.gpus * max(0.0, now - self.started_s)
@@ -53,6 +65,12 @@ class RunningJob:
         """When the job should end by its estimate (the time limit), counting from this segment."""
         done_s = self.attained_gpu_s / self.job.gpus if self.job.gpus else 0.0
         return self.started_s + max(0.0, self.job.estimate_s - done_s)
+
+
+def _done_work_s(job: Job, attained_gpu_s: float, work_s: float | None) -> float:
+    if work_s is not None:
+        return work_s
+    return attained_gpu_s / job.gpus if job.gpus else 0.0
 
 
 class RunningColumns:

@@ -1,4 +1,5 @@
-"""The simulation loop: arrivals and finishes drive ``engine.run_cycle`` on simulated time."""
+"""The simulation loop: arrivals and finishes drive ``engine.run_cycle`` on simulated time, and a cycle
+that preempted runs again at the same instant, so its victims may start where there is room."""
 
 from __future__ import annotations
 
@@ -136,6 +137,12 @@ def simulate(
             cycles += 1
             if result.starts:
                 progress_s = t
+            # A job preempted in a cycle is requeued after it: decide again at once, as the live
+            # service's next cycle would, so it may start on capacity it could use elsewhere. Victims
+            # must have run (``min_run_s``), so this ends.
+            while result.preemptions and store.pending:
+                result = run_cycle(store, executor, config, t)
+                cycles += 1
         if t in (t_arrival, t_finish):
             progress_s = t
         if store.draw.changes != seen_changes or t == cap_change:

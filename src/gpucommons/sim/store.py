@@ -121,7 +121,13 @@ class InMemoryStore:
             self.capacity.take(start.placement)  # GPUs, shares, CPU and memory (design note 0002)
             self.draw.add(start.placement)
             running = RunningJob(
-                start.job, start.placement, now, pending.attained_gpu_s, start.borrowing, start.award_id
+                start.job,
+                start.placement,
+                now,
+                pending.attained_gpu_s,
+                start.borrowing,
+                start.award_id,
+                work_s=pending.work_s,
             )
             self.running[start.job.id] = running
             insort(self._ends, (running.expected_end_s(), start.job.id))
@@ -187,12 +193,24 @@ class InMemoryStore:
         if requeue:
             record.preemptions += 1
             pending = PendingJob(
-                running.job, running.attained_at(now), queued_since_s=now, restarts=record.preemptions
+                running.job,
+                running.attained_at(now),
+                queued_since_s=now,
+                restarts=record.preemptions,
+                work_s=self._work_at(running, now),
             )
             if _fractional(running.job):
                 self.pending_fractional += 1
             self.pending.requeue(pending)
             self._tenant_queue(running.job.tenant).requeue(pending)
+
+    def _work_at(self, running: RunningJob, now: float) -> float | None:
+        """The work ``running`` has done by ``now`` at the speed of what it holds; ``None`` on a
+        speed-blind cluster, where that is its attained time."""
+        if self.cluster.speeds is None or not running.placement.node_gpus:
+            return running.work_s
+        speed = self.cluster.run_speed(running.job.job_class, running.placement.nodes)
+        return running.done_work_s() + max(0.0, now - running.started_s) * speed
 
     def _charge(self, running: RunningJob, award_id: int, now: float) -> None:
         if self.awards is None:

@@ -3,14 +3,19 @@
 
 A job that may run on several models (its accepted pools span them) is narrowed to the one with the
 earliest estimated finish, ``start + remaining work / speed``. The remaining work is the job's time
-limit (in reference-device seconds, as the work it declares) less what it has done. ``start`` comes
-from each model's *availability profile* for this cycle: its free GPUs now, then the GPUs its running
-jobs free by their time limits (at their speed there), less what the jobs considered earlier in this
-cycle took or booked. A job that must wait for its model books the GPUs it will take there, so the
-jobs behind it see that model busier and may take another. A long job therefore waits for the fast
-devices instead of crawling on a slow one, while a short job takes a slow device that is free rather
-than queue behind it. The job is still placed (or preempts, under LAS) only on its chosen model; a job
-whose models all run at one speed, and every job on a speed-blind cluster, passes untouched.
+limit (in reference-device seconds, as the work it declares) less the work its earlier runs did at the
+speed of what they held (``PendingJob.done_work_s``). ``start`` is now where one node of the model
+(or, for a job larger than a node, its nodes together) has the GPUs free; otherwise it comes from the
+model's *availability profile* for this cycle: the GPUs its running jobs free by their time limits (at
+their speed there), less what the jobs considered earlier in this cycle took or booked. Free GPUs
+scattered over nodes too full for the job do not make it start now. A job that must wait for its
+model books the GPUs it will take there, so the jobs behind it see that model busier and may take
+another. A long job therefore waits for the fast devices instead of crawling on a slow one, while a
+short job takes a slow device that is free rather than queue behind it. The job is still placed (or
+preempts, under LAS) only on its chosen model, for that run only: the job it starts as keeps all its
+models, so once preempted it chooses again (a long job pushed off a fast device by short ones goes on
+on a slower one that is free instead of waiting). A job whose models all run at one speed, and every
+job on a speed-blind cluster, passes untouched.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import bisect
 from dataclasses import dataclass, field, replace
 
 from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.job import Job
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.decisions import Start
 from gpucommons.policy.placement.shapes import job_pools
@@ -37,12 +43,13 @@ class _Profile:
         if gpus > 0:
             bisect.insort(self.entries, (at_s, gpus))
 
-    def earliest(self, gpus: int) -> float:
-        """The first time ``gpus`` GPUs are available together (``inf``: never)."""
+    def earliest(self, gpus: int, after_s: float = -float("inf")) -> float:
+        """The first time after ``after_s`` at which ``gpus`` GPUs are available together (``inf``:
+        never)."""
         have = 0
         for at_s, count in self.entries:
             have += count
-            if have >= gpus:
+            if have >= gpus and at_s > after_s:
                 return at_s
         return float("inf")
 
@@ -68,6 +75,8 @@ class SpeedGate(AdmitOnly):
     _profiles: dict[str, _Profile] = field(default_factory=dict)
     _pools: dict[str, list[int]] = field(default_factory=dict)  # model -> its pools
     _nodes: dict[int, range] = field(default_factory=dict)  # pool -> its nodes
+    _work_left: dict[int, float] = field(default_factory=dict)  # job -> its remaining work, as admitted
+    _unnarrowed: dict[int, Job] = field(default_factory=dict)  # job -> itself before this stage chose
 
     def __post_init__(self) -> None:
         first = 0
@@ -94,21 +103,46 @@ class SpeedGate(AdmitOnly):
         models = sorted({self.cluster.pools[p].model.name for p in job_pools(self.cluster, job)})
         if len(models) < 2:
             return admitted
-        work_s = max(0.0, job.estimate_s - pending.attained_gpu_s / job.gpus)
-        best: tuple[float, float, str] | None = None
+        work_s = self._work_left[job.id] = max(0.0, job.estimate_s - pending.done_work_s())
+        best: tuple[float, float, str, float] | None = None
         for model in models:
             speed = speeds.speed(job.job_class, model)
-            finish = (self._profile(model).earliest(job.gpus) + work_s / speed, -speed, model)
+            start_s = self._start_s(model, job.gpus)
+            finish = (start_s + work_s / speed, -speed, model, start_s)
             if best is None or finish < best:
                 best = finish
         assert best is not None
-        _, _, model = best
-        profile = self._profile(model)
-        if profile.earliest(job.gpus) > self.now:  # it waits for that model: book what it will take
-            start_s = profile.take(job.gpus)
+        _, _, model, start_s = best
+        if start_s > self.now:  # it waits for that model: book what it will take
+            profile = self._profile(model)
+            profile.take(job.gpus)
             profile.add(start_s + work_s / speeds.speed(job.job_class, model), job.gpus)
         borrowing = admitted is not None and admitted.borrowing
+        self._unnarrowed[job.id] = job
         return Admitted(replace(job, accepted_models=frozenset({model})), borrowing)
+
+    def _start_s(self, model: str, gpus: int) -> float:
+        """When a job of ``gpus`` GPUs could start on ``model``: now if one of its nodes (or, for a
+        job larger than a node, its nodes together) has them free, else when the model's running and
+        booked jobs free enough of them (free GPUs scattered over nodes do not count as a start now)."""
+        if self._fits_now(model, gpus):
+            return self.now
+        return self._profile(model).earliest(gpus, after_s=self.now)
+
+    def _fits_now(self, model: str, gpus: int) -> bool:
+        """Whether ``gpus`` free GPUs of ``model`` sit on one node (a job a node can hold) or on nodes
+        together (a larger one); read from the capacity's free-count buckets, not node by node."""
+        together = 0
+        for pool in self._pools[model]:
+            per_node = self.cluster.pools[pool].gpus_per_node
+            if gpus <= per_node:
+                if any(self.capacity.nodes_with_free(pool, free) for free in range(gpus, per_node + 1)):
+                    return True
+                continue
+            together += sum(
+                free * len(self.capacity.nodes_with_free(pool, free)) for free in range(1, per_node + 1)
+            )
+        return together >= gpus
 
     def started(self, start: Start) -> Start:
         if self.cluster.speeds is None or not start.placement.node_gpus:
@@ -118,8 +152,11 @@ class SpeedGate(AdmitOnly):
         profile = self._profile(model)
         if profile.earliest(start.job.gpus) <= self.now:  # not booked while waiting: it takes them now
             profile.take(start.job.gpus)
-        profile.add(self.now + start.job.estimate_s / speed, start.job.gpus)
-        return start
+        work_s = self._work_left.get(start.job.id, start.job.estimate_s)
+        profile.add(self.now + work_s / speed, start.job.gpus)
+        # The choice holds for this run only: a preempted job may choose again among all its models.
+        unnarrowed = self._unnarrowed.get(start.job.id)
+        return start if unnarrowed is None else replace(start, job=unnarrowed)
 
     def preempted(self, running: RunningJob) -> None:
         entry = _release(self.cluster, running)
@@ -138,8 +175,7 @@ def _release(cluster: Cluster, running: RunningJob) -> tuple[str, tuple[float, i
         return None
     model = cluster.nodes[running.placement.node_gpus[0][0]].model
     speed = cluster.run_speed(running.job.job_class, running.placement.nodes)
-    done_s = running.attained_gpu_s / running.job.gpus if running.job.gpus else 0.0
-    end_s = running.started_s + max(0.0, running.job.estimate_s - done_s) / speed
+    end_s = running.started_s + max(0.0, running.job.estimate_s - running.done_work_s()) / speed
     return model, (end_s, running.job.gpus)
 
 
