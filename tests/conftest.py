@@ -126,3 +126,14 @@ def make_snapshot(
 def free_state(capacity: Capacity) -> tuple[tuple[int, ...], ...]:
     """Free GPU indices of every node, in node order."""
     return tuple(capacity.free_indices(n.index) for n in capacity.cluster.nodes)
+
+
+def most_overlapping(spans: Iterable[tuple[float, float]]) -> int:
+    """The most of the ``(start, end)`` spans that hold at one instant; one ending when another starts
+    does not overlap it."""
+    edges = sorted((t, step) for start, end in spans for t, step in ((start, 1), (end, -1)))
+    overlap = most = 0
+    for _, step in edges:
+        overlap += step
+        most = max(most, overlap)
+    return most

@@ -28,7 +28,9 @@ from gpucommons.service.schemas.allocation import (
     ReclaimRead,
     ReviewRead,
 )
+from gpucommons.service.schemas.arrays import ArrayRead, ArrayWhyRead
 from gpucommons.service.schemas.jobs import BalanceRead, JobRead, LogChunk, WhyRead
+from gpucommons.service.schemas.lifecycle import LifecycleReportRead, NoticeRead, ReclaimRuleRead
 from gpucommons.service.schemas.nodes import NodeRead
 from gpucommons.service.schemas.reports import ComputeLedgerRead, UsageReportRead
 from gpucommons.service.schemas.tenancy import (
@@ -132,8 +134,12 @@ class GpucClient:
     def remove_member(self, project_id: int, user_id: int) -> None:
         self.request("DELETE", f"/projects/{project_id}/members/{user_id}")
 
-    def create_user(self, name: str, role: str = "user") -> UserRead:
-        return self._get(UserRead, "POST", "/users", {"name": name, "role": role})
+    def create_user(self, name: str, role: str = "user", email: str | None = None) -> UserRead:
+        return self._get(UserRead, "POST", "/users", {"name": name, "role": role, "email": email})
+
+    def set_user_email(self, user_id: int, email: str | None) -> UserRead:
+        """Where the user's notices are mailed (``None``: nowhere); an admin, or the user themselves."""
+        return self._get(UserRead, "PATCH", f"/users/{user_id}", {"email": email})
 
     def list_users(self) -> list[UserRead]:
         return self._get(list[UserRead], "GET", "/users")
@@ -250,6 +256,25 @@ class GpucClient:
     def list_reclaims(self, award_id: int) -> list[ReclaimRead]:
         return self._get(list[ReclaimRead], "GET", f"/awards/{award_id}/reclaims")
 
+    # lifecycle ----------------------------------------------------------------------------------------
+
+    def run_lifecycle(self, now: datetime | None = None) -> LifecycleReportRead:
+        """One lifecycle step at ``now`` (default: the server's clock); admins."""
+        return self._get(LifecycleReportRead, "POST", "/lifecycle/run", {"now": _iso(now)})
+
+    def get_reclaim_rule(self, program_id: int) -> ReclaimRuleRead:
+        return self._get(ReclaimRuleRead, "GET", f"/programs/{program_id}/reclaim-rule")
+
+    def set_reclaim_rule(
+        self, program_id: int, table: list[list[float]] | None, period_days: int, warning_days: int
+    ) -> ReclaimRuleRead:
+        """Replace the program's rule (``table`` ``None``: the default table)."""
+        body = {"table": table, "period_days": period_days, "warning_days": warning_days}
+        return self._get(ReclaimRuleRead, "PUT", f"/programs/{program_id}/reclaim-rule", body)
+
+    def list_notices(self, unsent: bool = False, limit: int | None = None) -> list[NoticeRead]:
+        return self._get(list[NoticeRead], "GET", "/notices", unsent=unsent or None, limit=limit)
+
     # jobs ---------------------------------------------------------------------------------------------
 
     def submit_job(self, **fields: Any) -> JobRead:
@@ -257,9 +282,25 @@ class GpucClient:
         return self._get(JobRead, "POST", "/jobs", fields)
 
     def list_jobs(
-        self, states: list[str] | None = None, project: str | None = None, limit: int = 200
+        self,
+        states: list[str] | None = None,
+        project: str | None = None,
+        limit: int = 200,
+        *,
+        array: int | None = None,
+        tasks: bool = True,
     ) -> list[JobRead]:
-        return self._get(list[JobRead], "GET", "/jobs", state=states or None, project=project, limit=limit)
+        """Jobs in line order; ``array``: only that job array's tasks; ``tasks=False``: no array's."""
+        return self._get(
+            list[JobRead],
+            "GET",
+            "/jobs",
+            state=states or None,
+            project=project,
+            limit=limit,
+            array=array,
+            tasks=None if tasks else False,
+        )
 
     def get_job(self, job_id: int) -> JobRead:
         return self._get(JobRead, "GET", f"/jobs/{job_id}")
@@ -269,6 +310,30 @@ class GpucClient:
 
     def why_job(self, job_id: int) -> WhyRead:
         return self._get(WhyRead, "GET", f"/jobs/{job_id}/why")
+
+    def submit_array(self, **fields: Any) -> ArrayRead:
+        """Fields of ``ArrayCreate``: a job's fields and ``array``, the spec (``0-999%50``)."""
+        return self._get(ArrayRead, "POST", "/arrays", fields)
+
+    def list_arrays(
+        self, project: str | None = None, every: bool = False, limit: int = 200
+    ) -> list[ArrayRead]:
+        """Arrays with a pending or running task (``every``: all of them)."""
+        return self._get(
+            list[ArrayRead], "GET", "/arrays", project=project, limit=limit, all=True if every else None
+        )
+
+    def get_array(self, array_id: int) -> ArrayRead:
+        return self._get(ArrayRead, "GET", f"/arrays/{array_id}")
+
+    def array_task(self, array_id: int, task_id: int) -> JobRead:
+        return self._get(JobRead, "GET", f"/arrays/{array_id}/tasks/{task_id}")
+
+    def why_array(self, array_id: int) -> ArrayWhyRead:
+        return self._get(ArrayWhyRead, "GET", f"/arrays/{array_id}/why")
+
+    def cancel_array(self, array_id: int) -> ArrayRead:
+        return self._get(ArrayRead, "POST", f"/arrays/{array_id}/cancel")
 
     def job_logs(self, job_id: int, stream: str = "stdout", offset: int = 0) -> LogChunk:
         return self._get(LogChunk, "GET", f"/jobs/{job_id}/logs", stream=stream, offset=offset)

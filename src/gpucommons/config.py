@@ -24,6 +24,24 @@ database without touching the environment.
                                may take its GPUs back (default 0: at once)
     GPUC_POLICY                the live scheduler's policy (``gpuc up``/``gpuc scheduler``; default
                                ``quota``)
+    GPUC_MAX_ARRAY_TASKS       the most tasks one job array may have (default 100,000; design note 0011)
+
+The award lifecycle and its notices (design note 0012):
+
+    GPUC_LIFECYCLE_INTERVAL_S  seconds between lifecycle steps of the server (expiry, reclaim, re-offer,
+                               notices; default 3600)
+    GPUC_NOTICE_INTERVAL_S     seconds between the sender's looks for unsent notices (default 30)
+    GPUC_NOTICE_EXPIRY_DAYS    days before an award's end that its "expires soon" notice goes out
+                               (default 14)
+    GPUC_NOTICE_MAX_ATTEMPTS   deliveries tried per notice before it is left unsent (default 8)
+    GPUC_NOTICE_SENDER         how notices are sent: ``none`` (kept in the outbox, default), ``smtp`` or
+                               ``webhook``
+    GPUC_SMTP_HOST / GPUC_SMTP_PORT   the mail server (default localhost:25)
+    GPUC_SMTP_FROM             the sender address (default ``gpucommons@localhost``)
+    GPUC_SMTP_STARTTLS         upgrade the connection with STARTTLS before logging in (default false)
+    GPUC_SMTP_USER / GPUC_SMTP_PASSWORD   log in with these when a user is set
+    GPUC_WEBHOOK_URL           where the webhook sender POSTs each notice as JSON
+    GPUC_WEBHOOK_SECRET        if set, each POST carries ``X-Gpuc-Signature: sha256=<HMAC of the body>``
 """
 
 from __future__ import annotations
@@ -31,7 +49,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -57,6 +75,20 @@ class Settings(BaseSettings):
     token_expiry_days: int = Field(default=90, ge=0, le=36_500)
     reclaim_min_run_s: float = Field(default=0.0, ge=0, le=31_536_000, allow_inf_nan=False)
     job_uids: str = Field(default="60600-61099", pattern=r"^[1-9][0-9]*-[1-9][0-9]*$")
+    max_array_tasks: int = Field(default=100_000, ge=1, le=10_000_000)
+    lifecycle_interval_s: float = Field(default=3600.0, gt=0, le=31_536_000, allow_inf_nan=False)
+    notice_interval_s: float = Field(default=30.0, gt=0, le=86_400, allow_inf_nan=False)
+    notice_expiry_days: int = Field(default=14, ge=1, le=3650)
+    notice_max_attempts: int = Field(default=8, ge=1, le=100)
+    notice_sender: Literal["none", "smtp", "webhook"] = "none"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "gpucommons@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
 
     @field_validator("job_uids")
     @classmethod
@@ -78,6 +110,13 @@ class Settings(BaseSettings):
         except Exception as exc:  # InvalidRequestError; pydantic reports a ValueError as one line
             raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _webhook_has_a_url(self) -> Settings:
+        """A webhook sender without a URL would fail every delivery: refuse it at start instead."""
+        if self.notice_sender == "webhook" and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("GPUC_NOTICE_SENDER=webhook needs GPUC_WEBHOOK_URL, an http(s) URL")
+        return self
 
     @model_validator(mode="after")
     def _defaults_under_home(self) -> Settings:

@@ -57,6 +57,7 @@ DEFAULT_FILL = {
     "proposal_id": "proposal",
     "award_id": "award",
     "job_id": "job",
+    "array_id": "array",
     "token_id": "spare_token",
     "user_id": "member",
 }
@@ -118,6 +119,7 @@ MATRIX: list[Row] = [
     Row("GET", "/users/me", ALL_OK),
     Row("POST", "/users/me/tokens", (201, 201, 201, 201, 201), lambda ids: {}),
     Row("POST", "/users/{user_id}/tokens", ADMIN_CREATES, lambda ids: {}),
+    Row("PATCH", "/users/{user_id}", (200, 403, 403, 200, 403), lambda ids: {"email": "m@alpha.example"}),
     Row("GET", "/tokens", ALL_OK),
     Row("DELETE", "/tokens/{token_id}", (200, 404, 404, 200, 404)),
     # allocation
@@ -132,6 +134,8 @@ MATRIX: list[Row] = [
     Row("POST", "/programs/{program_id}/open", ADMIN_ONLY),
     Row("POST", "/programs/{program_id}/close", ADMIN_ONLY),
     Row("POST", "/programs/{program_id}/auto-award", ADMIN_CREATES, lambda ids: {}),
+    Row("GET", "/programs/{program_id}/reclaim-rule", ALL_OK),
+    Row("PUT", "/programs/{program_id}/reclaim-rule", ADMIN_ONLY, lambda ids: {}),
     Row(
         "POST",
         "/proposals",
@@ -164,10 +168,24 @@ MATRIX: list[Row] = [
     Row("POST", "/jobs/{job_id}/cancel", JOB_READERS),
     Row("GET", "/jobs/{job_id}/why", JOB_READERS),
     Row("GET", "/jobs/{job_id}/logs", JOB_READERS),
+    Row(
+        "POST",
+        "/arrays",
+        (201, 403, 201, 201, 404),
+        lambda ids: {"project": "alpha", "command": ["true"], "array": "0-1"},
+    ),
+    Row("GET", "/arrays", ALL_OK),
+    Row("GET", "/arrays/{array_id}", JOB_READERS),
+    Row("GET", "/arrays/{array_id}/tasks/{index}", JOB_READERS, fill={"index": "0"}),
+    Row("GET", "/arrays/{array_id}/why", JOB_READERS),
+    Row("POST", "/arrays/{array_id}/cancel", JOB_READERS),
     Row("GET", "/usage", ALL_OK),
     # reports
     Row("GET", "/reports/usage", ALL_OK),
     Row("GET", "/reports/compute", ALL_OK),
+    # the award lifecycle
+    Row("POST", "/lifecycle/run", ADMIN_ONLY, lambda ids: {}),
+    Row("GET", "/notices", ALL_OK),
     # nodes
     Row("GET", "/nodes", ALL_OK),
     Row(
@@ -182,8 +200,8 @@ MATRIX: list[Row] = [
 
 
 def objects(world: World) -> Ids:
-    """A program (and a second one), a proposal, an award and a job of alpha; a spare member of alpha
-    with a spare token; and a revoked token (``world.tokens["revoked"]``)."""
+    """A program (and a second one), a proposal, an award, a job and a job array of alpha; a spare
+    member of alpha with a spare token; and a revoked token (``world.tokens["revoked"]``)."""
     admin, pi = world.client("admin"), world.client("pi")
     alpha = world.ids["alpha"]
     program = admin.post("/programs", json={"name": "call", "model": "H100", "capacity_gpus": 16})
@@ -197,9 +215,11 @@ def objects(world: World) -> Ids:
         "/awards", json={"project_id": alpha, "program_id": ids["program"], "guaranteed_gpus": 8}
     )
     job = pi.post("/jobs", json={"project": "alpha", "command": ["true"]})
-    for response in (proposal, award, job):
+    array = pi.post("/arrays", json={"project": "alpha", "command": ["true"], "array": "0-1"})
+    for response in (proposal, award, job, array):
         assert response.status_code == 201, response.text
     ids.update(proposal=proposal.json()["id"], award=award.json()["id"], job=job.json()["id"])
+    ids["array"] = array.json()["id"]
     now = world.clock.now
     with world.app.state.sessions() as s:
         spare = create_user(s, "spare", "user")

@@ -9,18 +9,19 @@ from typing import Annotated
 
 import typer
 
-from gpucommons.cli import tokens
+from gpucommons.cli import lifecycle, tokens
 from gpucommons.cli.common import console, make_client, show
 from gpucommons.cli.credentials import DEFAULT_URL, Credentials, save_credentials
 from gpucommons.config import Settings
 
-app = typer.Typer(no_args_is_help=True, help="Run the center: tenants, users, tokens.")
+app = typer.Typer(no_args_is_help=True, help="Run the center: tenants, users, tokens, the award lifecycle.")
 institution_app = typer.Typer(no_args_is_help=True, help="Institutions.")
 project_app = typer.Typer(no_args_is_help=True, help="Projects and members.")
 user_app = typer.Typer(no_args_is_help=True, help="Users and API tokens.")
 app.add_typer(institution_app, name="institution")
 app.add_typer(project_app, name="project")
 app.add_typer(user_app, name="user")
+app.add_typer(lifecycle.app, name="lifecycle")
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
@@ -115,10 +116,21 @@ def project_remove_member(
 def user_create(
     name: str,
     role: Annotated[str, typer.Option(help="admin, reviewer or user")] = "user",
+    email: Annotated[str | None, typer.Option(help="where notices about their projects go")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a user (admin)."""
-    show(make_client().create_user(name, role), ("id", "name", "role"), as_json)
+    show(make_client().create_user(name, role, email), ("id", "name", "role", "email"), as_json)
+
+
+@user_app.command("set-email")
+def user_set_email(
+    user: Annotated[int, typer.Argument(help="user id")],
+    email: Annotated[str | None, typer.Argument(help="the address; leave out to mail them nothing")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set where a user's notices are mailed (an admin for anyone, a user for themselves)."""
+    show(make_client().set_user_email(user, email), ("id", "name", "role", "email"), as_json)
 
 
 @user_app.command("token")

@@ -19,6 +19,7 @@ from gpucommons.cli import (
     awards,
     jobs,
     nodes,
+    notices,
     programs,
     proposals,
     reports,
@@ -54,6 +55,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(tokens.app, name="token")
 app.add_typer(nodes.app, name="node")
 app.add_typer(reports.app, name="report")
+app.add_typer(notices.app, name="notice")
 jobs.register(app)
 up.register(app)
 

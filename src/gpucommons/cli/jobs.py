@@ -1,7 +1,9 @@
 """Job commands: ``gpuc submit``, ``queue``, ``show``, ``why``, ``logs``, ``cancel`` and ``usage``.
 
 They talk to the server through ``GpucClient`` with the credentials of ``GPUC_HOME`` (written by ``gpuc
-login`` or ``gpuc up``); every server error arrives as a one-line ``GpucError``.
+login`` or ``gpuc up``); every server error arrives as a one-line ``GpucError``. ``submit --array``
+submits a job array; ``show``, ``why``, ``logs`` and ``cancel`` take a job id or a task as
+``ARRAY_TASK`` (``40_7``), and an array's own id means the whole array (``cli/arrays.py``).
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gpucommons.cli import arrays
 from gpucommons.client import GpucClient
 from gpucommons.config import Settings
+from gpucommons.domain.arrays import task_ref
 from gpucommons.errors import InvalidRequestError
+from gpucommons.service.schemas.arrays import ArrayRead
 
 TERMINAL = ("finished", "failed", "cancelled", "timeout", "lost")
 FOLLOW_POLL_S = 1.0
+JOB = "a job id, an array's id (the whole array), or one task of an array: ARRAY_TASK (40_7)"
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -53,10 +59,15 @@ def submit(
         str,
         typer.Option("--class", help="kind of work: llm-pretrain, llm-finetune, vision or inference"),
     ] = "",
+    array: Annotated[
+        str | None,
+        typer.Option(help="a job array, one task per index: 0-999, 1,3,5-7 or 0-15:4, with %N at most"),
+    ] = None,
 ) -> None:
-    """Submit a job: gpuc submit --gpus 2 -- python train.py"""
+    """Submit a job: gpuc submit --gpus 2 -- python train.py; or an array of them, each task with its
+    own GPUC_ARRAY_TASK_ID: gpuc submit --array 0-99%10 -- python shard.py"""
     client = _client()
-    job = client.submit_job(
+    fields = dict(
         project=project or _default_project(client),
         command=command,
         gpus=gpus,
@@ -70,59 +81,70 @@ def submit(
         idempotency_key=key or uuid.uuid4().hex,
         workdir=os.getcwd(),
     )
+    if array is not None:
+        a = client.submit_array(**fields, array=array)
+        limit = f", at most {a.max_running} running" if a.max_running is not None else ""
+        out.print(f"submitted array {a.id} of {a.task_count} tasks ({a.spec}{limit}) to project {a.project}")
+        return
+    job = client.submit_job(**fields)
     out.print(f"submitted job {job.id} ({job.state}) to project {job.project}")
 
 
 def queue(
     all_jobs: Annotated[bool, typer.Option("--all", help="include ended jobs")] = False,
     project: Annotated[str | None, typer.Option(help="only this project")] = None,
+    expand: Annotated[bool, typer.Option("--expand", help="list job arrays' tasks one by one")] = False,
 ) -> None:
-    """Pending and running jobs of your projects, in line order."""
+    """Pending and running jobs of your projects, in line order; each job array on one line, with its
+    tasks per state (--expand lists the tasks as ARRAY_TASK)."""
+    client = _client()
     states = None if all_jobs else ["pending", "running"]
-    jobs = _client().list_jobs(states, project, limit=10_000)
+    jobs = client.list_jobs(states, project, limit=10_000, tasks=expand)
+    folded = [] if expand else client.list_arrays(project, every=all_jobs, limit=10_000)
     table = Table("id", "project", "name", "gpus", "state", "where / why", box=None)
-    for j in jobs:
-        where = ", ".join(j.assigned_gpus) if j.state == "running" else j.reason
-        table.add_row(str(j.id), j.project, j.name, str(j.gpus), j.state, where)
+    for row in arrays.queue_rows(jobs, folded):
+        table.add_row(*row)
     out.print(table)
 
 
 def show(
-    job_id: int, as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False
+    job: Annotated[str, typer.Argument(help=JOB)],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
 ) -> None:
-    """Everything about one job."""
-    job = _client().get_job(job_id)
+    """Everything about one job, or one job array with its tasks per state."""
+    target = arrays.resolve(_client(), job)
     if as_json:
-        print(job.model_dump_json(indent=2))
+        print(target.model_dump_json(indent=2))
         return
-    for field, value in job.model_dump().items():
+    for field, value in target.model_dump().items():
         out.print(f"{field:>20}: {value}", markup=False)
 
 
-def why(job_id: int) -> None:
+def why(job: Annotated[str, typer.Argument(help=JOB)]) -> None:
     """Why a job waits, its place in line, when it should start, and what would unblock it. The code is
-    the rule that holds it (a commons stage such as budget or power), the detail gives its figures."""
-    w = _client().why_job(job_id)
-    out.print(f"job {w.job_id} is {w.state}: {w.code} - {w.detail}", markup=False)
-    if w.model:
-        pace = (
-            f", x{w.speed:.2f} the speed of the reference {w.reference_model}" if w.speed is not None else ""
-        )
-        out.print(f"runs on: {w.model}{pace}", markup=False)
-    if w.position is not None:
-        out.print(f"position in line: {w.position}")
-    if w.estimated_start_at is not None:
-        out.print(f"estimated start: {w.estimated_start_at.isoformat(timespec='seconds')}")
-    out.print(f"would unblock it: {w.unblock}", markup=False)
+    the rule that holds it (a commons stage such as budget or power), the detail gives its figures.
+    For a job array: its tasks per state and why its next task waits."""
+    client = _client()
+    target = arrays.resolve(client, job)
+    if isinstance(target, ArrayRead):
+        arrays.print_array_why(out, target, client.why_array(target.id))
+        return
+    task = f" (task {arrays.job_ref(target)})" if target.array_id is not None else ""
+    arrays.print_why(out, client.why_job(target.id), f"job {target.id}{task}")
 
 
 def logs(
-    job_id: int,
+    job: Annotated[str, typer.Argument(help="a job id, or one task of an array: ARRAY_TASK (40_7)")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the job ends")] = False,
     stderr: Annotated[bool, typer.Option("--stderr", help="the error stream instead")] = False,
 ) -> None:
     """A job's output (stdout, or stderr with --stderr)."""
     client = _client()
+    target = arrays.resolve(client, job)
+    if isinstance(target, ArrayRead):
+        first = task_ref(target.id, target.task_min)
+        raise InvalidRequestError(f"{target.id} is a job array; give one of its tasks, e.g. {first}")
+    job_id = target.id
     offset = 0
     while True:
         chunk = client.job_logs(job_id, "stderr" if stderr else "stdout", offset)
@@ -135,11 +157,19 @@ def logs(
             time.sleep(FOLLOW_POLL_S)
 
 
-def cancel(job_id: int) -> None:
-    """Cancel a job (a running one is stopped: SIGTERM, then SIGKILL after a grace period)."""
-    job = _client().cancel_job(job_id)
-    what = "stopping" if job.state == "running" else job.state
-    out.print(f"job {job.id}: {what}")
+def cancel(job: Annotated[str, typer.Argument(help=JOB)]) -> None:
+    """Cancel a job (a running one is stopped: SIGTERM, then SIGKILL after a grace period), or every
+    task of a job array that has not ended (gpuc cancel 40), or one task (gpuc cancel 40_7)."""
+    client = _client()
+    target = arrays.resolve(client, job)
+    if isinstance(target, ArrayRead):
+        done = client.cancel_array(target.id)
+        stopping = done.states.get("running", 0)
+        out.print(f"array {done.id}: {arrays.counts(done)}" + (f" ({stopping} stopping)" if stopping else ""))
+        return
+    cancelled = client.cancel_job(target.id)
+    what = "stopping" if cancelled.state == "running" else cancelled.state
+    out.print(f"job {arrays.job_ref(cancelled)}: {what}")
 
 
 def usage(

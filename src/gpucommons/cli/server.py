@@ -19,6 +19,9 @@ def server_command(
     host: Annotated[str | None, typer.Option(help="listen address (default GPUC_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="listen port (default GPUC_PORT or 8080)")] = None,
     scheduler: Annotated[bool, typer.Option(help="run the scheduler loop in this process")] = True,
+    lifecycle: Annotated[
+        bool, typer.Option(help="run the award lifecycle timer and send notices in this process")
+    ] = True,
     backend: BackendOption = None,
     cluster: ClusterOption = None,
     slurm_config: SlurmConfigOption = None,
@@ -38,6 +41,10 @@ def server_command(
         from gpucommons.service.scheduler import start_in_background
 
         start_in_background(app, settings)
+    if lifecycle:
+        from gpucommons.service.lifecycle import start_lifecycle_in_background
+
+        start_lifecycle_in_background(app)
     console.print(f"gpucommons API on http://{settings.host}:{settings.port} (docs at /docs)")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 

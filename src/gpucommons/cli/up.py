@@ -72,6 +72,7 @@ def up(
 
     from gpucommons.service.app import create_app
     from gpucommons.service.bootstrap import bootstrap, check_backend_cluster
+    from gpucommons.service.lifecycle import start_lifecycle_in_background
     from gpucommons.service.scheduler import start_in_background
 
     settings = settings_from_options(
@@ -83,6 +84,7 @@ def up(
     save_credentials(settings.home, Credentials(url=url, token=admin.token, user=admin.user))
     app = create_app(settings, migrate=False)
     stop = start_in_background(app, settings, policy)
+    stop_lifecycle = start_lifecycle_in_background(app)
     out.print(f"gpucommons is up at {url} (backend {settings.backend}, cluster {settings.cluster})")
     out.print(f"admin token{' (kept from the last start)' if admin.reused else ''}: {admin.token}")
     out.print(f"credentials written to {settings.credentials_path}; try: gpuc submit --gpus 2 -- nvidia-smi")
@@ -90,6 +92,7 @@ def up(
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:
         stop.set()
+        stop_lifecycle.set()
 
 
 def scheduler(

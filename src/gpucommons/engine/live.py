@@ -397,7 +397,7 @@ class LiveEngine:
             workdir=workdir,
             stdout_path=where / "stdout.log",
             stderr_path=where / "stderr.log",
-            env={"GPUC_LAUNCH_ID": start.launch_id},
+            env={"GPUC_LAUNCH_ID": start.launch_id, **(start.array.environment() if start.array else {})},
             account=str(start.project_id),
         )
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from gpucommons.domain.arrays import ArrayTask
 from gpucommons.domain.job import Job, Placement
 from gpucommons.errors import ConflictError, GpucError
 from gpucommons.policy.decisions import CycleResult
@@ -214,6 +215,7 @@ class RecordedStart:
     time_limit_s: float
     project_id: int
     cancel_requested: bool
+    array: ArrayTask | None = None  # which task of which job array it is (``None``: a plain job)
 
 
 class CycleStore(StateStore, Protocol):

@@ -4,11 +4,12 @@
 1. ``_evict``: stop what a stage requires stopped before anything starts (a site cap that fell).
 2. ``_scan``: walk the queue in the policy's order (``Ordering``); for each job:
    a. ``_filter``: reject shapes that can never fit (``never-fits``, ``residency``);
-   b. ``_admit``: the stages in order (award, residency, gangs, quota, power) may refuse the job or
-      narrow it (models, sites, gang shape) and say whether it borrows. A job refused here for who it
-      is (no award, budget, quota), or by the filter, counts toward no scan limit: a pile of unfunded
-      jobs cannot hide a funded one. A refusal for lack of capacity now (``power``) counts, as a
-      placement that failed does, so a site at its cap does not make every cycle scan the whole queue;
+   b. ``_admit``: the stages in order (award, residency, gangs, array limit, quota, power) may refuse
+      the job or narrow it (models, sites, gang shape) and say whether it borrows. A job refused here
+      for who it is (no award, budget, array limit, quota), or by the filter, counts toward no scan
+      limit: a pile of unfunded jobs cannot hide a funded one. A refusal for lack of capacity now
+      (``power``) counts, as a placement that failed does, so a site at its cap does not make every
+      cycle scan the whole queue;
    c. ask the queue discipline whether the job may start out of turn (strict line / backfill);
    d. ``_place``: place it; each stage must ``accept`` the placement (power); if it does not fit and
       the policy preempts, ``_place_by_preemption`` tries displacing candidate victims;

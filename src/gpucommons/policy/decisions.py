@@ -15,8 +15,9 @@ class PendingReason:
     ahead holds the line), ``reservation`` (starting it would delay a reserved job), ``quota``
     (tenant at its limit), ``not-examined`` (cycle stopped before reaching it: no free capacity), and
     the commons' stages: ``no-award``, ``budget`` and ``award-model`` (award), ``residency`` (no
-    sovereign site could ever hold it), ``power`` (a site cap). ``figures`` holds the numbers behind
-    the reason (e.g. ``draw_mw``, ``cap_mw``) for APIs and ``gpuc why``.
+    sovereign site could ever hold it), ``power`` (a site cap), ``array-limit`` (its job array already
+    runs as many tasks as its ``%N`` allows; figures ``running``, ``limit``). ``figures`` holds the
+    numbers behind the reason (e.g. ``draw_mw``, ``cap_mw``) for APIs and ``gpuc why``.
     """
 
     code: str

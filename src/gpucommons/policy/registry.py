@@ -9,6 +9,7 @@ from typing import Any
 
 from gpucommons.errors import UnknownNameError
 from gpucommons.policy.constraints import Commons
+from gpucommons.policy.constraints.arrays import ArrayLimitStage
 from gpucommons.policy.constraints.award import AwardStage
 from gpucommons.policy.constraints.gangs import EvenGangStage
 from gpucommons.policy.constraints.power import PowerStage
@@ -94,8 +95,9 @@ def build_placer(name: str) -> Placer:
 
 def commons_stages(base: tuple[Stage, ...], commons: Commons) -> tuple[Stage, ...]:
     """The admission stages of a policy under ``commons``, in the order they run: award (narrows
-    models), residency (narrows sites), even gangs (fixes the shape), quota (guarantees, borrowing),
-    power (narrows sites by headroom; checks the placement), siting (orders the sites left)."""
+    models), residency (narrows sites), even gangs (fixes the shape), array limit (a job array's
+    running tasks), quota (guarantees, borrowing), power (narrows sites by headroom; checks the
+    placement), siting (orders the sites left)."""
     stages: list[Stage] = []
     if commons.awards:
         stages.append(AwardStage())
@@ -103,6 +105,8 @@ def commons_stages(base: tuple[Stage, ...], commons: Commons) -> tuple[Stage, ..
         stages.append(ResidencyStage())
     if commons.even_gangs:
         stages.append(EvenGangStage())
+    if commons.arrays:
+        stages.append(ArrayLimitStage())
     quota = [s for s in base if isinstance(s, QuotaStage)]
     if quota:
         stages.extend(

@@ -175,6 +175,9 @@ class Snapshot:
     # Pending or running jobs of a priority class other than the default; ``None``: unknown. When 0
     # the cycle skips ordering by class (``policy/priority.py``).
     classed_jobs: int | None = None
+    # Job arrays with a concurrency limit (at least those with a pending task): array id -> the most of
+    # its tasks that may run at once (the ``array-limit`` stage; design note 0011). Empty: none.
+    array_limits: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def tenant_queues(self) -> Mapping[str, Collection[PendingJob]]:
         """Pending jobs grouped by tenant, each group in (submit_s, id) order."""

@@ -27,10 +27,13 @@ from gpucommons.service.errors import install_error_handlers
 from gpucommons.service.livemetrics import LiveCollector, submissions_counter
 from gpucommons.service.metrics import install_metrics
 from gpucommons.service.routes import (
+    arrays,
     awards,
     institutions,
     jobs,
+    lifecycle,
     nodes,
+    notices,
     programs,
     projects,
     proposals,
@@ -50,8 +53,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     proposals.router,
     awards.router,
     jobs.router,
+    arrays.router,
     nodes.router,
     reports.router,
+    lifecycle.router,
+    notices.router,
 )
 
 

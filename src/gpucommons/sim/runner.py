@@ -30,6 +30,8 @@ class SimOptions:
     tenant_kinds: Mapping[str, str] = field(default_factory=dict)
     sovereign_tenants: frozenset[str] = frozenset()
     power_model: PowerModel = field(default_factory=PowerModel)
+    # Job arrays' concurrency limits, array id -> most tasks running (jobs name theirs in ``array_id``).
+    array_limits: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ def simulate(
         options.power_model,
         options.awards,
         options.sovereign_tenants,
+        options.array_limits,
     )
     caps = _CapClock(cluster)
     windowed = caps.windowed  # read once: the loop below runs per event

@@ -59,6 +59,7 @@ class InMemoryStore:
         power_model: PowerModel = PowerModel(),
         awards: Mapping[str, Sequence[Award]] | None = None,
         sovereign_tenants: frozenset[str] = frozenset(),
+        array_limits: Mapping[int, int] | None = None,
     ) -> None:
         self.cluster = cluster
         self.draw = SiteDraw(cluster, power_model)
@@ -73,6 +74,7 @@ class InMemoryStore:
             a.id: (t, i) for t, group in (self.awards or {}).items() for i, a in enumerate(group)
         }
         self.sovereign_tenants = sovereign_tenants
+        self.array_limits = MappingProxyType(dict(array_limits or {}))  # job arrays' ``%N``
         self.pending_fractional = 0  # pending jobs needing no whole GPU (shared or CPU-only)
         self.classed_jobs = 0  # pending or running jobs of a non-default priority class
         self.capacity = Capacity(cluster)
@@ -111,6 +113,7 @@ class InMemoryStore:
             site_draw=self.draw,
             pending_fractional=self.pending_fractional,
             classed_jobs=self.classed_jobs,
+            array_limits=self.array_limits,
         )
 
     def record(self, result: CycleResult, now: float) -> None:

@@ -62,11 +62,16 @@ class AwardRow(Base):
     gpu_hours_used: Mapped[float] = mapped_column(Float, default=0.0)
     reclaimed_gpus: Mapped[int] = mapped_column(Integer, default=0)
     unit: Mapped[str] = mapped_column(String(16), default=DEVICE_HOURS, server_default=DEVICE_HOURS)
+    # The last period whose reclaim rule was evaluated (0: none yet), so none is evaluated twice
+    # (``store/lifecycle.py``, design note 0012).
+    reclaim_checked_period: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class ReclaimRow(Base):
-    """A record of guaranteed GPUs taken back from an award, and the utilization that justified it."""
+    """A record of guaranteed GPUs and budget GPU-hours taken back from an award, and the utilization
+    that justified it: measured GPU use under ``reclaim_unused``, GPU-hours used against planned under
+    the lifecycle's table rule, which also names the ``period`` it evaluated (design note 0012)."""
 
     __tablename__ = "reclaims"
 
@@ -75,6 +80,8 @@ class ReclaimRow(Base):
     reclaimed_gpus: Mapped[int] = mapped_column(Integer)
     utilization: Mapped[float] = mapped_column(Float)
     reclaimed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    reclaimed_gpu_hours: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    period: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 COMMITTED_STATUSES = ("pending", "active")

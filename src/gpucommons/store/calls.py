@@ -28,6 +28,7 @@ from gpucommons.domain.award import AWARD_UNITS, DEVICE_HOURS
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConflictError, InvalidRequestError
+from gpucommons.reclaiming import DEFAULT_PERIOD_DAYS, DEFAULT_WARNING_DAYS
 from gpucommons.store.base import Base, UtcDateTime, add_named, checked_won, get_row, one_of, utcnow
 from gpucommons.store.tenancy import get_project, get_user
 
@@ -64,6 +65,16 @@ class ProgramRow(Base):
     youth_startup_extra_discount: Mapped[float] = mapped_column(Float, default=0.0)
     reclaim_below_utilization: Mapped[float | None] = mapped_column(Float, nullable=True)
     reclaim_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The lifecycle's reclaim rule (design note 0012): the usage-against-plan table as JSON
+    # ``[[below, fraction], ...]`` (NULL: ``reclaiming.DEFAULT_RECLAIM_TABLE``), checked at the end of
+    # every period of an award, with a warning that many days before.
+    reclaim_table: Mapped[list[list[float]] | None] = mapped_column(JSON, nullable=True)
+    reclaim_period_days: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_PERIOD_DAYS, server_default=str(DEFAULT_PERIOD_DAYS)
+    )
+    reclaim_warning_days: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_WARNING_DAYS, server_default=str(DEFAULT_WARNING_DAYS)
+    )
     unit: Mapped[str] = mapped_column(String(16), default=DEVICE_HOURS, server_default=DEVICE_HOURS)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

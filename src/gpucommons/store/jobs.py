@@ -13,7 +13,7 @@ transaction ends. A row that no longer is what the caller saw is skipped, not ov
 
 Every check of a submission happens before anything is added to the session, so a rejected request
 leaves the database exactly as it was. Flushes, never commits; ``now`` is passed in. Metered segments
-are in ``store/usage.py``, why a job waits in ``store/why.py``.
+are in ``store/usage.py``, why a job waits in ``store/why.py``, job arrays in ``store/arrays.py``.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ class JobRow(Base):
         CheckConstraint("gpus > 0", name="gpus"),
         CheckConstraint("time_limit_s > 0", name="time_limit"),
         Index("ix_jobs_state_submitted", "state", "submitted_at", "id"),
+        Index("uq_jobs_array_task", "array_id", "array_task_id", unique=True),
+        Index("ix_jobs_array_state", "array_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -123,6 +125,10 @@ class JobRow(Base):
     launch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The job array it is a task of (``store/arrays.py``; the array's id is its first task's job id)
+    # and its index there; both ``None`` for a plain job.
+    array_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    array_task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - read once, by the mapper
 
@@ -262,8 +268,7 @@ def _validate(
     return command, time_limit_s, models
 
 
-def submit_job(
-    session: Session,
+def job_values(
     cluster: Cluster,
     project_id: int,
     user_id: int,
@@ -271,16 +276,12 @@ def submit_job(
     now: datetime,
     *,
     even_gangs: bool = False,
-) -> tuple[JobRow, bool]:
-    """A new pending job, or the job already submitted with the same idempotency key (``False``).
-    ``even_gangs``: the backend needs the same GPUs on every node (Slurm), so a job is refused when no
-    such shape of it could ever run.
-
-    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on both databases: a first submission costs a
-    single statement, and a retry, even one racing the first, finds the stored job instead of failing.
-    """
+) -> dict[str, Any]:
+    """The columns of a new pending job for ``request``, once every check of a submission has passed
+    (else ``InvalidRequestError`` names the first that failed); nothing is stored. A job array's
+    tasks (``store/arrays.py``) are built from it too, so they are checked exactly as a job is."""
     command, time_limit_s, models = _validate(request, cluster, even_gangs)
-    values = dict(
+    return dict(
         project_id=project_id,
         user_id=user_id,
         name=request.name or command[0].rsplit("/", 1)[-1][:200],
@@ -305,6 +306,11 @@ def submit_job(
         borrowing=False,
         attained_gpu_s=0.0,
     )
+
+
+def insert_job(session: Session, values: dict[str, Any]) -> JobRow | None:
+    """Store one job of ``job_values`` with one ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (both
+    databases); ``None`` when the project already has a job with its idempotency key."""
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(JobRow)
@@ -312,17 +318,42 @@ def submit_job(
         .on_conflict_do_nothing(index_elements=[JobRow.project_id, JobRow.idempotency_key])
         .returning(JobRow)
     )
-    row = session.scalars(statement).first()
-    if row is not None:
-        return row, True
+    row: JobRow | None = session.scalars(statement).first()
+    return row
+
+
+def job_with_key(session: Session, project_id: int, idempotency_key: str | None) -> JobRow:
+    """The job a submission's idempotency key already names (after ``insert_job`` found it taken)."""
     existing = session.scalar(
-        select(JobRow).where(
-            JobRow.project_id == project_id, JobRow.idempotency_key == request.idempotency_key
-        )
+        select(JobRow).where(JobRow.project_id == project_id, JobRow.idempotency_key == idempotency_key)
     )
     if existing is None:  # nothing else can conflict; a vanished row means a concurrent delete
-        raise ConflictError(f"job with idempotency key {request.idempotency_key!r} could not be stored")
-    return existing, False
+        raise ConflictError(f"job with idempotency key {idempotency_key!r} could not be stored")
+    return existing
+
+
+def submit_job(
+    session: Session,
+    cluster: Cluster,
+    project_id: int,
+    user_id: int,
+    request: JobRequest,
+    now: datetime,
+    *,
+    even_gangs: bool = False,
+) -> tuple[JobRow, bool]:
+    """A new pending job, or the job already submitted with the same idempotency key (``False``).
+    ``even_gangs``: the backend needs the same GPUs on every node (Slurm), so a job is refused when no
+    such shape of it could ever run.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on both databases: a first submission costs a
+    single statement, and a retry, even one racing the first, finds the stored job instead of failing.
+    """
+    values = job_values(cluster, project_id, user_id, request, now, even_gangs=even_gangs)
+    row = insert_job(session, values)
+    if row is not None:
+        return row, True
+    return job_with_key(session, project_id, request.idempotency_key), False
 
 
 def get_job(session: Session, job_id: int) -> JobRow:
@@ -330,13 +361,24 @@ def get_job(session: Session, job_id: int) -> JobRow:
 
 
 def list_jobs(
-    session: Session, project_ids: set[int] | None, states: Sequence[str] = (), limit: int = 200
+    session: Session,
+    project_ids: set[int] | None,
+    states: Sequence[str] = (),
+    limit: int = 200,
+    *,
+    array_id: int | None = None,
+    tasks: bool = True,
 ) -> list[JobRow]:
+    """Jobs in line order; ``array_id``: only that job array's tasks; ``tasks=False``: no array's."""
     query = select(JobRow).order_by(JobRow.submitted_at, JobRow.id)
     if project_ids is not None:
         query = query.where(JobRow.project_id.in_(project_ids))
     if states:
         query = query.where(JobRow.state.in_(states))
+    if array_id is not None:
+        query = query.where(JobRow.array_id == array_id)
+    if not tasks:
+        query = query.where(JobRow.array_id.is_(None))
     return list(session.scalars(query.limit(limit)))
 
 

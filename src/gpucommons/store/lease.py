@@ -1,4 +1,7 @@
 """The scheduler lease: a single row saying which scheduler may act, until when, and in which epoch.
+The award lifecycle's timer (``service/lifecycle.py``) holds a second lease of the same kind, row
+``LIFECYCLE_LEASE_ID``, so it may run on another server than the scheduler; each function takes the
+row it acts on (``lease_id``, the scheduler's by default).
 
 Two servers on one database must never both act, so:
 
@@ -48,8 +51,9 @@ from gpucommons.store.base import Base, UtcDateTime
 
 
 class SchedulerLeaseRow(Base):
-    """A single row (``id = 1``): which scheduler may act, until when (by the database's clock), and
-    the ``epoch`` of its holding: a fencing token bumped at every takeover (``store/lease.py``)."""
+    """One row per lease (``id``: ``LEASE_ID``, the scheduler's; ``LIFECYCLE_LEASE_ID``): who may act,
+    until when (by the database's clock), and the ``epoch`` of its holding: a fencing token bumped at
+    every takeover (``store/lease.py``)."""
 
     __tablename__ = "scheduler_lease"
 
@@ -60,6 +64,8 @@ class SchedulerLeaseRow(Base):
 
 
 LEASE_ID = 1
+LIFECYCLE_LEASE_ID = 2  # the award lifecycle's timer (design note 0012)
+LEASE_NAMES = {LEASE_ID: "scheduler", LIFECYCLE_LEASE_ID: "lifecycle"}
 
 
 class db_time(FunctionElement[datetime]):
@@ -122,20 +128,20 @@ def _holder_gone(holder: str) -> bool:
     return False
 
 
-def acquire_lease(session: Session, holder: str, ttl_s: float) -> Lease | None:
+def acquire_lease(session: Session, holder: str, ttl_s: float, *, lease_id: int = LEASE_ID) -> Lease | None:
     """Take or renew the lease until ``ttl_s`` seconds from now by the database's clock; ``None`` if
     another live scheduler holds it. Renewing keeps the epoch (even after the lease ran out, as long as
     no one else took it: the holder is still ``holder``); taking it over (an expired lease, a dead
     holder's, or one released) bumps it. The caller commits at once so the others see it."""
     current = session.execute(
-        select(SchedulerLeaseRow.holder).where(SchedulerLeaseRow.id == LEASE_ID)
+        select(SchedulerLeaseRow.holder).where(SchedulerLeaseRow.id == lease_id)
     ).scalar()
     if current is None:
         try:
             with session.begin_nested():
                 session.execute(
                     insert(SchedulerLeaseRow).values(
-                        id=LEASE_ID, holder=holder, expires_at=db_time(ttl_s), epoch=1
+                        id=lease_id, holder=holder, expires_at=db_time(ttl_s), epoch=1
                     )
                 )
         except IntegrityError:
@@ -147,7 +153,7 @@ def acquire_lease(session: Session, holder: str, ttl_s: float) -> Lease | None:
         condition = condition | (SchedulerLeaseRow.holder == current)
     epoch = session.execute(
         update(SchedulerLeaseRow)
-        .where(SchedulerLeaseRow.id == LEASE_ID, condition)
+        .where(SchedulerLeaseRow.id == lease_id, condition)
         .values(
             holder=holder,
             expires_at=db_time(ttl_s),
@@ -159,14 +165,14 @@ def acquire_lease(session: Session, holder: str, ttl_s: float) -> Lease | None:
     return None if epoch is None else Lease(holder, int(epoch))
 
 
-def hold_lease(session: Session, lease: Lease, ttl_s: float) -> None:
+def hold_lease(session: Session, lease: Lease, ttl_s: float, *, lease_id: int = LEASE_ID) -> None:
     """The fence: renew ``lease`` until ``ttl_s`` from now, in the caller's transaction, only if it is
     still this holding (same holder, same epoch: no one took it over since); else raise
     ``LeaseLostError``. Call it in the transaction of the writes it guards, before committing them."""
     renewed = session.execute(
         update(SchedulerLeaseRow)
         .where(
-            SchedulerLeaseRow.id == LEASE_ID,
+            SchedulerLeaseRow.id == lease_id,
             SchedulerLeaseRow.holder == lease.holder,
             SchedulerLeaseRow.epoch == lease.epoch,
         )
@@ -174,14 +180,15 @@ def hold_lease(session: Session, lease: Lease, ttl_s: float) -> None:
         .execution_options(synchronize_session=False)
     )
     if getattr(renewed, "rowcount", 0) != 1:
-        raise LeaseLostError(f"scheduler lease epoch {lease.epoch} is no longer held by {lease.holder}")
+        what = LEASE_NAMES.get(lease_id, str(lease_id))
+        raise LeaseLostError(f"{what} lease epoch {lease.epoch} is no longer held by {lease.holder}")
 
 
-def release_lease(session: Session, holder: str) -> None:
+def release_lease(session: Session, holder: str, *, lease_id: int = LEASE_ID) -> None:
     """Give the lease up (a clean shutdown) so another scheduler need not wait for it to expire."""
     session.execute(
         update(SchedulerLeaseRow)
-        .where(SchedulerLeaseRow.id == LEASE_ID, SchedulerLeaseRow.holder == holder)
+        .where(SchedulerLeaseRow.id == lease_id, SchedulerLeaseRow.holder == holder)
         .values(holder="", expires_at=datetime(1970, 1, 1, tzinfo=UTC))
         .execution_options(synchronize_session=False)
     )

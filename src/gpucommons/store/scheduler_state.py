@@ -29,6 +29,7 @@ from gpucommons.engine.ports import (
     StateUnavailableError,
 )
 from gpucommons.store import lease, nodes
+from gpucommons.store.arrays import array_task_of
 from gpucommons.store.backend_events import apply_event, launch_failed
 from gpucommons.store.base import to_dt
 from gpucommons.store.jobs import JobRow, claim_job, release
@@ -84,6 +85,7 @@ class DatabaseTransaction:
             time_limit_s=row.time_limit_s,
             project_id=row.project_id,
             cancel_requested=row.cancel_requested_at is not None,
+            array=array_task_of(self.session, row),
         )
 
     def _claim_start(self, job_id: int, intent: str) -> JobRow | None:

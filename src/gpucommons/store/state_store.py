@@ -3,8 +3,9 @@
 It mirrors the simulator's ``InMemoryStore``: ``snapshot(now)`` builds the policy's view from rows and
 ``record(result, now)`` makes the decisions durable in the caller's transaction. The snapshot carries
 the commons' inputs — every active award with its guarantee (after reclaims), model, budget and spend,
-the sovereign projects, and the running jobs' awards — so the policy core's stages (award, residency,
-quota, power; design note 0006) decide exactly as they do in a replay. Jobs the award stage refuses
+the sovereign projects, the running jobs' awards, and the concurrency limits of job arrays with a
+pending task — so the policy core's stages (award, residency, array limit, quota, power; design notes
+0006 and 0011) decide exactly as they do in a replay. Jobs the award stage refuses
 keep the reason it gives (``no-award``, ``budget``, ``award-model``); a start records the award the
 stage charged it to.
 
@@ -43,6 +44,7 @@ from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.decisions import CycleResult, PendingReason
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+from gpucommons.store.arrays import array_limits
 from gpucommons.store.awards import (
     AwardRow,
 )
@@ -85,6 +87,7 @@ def job_of(row: JobRow, tenant: str, sovereign: bool = False) -> Job:
         preemptible=row.preemptible,
         sovereign=sovereign,
         job_class=row.job_class,
+        array_id=row.array_id,
     )
 
 
@@ -144,6 +147,7 @@ class LiveStore:
         ):
             awards[projects[award.project_id]].append(award_of(award, projects[award.project_id]))
         pending = self._pending(projects, now)
+        arrays = sorted({p.job.array_id for p in pending if p.job.array_id is not None})
         running, tenant_gpus, capacity = self._running(projects)
         self._running_jobs = running
         self.draw = SiteDraw(self.cluster, PowerModel(), (r.placement for r in running.values()))
@@ -158,6 +162,7 @@ class LiveStore:
             sovereign_tenants=sovereign,
             site_draw=self.draw,
             pending_fractional=0,  # live jobs hold whole GPUs
+            array_limits=array_limits(self.session, arrays),
         )
 
     def record(self, result: CycleResult, now: float) -> None:

@@ -9,6 +9,7 @@ columns are the tuples below, shared with the API schemas.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from gpucommons.domain.contact import EMAIL_PATTERN, MAX_EMAIL
 from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
 from gpucommons.store.base import Base, UtcDateTime, add_named, get_row, one_of, utcnow
@@ -79,6 +81,8 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     role: Mapped[str] = mapped_column(String(16), default="user")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Where notices about their projects' awards go (design note 0012); NULL: none are mailed to them.
+    email: Mapped[str | None] = mapped_column(String(MAX_EMAIL), nullable=True)
 
 
 class MembershipRow(Base):
@@ -214,10 +218,27 @@ def project_roles(session: Session, user_id: int) -> dict[int, str]:
     return {pid: role for pid, role in session.execute(query)}
 
 
-def create_user(session: Session, name: str, role: str = "user") -> UserRow:
+def _check_email(email: str | None) -> str | None:
+    if email is None:
+        return None
+    if len(email) > MAX_EMAIL or not re.fullmatch(EMAIL_PATTERN, email):
+        raise InvalidRequestError(f"{email[:80]!r} is not one e-mail address")
+    return email
+
+
+def create_user(session: Session, name: str, role: str = "user", email: str | None = None) -> UserRow:
     name = _check_name("user", name)
     _check_choice("role", role, USER_ROLES)
-    return add_named(session, UserRow(name=name, role=role), UserRow.name, name, "user")
+    row = UserRow(name=name, role=role, email=_check_email(email))
+    return add_named(session, row, UserRow.name, name, "user")
+
+
+def set_user_email(session: Session, user_id: int, email: str | None) -> UserRow:
+    """Set (or, with ``None``, clear) where a user's notices are mailed."""
+    row = get_user(session, user_id)
+    row.email = _check_email(email)
+    session.flush()
+    return row
 
 
 def get_user(session: Session, user_id: int) -> UserRow:

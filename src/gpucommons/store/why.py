@@ -1,9 +1,9 @@
 """Why a job waits: its reason, its place in line, an estimated start and what would unblock it.
 
 A job a commons stage refuses waits with the stage's name as its code (``no-award``, ``budget`` and
-``award-model`` from the award stage, ``residency``, ``quota``, ``power``) and the stage's detail with its
-figures ("site daejeon would draw 10.04 MW, cap 10.00 MW"), as the scheduling cycle recorded them.
-Read-only.
+``award-model`` from the award stage, ``residency``, ``quota``, ``power``, ``array-limit``) and the
+stage's detail with its figures ("site daejeon would draw 10.04 MW, cap 10.00 MW"), as the scheduling
+cycle recorded them. Read-only.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ UNBLOCK = {
     "quota": "the project's running jobs ending, or a larger guaranteed award",
     "residency": "a sovereign site in the cluster (the job must stay on sovereign sites)",
     "power": "the site's draw falling under its cap: its running jobs ending, or a higher cap",
+    "array-limit": "a running task of its array ending (the array's %N limit)",
     "not-examined": "jobs ahead of it starting; it is considered once capacity frees up",
     "preempted": "free GPUs to restart on",
     "lost": "nothing: it was requeued and restarts when GPUs are free",
@@ -40,7 +41,9 @@ UNBLOCK = {
 
 
 # Reasons free GPUs alone do not lift, so an estimate from running jobs' ends would mislead.
-NO_ESTIMATE = frozenset({"no-award", "budget", "award-model", "never-fits", "residency", "power"})
+NO_ESTIMATE = frozenset(
+    {"no-award", "budget", "award-model", "never-fits", "residency", "power", "array-limit"}
+)
 
 
 @dataclass(frozen=True)

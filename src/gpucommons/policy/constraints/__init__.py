@@ -4,6 +4,7 @@
 - ``award``: an active award for the model the job would run on, with budget left for it;
 - ``residency``: sovereign jobs only on sovereign sites (a placement filter);
 - ``even_gangs``: the same GPUs on every node, for backends that need it (Slurm);
+- ``arrays``: no more than ``%N`` tasks of a job array running at once (design note 0011);
 - ``quota``: guarantees from awards, borrowing of idle capacity, and reclaim;
 - ``power``: a start only while the site's projected draw stays under its cap;
 - ``siting``: of the sites a job may use, try the one with the most power headroom, then the least
@@ -29,7 +30,8 @@ class Commons:
         ordering policy. ``power``: enforce site caps (no effect on uncapped sites); ``power_preempt``: a
         falling cap preempts the newest preemptible jobs until the site is back under it. ``even_gangs``:
         reshape jobs to the same GPUs per node before placement. ``siting``: try the sites a job may use
-    best first (headroom, carbon, price) instead of letting the placer choose across sites."""
+    best first (headroom, carbon, price) instead of letting the placer choose across sites.
+    ``arrays``: hold a job array's tasks at its concurrency limit (no effect on a run without one)."""
 
     awards: bool = False
     residency: bool = True
@@ -39,3 +41,4 @@ class Commons:
     power_model: PowerModel = field(default_factory=PowerModel)
     even_gangs: bool = False
     siting: bool = False
+    arrays: bool = True

@@ -40,22 +40,24 @@ Stream = Literal["stdout", "stderr"]
 ProjectRef = Annotated[Name | None, Query(description="project name or id")]
 
 
-def _no_project(ref: str) -> NotFoundError:
+def no_project(ref: str) -> NotFoundError:
     """The answer for a project that does not exist, and for one the caller may not see."""
     return NotFoundError(f"project {ref!r} does not exist")
 
 
-def _project(session: Session, ref: str) -> ProjectRow:
+def project_by_ref(session: Session, ref: str) -> ProjectRow:
+    """The project named ``ref`` (a name, or an id), as a submission or a filter names it."""
     query = select(ProjectRow).where(ProjectRow.name == ref)
     row = session.scalar(query)
     if row is None and re.fullmatch(r"[0-9]{1,19}", ref) and 0 < int(ref) <= MAX_ID:
         row = session.get(ProjectRow, int(ref))
     if row is None:
-        raise _no_project(ref)
+        raise no_project(ref)
     return row
 
 
-def _read(session: Session, cluster: Cluster, row: JobRow, project: ProjectRow | None = None) -> JobRead:
+def read_job(session: Session, cluster: Cluster, row: JobRow, project: ProjectRow | None = None) -> JobRead:
+    """A job as the API shows it: its project's name, and while it runs its GPUs and model."""
     out = JobRead.model_validate(row)
     if project is None or project.id != row.project_id:
         project = session.get(ProjectRow, row.project_id)
@@ -93,7 +95,8 @@ def _visible_job(session: Session, principal: Principal, job_id: int) -> JobRow:
     return row
 
 
-def _wake_scheduler(request: Request) -> None:
+def wake_scheduler(request: Request) -> None:
+    """Start the in-process scheduler's next cycle now (a submission or cancel has something for it)."""
     wake = getattr(request.app.state, "scheduler_wake", None)
     if wake is not None:
         wake.set()
@@ -119,8 +122,8 @@ def submit(
 ) -> JobRead:
     """Refused with 422, storing nothing, when no pool the job accepts could ever run it (on an
     even-gang backend such as Slurm: as the same GPUs on every node)."""
-    project = _project(session, body.project)
-    require_project_member(principal, project.id, _no_project(body.project))
+    project = project_by_ref(session, body.project)
+    require_project_member(principal, project.id, no_project(body.project))
     require_job_class(principal, project.id, body.priority_class, body.preemptible)
     fields = body.model_dump(exclude={"project"})
     fields["models"] = tuple(fields["models"])
@@ -134,8 +137,8 @@ def submit(
         request.app.state.submissions_total.inc()
     else:
         response.status_code = 200
-    _wake_scheduler(request)
-    return _read(session, cluster, row, project)
+    wake_scheduler(request)
+    return read_job(session, cluster, row, project)
 
 
 @router.get("/jobs", responses=error_responses(401, 403, 404, 422))
@@ -146,18 +149,21 @@ def list_jobs(
     state: Annotated[list[JobState] | None, Query(max_length=16)] = None,
     project: ProjectRef = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    array: Annotated[Id | None, Query(description="only the tasks of this job array")] = None,
+    tasks: Annotated[bool, Query(description="false: plain jobs only, no job array's tasks")] = True,
 ) -> list[JobRead]:
     visible = None if principal.is_admin else set(principal.projects)
     if project is not None:
-        row = _project(session, project)
-        require_project_member(principal, row.id, _no_project(project))
+        row = project_by_ref(session, project)
+        require_project_member(principal, row.id, no_project(project))
         visible = {row.id}
-    return [_read(session, cluster, r) for r in jobs.list_jobs(session, visible, state or (), limit)]
+    found = jobs.list_jobs(session, visible, state or (), limit, array_id=array, tasks=tasks)
+    return [read_job(session, cluster, r) for r in found]
 
 
 @router.get("/jobs/{job_id:int}", responses=error_responses(401, 403, 404, 422))
 def show(job_id: Id, principal: PrincipalDep, session: SessionDep, cluster: ClusterDep) -> JobRead:
-    return _read(session, cluster, _visible_job(session, principal, job_id))
+    return read_job(session, cluster, _visible_job(session, principal, job_id))
 
 
 @router.post("/jobs/{job_id:int}/cancel", responses=error_responses(401, 403, 404, 409, 422))
@@ -171,8 +177,8 @@ def cancel(
 ) -> JobRead:
     row = jobs.request_cancel(session, _visible_job(session, principal, job_id), now)
     session.commit()
-    _wake_scheduler(request)
-    return _read(session, cluster, row)
+    wake_scheduler(request)
+    return read_job(session, cluster, row)
 
 
 @router.get("/jobs/{job_id:int}/why", responses=error_responses(400, 401, 403, 404, 422))
@@ -219,8 +225,8 @@ def logs(
 def usage(principal: PrincipalDep, session: SessionDep, project: ProjectRef = None) -> list[BalanceRead]:
     visible = None if principal.is_staff else set(principal.projects)
     if project is not None:
-        row = _project(session, project)
+        row = project_by_ref(session, project)
         if not principal.is_staff:
-            require_project_member(principal, row.id, _no_project(project))
+            require_project_member(principal, row.id, no_project(project))
         visible = {row.id}
     return [BalanceRead.model_validate(b) for b in project_balances(session, visible)]

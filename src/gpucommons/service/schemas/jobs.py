@@ -73,6 +73,8 @@ class JobRead(BaseModel):
     restarts: int
     award_id: int | None
     cancel_requested_at: datetime | None
+    array_id: int | None = Field(default=None, description="the job array it is a task of (its id)")
+    array_task_id: int | None = Field(default=None, description="its index in that array")
     assigned_gpus: list[str] = Field(default_factory=list, description="node:gpu pairs while running")
     model: str = Field(default="", description="the accelerator model it runs on, while running")
     speed: float | None = Field(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from gpucommons.domain.contact import EMAIL_PATTERN, MAX_EMAIL
 from gpucommons.service.schemas.common import Days, Id, In, Line, Name, Out, Timestamp
 
 InstitutionKind = Literal[
@@ -58,15 +59,27 @@ class MemberRead(BaseModel):
     role: str
 
 
+Email = Annotated[
+    str,
+    Field(max_length=MAX_EMAIL, pattern=EMAIL_PATTERN, description="one address; where notices go"),
+]
+
+
 class UserCreate(In):
     name: Name
     role: UserRole = "user"
+    email: Email | None = None
+
+
+class UserUpdate(In):
+    email: Email | None = Field(description="null: no notices are mailed to this user")
 
 
 class UserRead(Out):
     id: int
     name: str
     role: str
+    email: str | None
     created_at: datetime
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from alembic import context
 
+import gpucommons.store.arrays
 import gpucommons.store.awards
 import gpucommons.store.calls
 import gpucommons.store.jobs
 import gpucommons.store.lease
 import gpucommons.store.nodes
+import gpucommons.store.notices
 import gpucommons.store.tenancy
 import gpucommons.store.usage  # noqa: F401  (register the tables on Base.metadata)
 from gpucommons.store.base import Base, make_engine
