@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from gpucommons.clusterfile import load_cluster
 from gpucommons.domain.job import Job
+from gpucommons.policy.decisions import CycleResult, Preemption
 from gpucommons.policy.registry import build_policy
-from gpucommons.sim.runner import SimOptions, simulate
+from gpucommons.sim.runner import SimOptions, _room_for_a_victim, simulate
+from gpucommons.sim.store import InMemoryStore
 from tests.conftest import make_cluster, make_job
 
 ONE_NODE = make_cluster(("p", 1, 8))
@@ -87,3 +90,27 @@ def test_never_fitting_jobs_do_not_starve_a_fitting_job() -> None:
     jobs = [make_job(i, 16) for i in range(1, 1_002)] + [make_job(5_000, 1, submit_s=1.0)]
     result = simulate(jobs, ONE_NODE, build_policy("fifo"))
     assert result.records[-1].end_s == 101.0
+
+
+def _preempted(*job_ids: int) -> CycleResult:
+    return CycleResult((), tuple(Preemption(j, 99, "displaced") for j in job_ids), ())
+
+
+def test_a_victim_is_decided_again_at_once_only_where_free_capacity_could_hold_it() -> None:
+    store = InMemoryStore(make_cluster(("p", 2, 4)))
+    for job in (make_job(1, 2), make_job(2, 8), make_job(3, 4)):
+        store.submit(job)
+    store.capacity.allocate(0, 3)  # node 0: 1 GPU free, node 1: 4 free
+    assert _room_for_a_victim(store, _preempted(1))  # 2 GPUs: node 1 holds it
+    assert not _room_for_a_victim(store, _preempted(2))  # 8 GPUs: only 5 free in all
+    store.capacity.allocate(1, 1)  # node 1: 3 free
+    assert not _room_for_a_victim(store, _preempted(3))  # 4 GPUs fit one node, no node has 4
+    assert _room_for_a_victim(store, _preempted(3, 1))  # one of them fits
+
+
+def test_on_a_mixed_cluster_a_victim_is_always_decided_again_at_once() -> None:
+    cluster = load_cluster("hetero-3gen")
+    store = InMemoryStore(cluster)
+    store.submit(make_job(1, cluster.total_gpus + 1))
+    assert cluster.speeds is not None
+    assert _room_for_a_victim(store, _preempted(1))

@@ -11,6 +11,7 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.domain.power import SECONDS_PER_WEEK, PowerModel
 from gpucommons.engine.cycle import run_cycle
+from gpucommons.policy.decisions import CycleResult
 from gpucommons.policy.protocols import PolicyConfig, WorkloadAware
 from gpucommons.sim.executor import SimulatedExecutor
 from gpucommons.sim.kernel import EventQueue
@@ -78,6 +79,32 @@ class _CapClock:
         return bool(self._schedules) and bool(store.pending) and now - progress_s < SECONDS_PER_WEEK
 
 
+def _room_for_a_victim(store: InMemoryStore, result: CycleResult) -> bool:
+    """Whether deciding again at once could start one of the jobs ``result`` preempted. On a mixed
+    cluster always: a victim may choose another model and displace a slower job there (design note
+    0009). On a uniform one only where free capacity could hold it: a whole-GPU job that fits one
+    node needs a node with that many free GPUs, a larger one that many free in all; a share or
+    CPU-only victim always counts. Otherwise it waits for the next arrival or finish: a cycle at once
+    would start none of the victims, and on a saturated uniform replay such cycles cost a fifth of
+    its time."""
+    if store.cluster.speeds is not None:
+        return True
+    capacity = store.capacity
+    for preemption in result.preemptions:
+        job = store.records[preemption.job_id].job
+        if job.gpus < 1 or job.gpu_milli < 1000:
+            return True
+        if job.gpus > capacity.free_total:
+            continue
+        for pool, spec in enumerate(store.cluster.pools):
+            per_node = spec.gpus_per_node
+            if job.gpus > per_node or any(
+                capacity.nodes_with_free(pool, free) for free in range(job.gpus, per_node + 1)
+            ):
+                return True
+    return False
+
+
 def simulate(
     jobs: Sequence[Job],
     cluster: Cluster,
@@ -142,8 +169,9 @@ def simulate(
                 progress_s = t
             # A job preempted in a cycle is requeued after it: decide again at once, as the live
             # service's next cycle would, so it may start on capacity it could use elsewhere. Victims
-            # must have run (``min_run_s``), so this ends.
-            while result.preemptions and store.pending:
+            # must have run (``min_run_s``), so this ends. Where no victim fits what is free, the
+            # cycle again would start nothing new for them; it is skipped.
+            while result.preemptions and store.pending and _room_for_a_victim(store, result):
                 result = run_cycle(store, executor, config, t)
                 cycles += 1
         if t in (t_arrival, t_finish):
