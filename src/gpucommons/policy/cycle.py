@@ -188,6 +188,12 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     full_limit = cycle.config.full_scan_limit
     examined_full = 0
     never_fits, consider = _filter, _consider  # locals: the loop below runs for every queued job
+    # Where the gate lets all through, a job whose shape (as the stages admitted it) already failed in
+    # its preemption scope fails alike (``_consider``'s cache) and takes that reason at once: most of
+    # a saturated queue stops here.
+    failed = cycle.failed if cycle.classes is None and gate.passes_all else None
+    preemptor = cycle.config.preemptor
+    scope_of = None if preemptor is None else preemptor.scope_key
     for pending in ordered:
         full = capacity.free_total == 0
         if full and not can_preempt:
@@ -227,7 +233,10 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
                     )
                 examined_full += 1
             examined += 1
-            reason = gate.check(pending, now)
+            if failed:
+                reason = failed.get((job.shape, None if scope_of is None else scope_of(pending, borrowing)))
+            if reason is None:
+                reason = gate.check(pending, now)
         if reason is not None:
             waiting.append((pending.job.id, reason))
         elif not consider(cycle, pending, job, borrowing):

@@ -18,6 +18,8 @@ from gpucommons.policy.snapshot import PendingJob, Snapshot
 
 
 class _SkipAheadGate:
+    passes_all = True
+
     def check(self, pending: PendingJob, now: float) -> PendingReason | None:
         return None
 
@@ -38,6 +40,8 @@ class SkipAhead:
 
 @dataclass
 class _StrictGate:
+    passes_all = False
+
     blocker: int | None = None
 
     def check(self, pending: PendingJob, now: float) -> PendingReason | None:
@@ -64,6 +68,8 @@ class StrictLine:
 
 @dataclass
 class _BackfillGate:
+    passes_all = False
+
     snapshot: Snapshot
     reserved_job: int | None = None
     shadow_s: float = 0.0

@@ -28,6 +28,10 @@ class Ordering(Protocol):
 class Gate(Protocol):
     """Per-cycle state of a queue discipline: may a job start out of turn?"""
 
+    passes_all: bool
+    """``check`` never refuses and ``blocked`` returns its reason unchanged (skip-ahead): the scan may
+    then give a job whose shape already failed this cycle that reason without asking the gate."""
+
     def check(self, pending: PendingJob, now: float) -> PendingReason | None: ...
 
     def blocked(self, pending: PendingJob, reason: PendingReason, now: float) -> PendingReason: ...

@@ -36,15 +36,15 @@ class LasOrdering:
         level = self.queues.level
         levels = range(len(self.queues.thresholds_gpu_s) + 1)
         if snapshot.pending_parts is not None:
-            # Jobs that never ran all sit in one queue; only requeued jobs need ranking.
+            # Jobs that never ran all sit in one queue; only requeued jobs need ranking, each once.
             fresh, requeued = snapshot.pending_parts
+            by_level: list[list[PendingJob]] = [[] for _ in levels]
+            for p in requeued:
+                by_level[level(p.attained_gpu_s)].append(p)
             fresh_level = level(0.0)
-            return itertools.chain.from_iterable(
-                _merge(fresh, [p for p in requeued if level(p.attained_gpu_s) == lvl])
-                if lvl == fresh_level
-                else [p for p in requeued if level(p.attained_gpu_s) == lvl]
-                for lvl in levels
-            )
+            queues: list[Iterable[PendingJob]] = [*by_level]
+            queues[fresh_level] = _merge(fresh, by_level[fresh_level])
+            return itertools.chain.from_iterable(queues)
         pending = snapshot.pending
         return itertools.chain.from_iterable(
             (p for p in pending if level(p.attained_gpu_s) == lvl) for lvl in levels
