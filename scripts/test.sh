@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The full test run, as CI runs it: lint, types, then every test including slow and service-backed
 # ones. It starts the services those tests need — a private PostgreSQL server and the Slurm test
-# cluster from ../shared/slurm — and stops them on exit. Where a service cannot be started (not root,
-# no ../shared), its tests skip with a reason, except under CI=true: there the run stops with an
-# error, and any test that still skips fails it (tests/conftest.py). Extra arguments go to pytest.
+# cluster from ../shared/slurm — and stops them on exit; the dashboard's browser tests get Debian's
+# chromium, installed when missing. Where a service cannot be started (not root, no ../shared), its
+# tests skip with a reason, except under CI=true: there the run stops with an error, and any test
+# that still skips fails it (tests/conftest.py). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -28,6 +29,13 @@ if [ -z "${GPUC_TEST_POSTGRES_URL:-}" ]; then
     [ "${CI:-}" = true ] && { echo "CI=true requires PostgreSQL" >&2; exit 1; }
   fi
 fi
+# The dashboard's browser tests drive Debian's chromium: installed with apt when missing, as root.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ]; then
+  echo "installing chromium..." >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$work/chromium.log" 2>&1 \
+    || { echo "chromium not installed; the browser tests will skip:" >&2; tail -n 3 "$work/chromium.log" >&2; }
+fi
+[ "${CI:-}" = true ] && [ ! -x /usr/bin/chromium ] && { echo "CI=true requires chromium (/usr/bin/chromium)" >&2; exit 1; }
 if [ -z "${SLURM_CONF:-}" ] && [ "${CI:-}" = true ] && ! { [ -x ../shared/slurm/start-test-cluster.sh ] && [ "$(id -u)" = 0 ]; }; then
   echo "CI=true requires the Slurm test cluster: ../shared/slurm/start-test-cluster.sh, run as root" >&2
   exit 1

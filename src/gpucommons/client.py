@@ -33,6 +33,7 @@ from gpucommons.service.schemas.jobs import BalanceRead, JobRead, LogChunk, WhyR
 from gpucommons.service.schemas.lifecycle import LifecycleReportRead, NoticeRead, ReclaimRuleRead
 from gpucommons.service.schemas.nodes import NodeRead
 from gpucommons.service.schemas.reports import ComputeLedgerRead, UsageReportRead
+from gpucommons.service.schemas.targets import TargetRead, TargetReportRead
 from gpucommons.service.schemas.tenancy import (
     InstitutionRead,
     MemberRead,
@@ -173,6 +174,22 @@ class GpucClient:
 
     def compute_ledger(self) -> ComputeLedgerRead:
         return self._get(ComputeLedgerRead, "GET", "/reports/compute")
+
+    # declared targets ---------------------------------------------------------------------------------
+
+    def create_target(self, **fields: Any) -> TargetRead:
+        """Declare a target (``TargetCreate``'s fields); admins."""
+        return self._get(TargetRead, "POST", "/targets", fields)
+
+    def list_targets(self) -> list[TargetRead]:
+        return self._get(list[TargetRead], "GET", "/targets")
+
+    def delete_target(self, target_id: int) -> None:
+        self.request("DELETE", f"/targets/{target_id}")
+
+    def target_report(self, period: str | None = None) -> TargetReportRead:
+        """Every target over ``period`` (default: each over its latest closed period)."""
+        return self._get(TargetReportRead, "GET", "/targets/attainment", period=period)
 
     # nodes --------------------------------------------------------------------------------------------
 

@@ -60,17 +60,21 @@ def check_failed(env: ContractEnv) -> None:
     assert "oops" in spec.stderr_path.read_text()
 
 
-HEARTBEAT = "(while true; do date +%s%N > heartbeat; sleep 0.1; done) & wait"
+# A job with a child in the background that never ends by itself: the child blocks opening a named
+# pipe the job made in its own directory and nobody writes to; ``started`` says the child exists.
+BLOCKED_CHILD = "mkfifo held && (touch started; exec cat held) & wait"
+# A job that runs until the test opens its pipe ``go`` for writing and closes it (``release``).
+UNTIL_RELEASED = "mkfifo go && cat go"
 
 
-def _writers(job_dir: Path) -> list[int]:
-    """The processes that could still write the heartbeat: those whose working directory is the job's.
+def _children(job_dir: Path) -> list[int]:
+    """The processes of a job still alive: those whose working directory is the job's.
 
-    ``HEARTBEAT`` writes ``heartbeat`` by a relative path and never changes directory, so the loop and
-    every ``date`` it starts run in the directory that holds the file; an unrelated process has no
-    reason to. A zombie has no working directory left, so it counts as gone, as it can write nothing.
-    A process this test may not inspect (another user's, when not root) is not the job's: the job runs
-    as this user, or, under a uid of its own, only when this test is root."""
+    ``BLOCKED_CHILD`` and the ``cat`` it ends in never change directory, so they run in the directory
+    that holds ``started``; an unrelated process has no reason to. A zombie has no working directory
+    left, so it counts as gone. A process this test may not inspect (another user's, when not root) is
+    not the job's: the job runs as this user, or, under a uid of its own, only when this test is
+    root."""
     where = os.path.realpath(job_dir)
     found = []
     for entry in Path("/proc").iterdir():
@@ -84,46 +88,57 @@ def _writers(job_dir: Path) -> list[int]:
     return found
 
 
-def _wait_heartbeat_stopped(path: Path, wait_s: float, what: str) -> None:
-    """Wait until no process is left that writes the heartbeat ``path``: none runs in its directory.
+def _wait_children_gone(job_dir: Path, wait_s: float, what: str) -> None:
+    """Wait until no process of the job is left: none runs in its directory. The child blocks, so it
+    cannot pass while the child still lives, however loaded the host."""
+    wait_until(lambda: not _children(job_dir), wait_s, lambda: f"{what}: pids {_children(job_dir)}")
 
-    Unlike watching the file for a while, this cannot pass while the background child still runs,
-    however long it goes without writing (a loaded host, a stopped process): the child, or the
-    ``date`` it started, keeps its working directory in the job's directory for as long as it lives."""
-    wait_until(lambda: not _writers(path.parent), wait_s, lambda: f"{what}: pids {_writers(path.parent)}")
+
+def release(pipe: Path, wait_s: float) -> None:
+    """Let a job blocked reading ``pipe`` go on: once the job has made it and opened it, open it for
+    writing and close it (the job reads an end of file)."""
+
+    def opened() -> int | None:
+        try:
+            return os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until the job reads it
+        except OSError:
+            return None
+
+    os.close(wait_until(opened, wait_s, f"nothing ever read {pipe}"))
 
 
 def check_cancel_kills_group(env: ContractEnv) -> None:
     backend = env.make_backend()
-    spec = env.make_spec(3, ["sh", "-c", HEARTBEAT], 600)
+    spec = env.make_spec(3, ["sh", "-c", BLOCKED_CHILD], 600)
     ref = backend.launch(spec)
-    heartbeat = env.job_dir(spec) / "heartbeat"
-    wait_until(heartbeat.exists, env.wait_s, "the job never started its background child")
+    started = env.job_dir(spec) / "started"
+    wait_until(started.exists, env.wait_s, "the job never started its background child")
     # the job runs until it is cancelled: its processes must be seen now, or their absence later
     # would prove nothing
-    assert _writers(heartbeat.parent), f"no process of the job found in /proc with cwd {heartbeat.parent}"
+    assert _children(started.parent), f"no process of the job found in /proc with cwd {started.parent}"
     backend.cancel(3, ref)
     event = wait_for(backend, 3, env.wait_s)
     assert event.kind == "cancelled"
-    _wait_heartbeat_stopped(heartbeat, env.wait_s, "a process the job spawned outlived the cancel")
+    _wait_children_gone(started.parent, env.wait_s, "a process the job spawned outlived the cancel")
 
 
 def check_time_limit(env: ContractEnv) -> None:
     backend = env.make_backend()
-    spec = env.make_spec(4, ["sh", "-c", HEARTBEAT], 1.0)
+    spec = env.make_spec(4, ["sh", "-c", BLOCKED_CHILD], 1.0)
     backend.launch(spec)
     event = wait_for(backend, 4, env.wait_s)
     assert event.kind == "timeout"
-    heartbeat = env.job_dir(spec) / "heartbeat"
-    _wait_heartbeat_stopped(heartbeat, env.wait_s, "a process the job spawned outlived its time limit")
+    job_dir = env.job_dir(spec)
+    _wait_children_gone(job_dir, env.wait_s, "a process the job spawned outlived its time limit")
 
 
 def check_adopt_after_restart(env: ContractEnv) -> None:
     first = env.make_backend()
-    spec = env.make_spec(5, ["sh", "-c", "echo run >> launches; sleep 1.5; exit 0"], 60)
+    spec = env.make_spec(5, ["sh", "-c", f"echo run >> launches; {UNTIL_RELEASED}; exit 0"], 60)
     ref = first.launch(spec)
     second = env.make_backend()  # the restarted server: not the parent of the job
     assert [e for e in second.adopt([(5, ref)]) if e.kind in TERMINAL] == []
+    release(env.job_dir(spec) / "go", env.wait_s)
     event = wait_for(second, 5, env.wait_s)
     assert (event.kind, event.exit_code) == ("finished", 0)
     assert (env.job_dir(spec) / "launches").read_text() == "run\n", "adopt must never start a job again"

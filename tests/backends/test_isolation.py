@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from gpucommons.backends.isolation import (
     JobIdentity,
     NoFreeUidError,
     UidRange,
+    UidReserve,
     WorkArea,
+    lock_uid,
     uids_in_use,
 )
 from gpucommons.backends.local import LocalBackend
@@ -26,6 +29,9 @@ from tests.backends.conftest import needs_root
 from tests.backends.contract import wait_for
 from tests.backends.test_local import spec_builder
 from tests.components import wait_until
+from tests.job_release import Release, releases
+
+__all__ = ["releases"]
 
 pytestmark = pytest.mark.timeout(60)
 JOB_UIDS = UidRange.parse(DEFAULT_JOB_UIDS)
@@ -133,11 +139,14 @@ def test_a_bad_uid_range_is_one_line(text: str) -> None:
 
 
 # -- the uid part: root only ----------------------------------------------------------------------
-def test_jobs_under_their_own_uids_cannot_reach_each_other(tmp_path: Path, work_root: Path) -> None:
+def test_jobs_under_their_own_uids_cannot_reach_each_other(
+    tmp_path: Path, work_root: Path, releases: Callable[[str], Release]
+) -> None:
     needs_root()
     backend = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
     make_spec = spec_builder(tmp_path / "spec")
-    script = "echo victim-log-line; echo victim-file > $HOME/private; echo $$ > $HOME/pid; exec sleep 30"
+    never = releases("never").path
+    script = f"echo victim-log-line; echo victim-file > $HOME/private; echo $$ > $HOME/pid; exec cat {never}"
     victim = make_spec(1, ["sh", "-c", script], 60)
     victim_ref = backend.launch(victim)
     wait_until(lambda: (work_root / "1" / "pid").exists(), 30, "the first job never started")
@@ -164,21 +173,29 @@ def test_jobs_under_their_own_uids_cannot_reach_each_other(tmp_path: Path, work_
     assert wait_for(backend, 1, 30).kind == "cancelled"
 
 
-def test_nothing_a_job_started_outlives_it_even_outside_its_group(tmp_path: Path, work_root: Path) -> None:
+def test_nothing_a_job_started_outlives_it_even_outside_its_group(
+    tmp_path: Path, work_root: Path, releases: Callable[[str], Release]
+) -> None:
     needs_root()
     backend = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
-    daemon = "setsid sh -c 'while true; do date +%s%N > $HOME/beat; sleep 0.1; done' >/dev/null 2>&1 &"
-    _run(backend, tmp_path / "spec", 3, f"{daemon} sleep 0.5; exit 0")
+    # a daemon in a session of its own that never ends by itself; the job ends once it has told the
+    # job (through a pipe the job made) that it runs
+    forever = releases("never").shell
+    daemon = f"setsid sh -c 'touch $HOME/beat; echo up > $HOME/up; exec {forever}' >/dev/null 2>&1 &"
+    _run(backend, tmp_path / "spec", 3, f"mkfifo $HOME/up; {daemon} cat $HOME/up >/dev/null; exit 0")
     uid = _meta(tmp_path / "state", 3)["uid"]
     assert isinstance(uid, int) and (work_root / "3" / "beat").exists()  # the daemon did run
     wait_until(lambda: not uids_in_use(UidRange(uid, uid)), 5, "a process of the job's uid outlived the job")
 
 
-def test_two_servers_on_one_host_never_share_a_uid(tmp_path: Path, work_root: Path) -> None:
+def test_two_servers_on_one_host_never_share_a_uid(
+    tmp_path: Path, work_root: Path, releases: Callable[[str], Release]
+) -> None:
     needs_root()
+    never = releases("never").command
     one = LocalBackend(tmp_path / "one", grace_s=1.0, work_root=work_root / "one", job_uids=JOB_UIDS)
     two = LocalBackend(tmp_path / "two", grace_s=1.0, work_root=work_root / "two", job_uids=JOB_UIDS)
-    refs = [b.launch(spec_builder(tmp_path / n)(1, ["sleep", "30"], 60)) for b, n in ((one, "a"), (two, "b"))]
+    refs = [b.launch(spec_builder(tmp_path / n)(1, never, 60)) for b, n in ((one, "a"), (two, "b"))]
     uids = {_meta(tmp_path / "one", 1)["uid"], _meta(tmp_path / "two", 1)["uid"]}
     assert len(uids) == 2 and uids <= set(range(JOB_UIDS.first, JOB_UIDS.last + 1))
     for backend, ref in zip((one, two), refs, strict=True):
@@ -186,18 +203,49 @@ def test_two_servers_on_one_host_never_share_a_uid(tmp_path: Path, work_root: Pa
         assert wait_for(backend, 1, 30).kind == "cancelled"
 
 
-def test_a_full_uid_range_fails_the_launch_and_starts_nothing(tmp_path: Path, work_root: Path) -> None:
+def test_a_full_uid_range_fails_the_launch_and_starts_nothing(
+    tmp_path: Path, work_root: Path, releases: Callable[[str], Release]
+) -> None:
     needs_root()
     spare = UidRange(61100, 61183)  # beside the default range, so no other server is using it
     free = next(u for u in range(spare.first, spare.last + 1) if u not in uids_in_use(spare))
     backend = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root, job_uids=f"{free}-{free}")
     make_spec = spec_builder(tmp_path / "spec")
-    ref = backend.launch(make_spec(1, ["sleep", "30"], 60))
+    ref = backend.launch(make_spec(1, releases("never").command, 60))
     with pytest.raises(NoFreeUidError, match="no free job uid"):
         backend.launch(make_spec(2, ["sh", "-c", "touch ran"], 60))
     assert not (work_root / "2" / "ran").exists() and not (tmp_path / "state" / "2" / "meta.json").exists()
     backend.cancel(1, ref)
     assert wait_for(backend, 1, 30).kind == "cancelled"
+
+
+def _lockable(uid: int) -> bool:
+    """Whether nobody holds the uid's lock (taken and given back at once)."""
+    fd = lock_uid(uid)
+    if fd is not None:
+        os.close(fd)
+    return fd is not None
+
+
+def test_uids_found_free_together_are_held_until_taken_or_released() -> None:
+    """One scan of the machine's processes serves several launches: the uids it found free stay
+    locked by the reserve (no other server can take them) until a launch takes one or the reserve
+    gives them back."""
+    needs_root()
+    spare = UidRange(61100, 61183)  # beside the default range, so no other server is using it
+    reserve = UidReserve(spare, batch=4)
+    first, first_lock = reserve.take(1, set())
+    second, second_lock = reserve.take(2, {first})
+    try:
+        assert first != second and {first, second} <= set(range(spare.first, spare.last + 1))
+        kept = [uid for uid in range(spare.first, spare.last + 1) if uid not in (first, second)][:8]
+        assert [uid for uid in kept if not _lockable(uid)] == kept[:2]  # the rest of the batch, held
+        reserve.release()
+        assert all(_lockable(uid) for uid in kept)  # given back
+        assert not _lockable(first)  # a taken uid's lock is the launch's, until it closes it
+    finally:
+        os.close(first_lock)
+        os.close(second_lock)
 
 
 def test_a_preempted_job_finds_its_files_again_under_its_new_uid(tmp_path: Path, work_root: Path) -> None:

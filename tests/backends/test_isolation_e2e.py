@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,9 @@ from gpucommons.backends.isolation import DEFAULT_JOB_UIDS, UidRange
 from gpucommons.cli.credentials import load_credentials
 from gpucommons.client import GpucClient
 from tests.components import wait_until
+from tests.job_release import Release, releases
+
+__all__ = ["releases"]
 
 pytestmark = pytest.mark.timeout(120)
 GPUC = str(Path(sys.executable).parent / "gpuc")
@@ -118,7 +121,7 @@ def _output(client: GpucClient, job_id: int) -> str:
 
 
 def test_a_members_job_finds_no_token_no_server_variable_and_no_file_of_the_commons(
-    commons: Commons,
+    commons: Commons, releases: Callable[[str], Release]
 ) -> None:
     admin = commons.admin()
     creds = load_credentials(commons.home)
@@ -131,7 +134,8 @@ def test_a_members_job_finds_no_token_no_server_variable_and_no_file_of_the_comm
     member = GpucClient(creds.url, mallory_token)
 
     marker = f"other-tenant-log-{uuid.uuid4().hex}"
-    other_script = f"echo {marker}; echo other-tenant-file > $HOME/private; exec sleep 60"
+    forever = releases("never").path  # the other tenant's job runs until the test ends
+    other_script = f"echo {marker}; echo other-tenant-file > $HOME/private; exec cat {forever}"
     other = admin.submit_job(project="demo", command=["sh", "-c", other_script], gpus=1, time_limit="5m")
 
     def started() -> bool:

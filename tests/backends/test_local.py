@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,9 @@ from gpucommons.domain.job import Placement
 from gpucommons.engine.ports import BackendEvent, LaunchSpec, NodeUnavailableError
 from tests.backends.contract import CHECKS, ContractEnv, wait_for
 from tests.components import wait_until
+from tests.job_release import Release, releases
+
+__all__ = ["releases"]
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -83,10 +87,12 @@ def test_adopt_reports_vanished_and_never_launched_jobs_as_lost(env: ContractEnv
     assert sorted((e.job_id, e.kind) for e in events) == [(9, "lost"), (10, "lost")]
 
 
-def test_adopt_resolves_a_launch_recorded_before_its_reference(tmp_path: Path, work_root: Path) -> None:
+def test_adopt_resolves_a_launch_recorded_before_its_reference(
+    tmp_path: Path, work_root: Path, releases: Callable[[str], Release]
+) -> None:
     make_spec = spec_builder(tmp_path / "spec", {"GPUC_LAUNCH_ID": "abc"})
     first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
-    ref = first.launch(make_spec(11, ["sleep", "30"], 60))
+    ref = first.launch(make_spec(11, releases("never").command, 60))
     second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
     events = second.adopt([(11, "pending:abc")])
     assert [(e.job_id, e.kind, e.backend_ref) for e in events] == [(11, "started", ref)]
@@ -94,9 +100,11 @@ def test_adopt_resolves_a_launch_recorded_before_its_reference(tmp_path: Path, w
     assert wait_for(second, 11, 30).kind == "cancelled"
 
 
-def test_adopt_reports_stray_processes_as_unknown(env: ContractEnv) -> None:
+def test_adopt_reports_stray_processes_as_unknown(
+    env: ContractEnv, releases: Callable[[str], Release]
+) -> None:
     first = env.make_backend()
-    ref = first.launch(env.make_spec(12, ["sleep", "30"], 60))
+    ref = first.launch(env.make_spec(12, releases("never").command, 60))
     events = env.make_backend().adopt([])
     assert [(e.job_id, e.kind, e.backend_ref) for e in events] == [(12, "unknown", ref)]
     pid = int(ref.split(":")[0])
@@ -139,11 +147,12 @@ def test_a_crash_between_record_and_process_is_resolved_and_nothing_runs_later(
 
 
 def test_a_crash_after_the_process_but_before_its_reference_adopts_it_once(
-    tmp_path: Path, work_root: Path
+    tmp_path: Path, work_root: Path, releases: Callable[[str], Release]
 ) -> None:
     make_spec = spec_builder(tmp_path / "spec", {"GPUC_LAUNCH_ID": "L22"})
     first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
-    ref = first.launch(make_spec(22, ["sh", "-c", "echo ran >> runs; sleep 1"], 60))
+    adopted = releases("adopted")  # the run goes on until the restarted server has adopted it
+    ref = first.launch(make_spec(22, ["sh", "-c", f"echo ran >> runs; {adopted.shell}"], 60))
     job_dir = tmp_path / "state" / "22"
     _wait_for_file(job_dir / "claim")
     meta = json.loads((job_dir / "meta.json").read_text())
@@ -152,6 +161,7 @@ def test_a_crash_after_the_process_but_before_its_reference_adopts_it_once(
     second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
     events = second.adopt([(22, "pending:L22")])
     assert [(e.job_id, e.kind, e.backend_ref) for e in events] == [(22, "started", ref)]
+    adopted.release()
     event = wait_for(second, 22, 30)
     assert (event.kind, event.exit_code) == ("finished", 0)
     assert (work_root / "22" / "runs").read_text() == "ran\n"
@@ -175,22 +185,28 @@ def test_adopt_reports_the_start_of_a_run_that_ended_while_no_server_watched(
         assert before <= events[0].at_s <= after <= events[1].at_s
 
 
-def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(env: ContractEnv) -> None:
+def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(
+    env: ContractEnv, releases: Callable[[str], Release]
+) -> None:
     """The scheduler frees a cancelled job's GPUs when it decides; the job may take its grace period to
-    exit. The next job on those GPUs must not start before it has."""
+    exit. The next job on those GPUs must not start before it has: here the first job stops only once
+    the test releases it, after the second launch has begun waiting."""
     backend = env.make_backend()
+    never, stopped = releases("never"), releases("stopped")
     slow_exit = (
         "import signal, sys, time\n"
         "def stop(*_):\n"
-        "    time.sleep(0.5); print('end', time.time(), flush=True); sys.exit(0)\n"
+        f"    print('stopping', flush=True); open({str(stopped.path)!r}).read()\n"
+        "    print('end', time.time(), flush=True); sys.exit(0)\n"
         "signal.signal(signal.SIGTERM, stop)\n"
         "print('ready', flush=True)\n"
-        "time.sleep(30)\n"
+        f"open({str(never.path)!r}).read()\n"
     )
     first = env.make_spec(13, ["python3", "-c", slow_exit], 60)
     ref = backend.launch(first)
     _wait_for_text(first.stdout_path, "ready")
     backend.cancel(13, ref)
+    _release_when(first.stdout_path, "stopping", stopped)  # while the launch below waits
     second = env.make_spec(14, ["python3", "-c", "import time; print('start', time.time(), flush=True)"], 60)
     backend.launch(second)  # the same GPUs (2 and 5 of h100-1)
     events: list[BackendEvent] = []
@@ -213,6 +229,19 @@ def _wait_for_text(path: Path, text: str, wait_s: float = 30) -> None:
         return path.exists() and text in path.read_text()
 
     wait_until(written, wait_s, f"{text!r} never appeared in {path}", poll_s=0.02)
+
+
+def _release_when(path: Path, text: str, release: Release) -> threading.Thread:
+    """On a thread of its own, release ``release`` once ``text`` is in ``path``: a job that is stopping
+    ends only then, while the test's own thread waits in a launch for it to be gone."""
+
+    def when_written() -> None:
+        _wait_for_text(path, text)
+        release.release()
+
+    thread = threading.Thread(target=when_written, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_a_launch_onto_a_node_out_of_service_runs_nothing(tmp_path: Path, work_root: Path) -> None:
@@ -242,18 +271,22 @@ def test_a_run_that_ended_while_no_server_watched_is_reported_until_acknowledged
     assert LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root).adopt([]) == []
 
 
-def test_the_end_of_a_run_its_next_launch_replaced_survives_a_crash(tmp_path: Path, work_root: Path) -> None:
+def test_the_end_of_a_run_its_next_launch_replaced_survives_a_crash(
+    tmp_path: Path, work_root: Path, releases: Callable[[str], Release]
+) -> None:
     """A preempted run that exits as its job starts again: its record is replaced by the new launch's,
     but its end (to which its segment is charged) is kept until the commons has it, even when the server
     that saw it dies before recording it."""
     make_spec = spec_builder(tmp_path / "spec")
     first = LocalBackend(tmp_path / "state", grace_s=5.0, work_root=work_root)
-    slow_stop = "trap 'sleep 0.3; exit 143' TERM; echo ready; while true; do sleep 0.05; done"
+    never, stopped = releases("never"), releases("stopped")
+    slow_stop = f"trap 'echo stopping; {stopped.shell}; exit 143' TERM; echo ready; {never.shell}"
     old_spec = make_spec(18, ["sh", "-c", slow_stop], 60)
     old = first.launch(old_spec)
     _wait_for_text(old_spec.stdout_path, "ready")
-    first.cancel(18, old)  # the preemption: it takes 0.3 s to stop
-    new = first.launch(make_spec(18, ["sleep", "30"], 60))  # waits for the old run to leave its GPUs
+    first.cancel(18, old)  # the preemption: it stops only once released
+    _release_when(old_spec.stdout_path, "stopping", stopped)
+    new = first.launch(make_spec(18, never.command, 60))  # waits for the old run to leave its GPUs
     # The server dies before its next poll: what it knew of the old run's end is gone with it.
     second = LocalBackend(tmp_path / "state", grace_s=5.0, work_root=work_root)
     events = second.adopt([(18, new)])
@@ -268,13 +301,13 @@ def test_the_end_of_a_run_its_next_launch_replaced_survives_a_crash(tmp_path: Pa
 
 
 def test_the_end_of_a_run_a_dead_server_left_running_is_kept_when_its_job_starts_again(
-    tmp_path: Path, work_root: Path
+    tmp_path: Path, work_root: Path, releases: Callable[[str], Release]
 ) -> None:
     """A run nobody tracks any more (its server died after preempting it) still runs when its job's next
     run is launched: it is killed then, and that kill is the end its segment is charged to."""
     make_spec = spec_builder(tmp_path / "spec")
     first = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
-    spec = make_spec(19, ["sh", "-c", "echo ready; sleep 30"], 60)
+    spec = make_spec(19, ["sh", "-c", f"echo ready; {releases('never').shell}"], 60)
     old = first.launch(spec)
     _wait_for_text(spec.stdout_path, "ready")
     second = LocalBackend(tmp_path / "state", grace_s=1.0, work_root=work_root)
@@ -287,9 +320,13 @@ def test_the_end_of_a_run_a_dead_server_left_running_is_kept_when_its_job_starts
     assert end in restarted.adopt([(19, new)])  # not acknowledged: reported again
 
 
-def test_relaunching_a_job_still_stopping_reports_the_old_runs_end(env: ContractEnv) -> None:
+def test_relaunching_a_job_still_stopping_reports_the_old_runs_end(
+    env: ContractEnv, releases: Callable[[str], Release]
+) -> None:
     backend = env.make_backend()
-    trap = "trap '' TERM; while true; do sleep 0.05; done"  # ignores SIGTERM: still stopping later
+    trap = (
+        f"trap '' TERM; {releases('never').shell}"  # ignores SIGTERM, as its cat does: still stopping later
+    )
     old = backend.launch(env.make_spec(17, ["sh", "-c", trap], 60))
     backend.cancel(17, old)
     new = backend.launch(env.make_spec(17, ["true"], 60))  # the job's next segment
@@ -315,7 +352,7 @@ def test_a_stop_that_comes_before_the_command_exists_starts_nothing(
     """SIGTERM to the group while the wrapper was still starting (a cancel just after the launch) would
     otherwise be lost: the command, started after it, would run on until the grace period's SIGKILL."""
     ran = tmp_path / "ran"
-    launch = {"command": ["touch", str(ran)], "env": {}, "workdir": str(tmp_path)}
+    launch: dict[str, object] = {"command": ["touch", str(ran)], "env": {}, "workdir": str(tmp_path)}
     monkeypatch.setattr(wrapper._Stop, "asked", True)
     assert wrapper._run(launch) == 143 and not ran.exists()
     monkeypatch.setattr(wrapper._Stop, "asked", False)

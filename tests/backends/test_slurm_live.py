@@ -23,7 +23,10 @@ from gpucommons.domain.job import Placement
 from gpucommons.engine.ports import BackendEvent, LaunchSpec
 from tests.backends.contract import CHECKS, ContractEnv
 from tests.components import wait_until
+from tests.job_release import Release, releases
 from tests.slurm_cluster import job_info, slurm
+
+__all__ = ["releases"]
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 
@@ -91,9 +94,11 @@ def test_failing_job_reports_its_exit_code(config: SlurmConfig, tmp_path: Path) 
     assert [(e.kind, e.exit_code) for e in events if e.job_id == 102][-1] == ("failed", 3)
 
 
-def test_cancel_through_the_backend(config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path) -> None:
+def test_cancel_through_the_backend(
+    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path, releases: Callable[[str], Release]
+) -> None:
     backend = SlurmBackend(config)
-    ref = backend.launch(make_spec(tmp_path, 103, ["sleep", "300"], "h100-4", gpus=8))
+    ref = backend.launch(make_spec(tmp_path, 103, releases("never").command, "h100-4", gpus=8))
     collect(backend, lambda ev: "started" in kinds(ev, 103))
     backend.cancel(103, ref)
     assert kinds(collect(backend, lambda ev: bool(kinds(ev, 103))), 103) == ["cancelled"]
@@ -101,23 +106,22 @@ def test_cancel_through_the_backend(config: SlurmConfig, slurm_env: dict[str, st
 
 
 def test_scancel_outside_gpucommons_is_reported(
-    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path
+    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path, releases: Callable[[str], Release]
 ) -> None:
     backend = SlurmBackend(config)
-    ref = backend.launch(make_spec(tmp_path, 104, ["sleep", "300"], "a100-1", gpus=2))
+    ref = backend.launch(make_spec(tmp_path, 104, releases("never").command, "a100-1", gpus=2))
     collect(backend, lambda ev: "started" in kinds(ev, 104))
     slurm(slurm_env, "scancel", ref)
     assert kinds(collect(backend, lambda ev: bool(kinds(ev, 104))), 104) == ["cancelled"]
 
 
 def test_node_down_requeues_or_loses_jobs(
-    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path
+    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path, releases: Callable[[str], Release]
 ) -> None:
     backend = SlurmBackend(config)
-    requeue = backend.launch(
-        make_spec(tmp_path, 105, ["sleep", "300"], "h100-2", 4, env={"GPUC_SLURM_REQUEUE": "1"})
-    )
-    backend.launch(make_spec(tmp_path, 106, ["sleep", "300"], "h100-2", 4, env={"GPUC_SLURM_REQUEUE": "0"}))
+    never = releases("never").command
+    requeue = backend.launch(make_spec(tmp_path, 105, never, "h100-2", 4, env={"GPUC_SLURM_REQUEUE": "1"}))
+    backend.launch(make_spec(tmp_path, 106, never, "h100-2", 4, env={"GPUC_SLURM_REQUEUE": "0"}))
     collect(backend, lambda ev: "started" in kinds(ev, 105) and "started" in kinds(ev, 106))
     try:
         slurm(slurm_env, "scontrol", "update", "nodename=h100-2", "state=down", "reason=test")
@@ -147,10 +151,10 @@ class CountingCli(SlurmCli):
 
 
 def test_adopt_after_restart_submits_nothing(
-    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path
+    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path, releases: Callable[[str], Release]
 ) -> None:
     first = SlurmBackend(config)
-    long_ref = first.launch(make_spec(tmp_path, 107, ["sleep", "300"], "h100-1"))
+    long_ref = first.launch(make_spec(tmp_path, 107, releases("never").command, "h100-1"))
     short_ref = first.launch(make_spec(tmp_path, 108, ["true"], "h100-1"))
     wait_until(
         lambda: job_info(slurm_env, short_ref)["JobState"] == "COMPLETED",
@@ -176,11 +180,11 @@ def test_adopt_after_restart_submits_nothing(
 
 
 def test_job_named_like_ours_but_unknown_is_reported_and_its_gpus_held(
-    config: SlurmConfig, slurm_env: dict[str, str]
+    config: SlurmConfig, slurm_env: dict[str, str], releases: Callable[[str], Release]
 ) -> None:
-    gres = "--gres=gpu:a100:1"
+    gres, forever = "--gres=gpu:a100:1", releases("never").shell
     out = slurm(slurm_env, "sbatch", "--parsable", "--job-name=gpuc-424242", "-w", "a100-2", gres,
-                "-o", "/dev/null", "--wrap", "sleep 300")  # fmt: skip
+                "-o", "/dev/null", "--wrap", forever)  # fmt: skip
     ref = out.strip().split(";")[0]
     try:
         backend = SlurmBackend(config)
@@ -199,21 +203,24 @@ def test_job_named_like_ours_but_unknown_is_reported_and_its_gpus_held(
 
 
 def test_a_job_still_queued_at_restart_reports_slurms_start_time(
-    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path
+    config: SlurmConfig, slurm_env: dict[str, str], tmp_path: Path, releases: Callable[[str], Release]
 ) -> None:
     """Slurm keeps our job waiting (a stranger holds the node) while the service restarts: the new
     backend must still report the start, at Slurm's StartTime, once Slurm runs it."""
+    forever, started = releases("never"), releases("started")
     out = slurm(slurm_env, "sbatch", "--parsable", "--job-name=blocker", "-w", "h100-3", "--gres=gpu:h100:8",
-                "-o", "/dev/null", "--wrap", "sleep 300")  # fmt: skip
+                "-o", "/dev/null", "--wrap", forever.shell)  # fmt: skip
     blocker = out.strip().split(";")[0]
     ours = ""
     try:
-        ours = SlurmBackend(config).launch(make_spec(tmp_path, 109, ["sleep", "2"], "h100-3", gpus=2))
+        ours = SlurmBackend(config).launch(make_spec(tmp_path, 109, started.command, "h100-3", gpus=2))
         assert job_info(slurm_env, ours)["JobState"] == "PENDING"
         restarted = SlurmBackend(config)
         assert restarted.adopt([(109, ours)]) == []
         slurm(slurm_env, "scancel", blocker)
-        events = collect(restarted, lambda ev: "finished" in kinds(ev, 109))
+        events = collect(restarted, lambda ev: "started" in kinds(ev, 109))
+        started.release()  # it runs until its start has been reported
+        events += collect(restarted, lambda ev: "finished" in kinds(ev, 109))
         assert kinds(events, 109) == ["started", "finished"]
         info = job_info(slurm_env, ours)
         assert [e.at_s for e in events if e.job_id == 109] == [

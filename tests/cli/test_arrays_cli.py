@@ -1,6 +1,7 @@
 """Job arrays end to end: ``gpuc up`` as a real server with the local backend, and the job commands
 against it. An array of 12 tasks ``%3`` runs to completion with never more than 3 tasks alive at once
-(by the tasks' own clocks and by the recorded times), each task printing its own index; ``queue``
+(by the tasks' own clocks, written to a named pipe while the test releases them in waves,
+``tests/array_witness.py``, and by the recorded times), each task printing its own index; ``queue``
 folds an array to one line and ``--expand`` lists its tasks; ``cancel``, ``why`` and ``show`` act on
 one task (``40_7``) and on the whole array (``40``); bad input is one line, exit code 2, nothing
 stored."""
@@ -9,20 +10,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.array_witness import array_pipes, run_to_completion
 from tests.cli.test_jobs_cli import Server, free_port
 from tests.components import wait_until
 from tests.conftest import most_overlapping
+from tests.job_release import Release, releases
+
+__all__ = ["releases"]
 
 pytestmark = pytest.mark.timeout(180)
-# A task prints its index and when it ran, by its own clock.
-TASK = (
-    "import os, time; t = time.time(); time.sleep(1.0); "
-    'print(os.environ["GPUC_ARRAY_TASK_ID"], os.environ["SLURM_ARRAY_TASK_ID"], t, time.time())'
-)
 
 
 @pytest.fixture
@@ -47,21 +47,25 @@ def states(server: Server, array_id: int) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_twelve_tasks_limited_to_three_run_to_completion(server: Server) -> None:
-    array_id = submitted_array(server, "--array", "0-11%3", "--", "python3", "-c", TASK)
+    with array_pipes() as pipes:
+        argv = pipes.task_command("GPUC_JOB_ID")
+        array_id = submitted_array(server, "--array", "0-11%3", "--", *argv)
 
-    def held() -> str | None:
-        out = server.gpuc("why", f"{array_id}_11").stdout
-        return out if "array-limit" in out else None
+        def held() -> str | None:
+            out = server.gpuc("why", f"{array_id}_11").stdout
+            return out if "array-limit" in out else None
 
-    why = wait_until(held, 30, f"task {array_id}_11 never waited for the array's limit", poll_s=0.2)
-    assert f"array-limit - array {array_id} has 3 of at most 3 tasks running" in why
-    wait_until(lambda: states(server, array_id) == {"finished": 12}, 120, "the array did not finish")
-    spans = []
-    for index in range(12):
-        out = server.gpuc("logs", f"{array_id}_{index}").stdout.split()
-        assert out[:2] == [str(index), str(index)], out  # its own GPUC_ and SLURM_ARRAY_TASK_ID
-        spans.append((float(out[2]), float(out[3])))
-    assert most_overlapping(spans) == 3  # the limit is reached and never passed, by the tasks' clocks
+        why = wait_until(held, 30, f"task {array_id}_11 never waited for the array's limit", poll_s=0.2)
+        assert f"array-limit - array {array_id} has 3 of at most 3 tasks running" in why
+        witness = run_to_completion(pipes, 12, 3, 120)
+    wait_until(lambda: states(server, array_id) == {"finished": 12}, 30, "the array did not finish")
+    tasks = server.client().list_jobs(array=array_id)
+    assert sorted(t.array_task_id for t in tasks if t.array_task_id is not None) == list(range(12))
+    for t in tasks:
+        out = server.gpuc("logs", f"{array_id}_{t.array_task_id}").stdout.split()
+        assert out == [str(array_id), str(t.array_task_id), "12", str(t.array_task_id)], out
+        assert witness.starts[str(t.id)][:2] == (t.array_task_id, t.array_task_id)
+    assert not witness.repeated and most_overlapping(witness.spans()) == 3  # reached, never passed
     with sqlite3.connect(server.home / "gpuc.db") as db:
         rows = db.execute(
             "SELECT julianday(started_at), julianday(ended_at) FROM jobs WHERE array_id = ?", (array_id,)
@@ -69,8 +73,10 @@ def test_twelve_tasks_limited_to_three_run_to_completion(server: Server) -> None
     assert len(rows) == 12 and most_overlapping(rows) <= 3  # and by the times the commons recorded
 
 
-def test_queue_folds_the_array_and_cancel_acts_on_a_task_and_on_the_array(server: Server) -> None:
-    wait = f"until [ -e {server.home.parent / 'never'} ]; do sleep 0.1; done"  # until cancelled
+def test_queue_folds_the_array_and_cancel_acts_on_a_task_and_on_the_array(
+    server: Server, releases: Callable[[str], Release]
+) -> None:
+    wait = releases("never").shell  # runs until cancelled
     array_id = submitted_array(server, "--array", "0-5%2", "--name", "sweep", "--", "sh", "-c", wait)
     plain = server.gpuc("submit", "--name", "single", "--", "sh", "-c", wait)
     assert plain.returncode == 0, plain.stderr

@@ -11,7 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,9 @@ import pytest
 from gpucommons.cli.credentials import load_credentials
 from gpucommons.client import GpucClient
 from tests.components import wait_until
+from tests.job_release import Release, releases
+
+__all__ = ["releases"]
 
 pytestmark = pytest.mark.timeout(120)
 GPUC = [str(Path(sys.executable).parent / "gpuc")]
@@ -142,9 +145,12 @@ def test_walk_through_on_a_fresh_home(server: Server) -> None:
     assert "job" in server.gpuc("why", str(job_id)).stdout
 
 
-def test_kill9_while_jobs_run_loses_nothing_and_starts_nothing_twice(server: Server) -> None:
+def test_kill9_while_jobs_run_loses_nothing_and_starts_nothing_twice(
+    server: Server, releases: Callable[[str], Release]
+) -> None:
     server.start()
-    marker = 'echo "$GPUC_JOB_ID $CUDA_VISIBLE_DEVICES"; sleep 20'  # to the job's log, appended per run
+    release = releases("after-restart")
+    marker = f'echo "$GPUC_JOB_ID $CUDA_VISIBLE_DEVICES"; {release.shell}'  # to the log, appended per run
     ids = [submitted_id(server.gpuc("submit", "--gpus", "4", "--", "sh", "-c", marker)) for _ in range(4)]
     for job_id in ids:
         assert server.wait_job(job_id, ("running", "finished"))["state"] == "running"
@@ -153,6 +159,7 @@ def test_kill9_while_jobs_run_loses_nothing_and_starts_nothing_twice(server: Ser
     assert len(assigned) == 16 and len(set(assigned)) == 16  # no GPU given to two jobs
     server.kill9()
     server.start()
+    release.release()  # the jobs ran on while no server watched; they end under the new one
     for job_id in ids:
         assert (
             server.wait_job(job_id, ("finished", "failed", "lost", "cancelled", "timeout"))["state"]

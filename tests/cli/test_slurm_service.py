@@ -3,8 +3,8 @@ slurm`` as a server process, ``gpuc submit``/``cancel``, and Slurm's own clients
 
 Each test starts a fresh commons (its own home and database) on the session's Slurm test cluster
 (``tests/slurm_cluster.py``) and cancels, at the end, every Slurm job created while it ran, so tests
-never wait for each other's GPUs. Jobs are short ``sleep``s ended by their command or by ``scancel``:
-Slurm enforces time limits only every ~90 s.
+never wait for each other's GPUs. Jobs block on a named pipe until the test releases them
+(``tests/job_release.py``) or ``scancel`` ends them: Slurm enforces time limits only every ~90 s.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,10 @@ import pytest
 
 from tests.cli.test_jobs_cli import GPUC, Server, free_port, submitted_id
 from tests.components import wait_until
+from tests.job_release import Release, releases
 from tests.slurm_cluster import all_jobs, cancel_and_wait, job_info, slurm
+
+__all__ = ["releases"]
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(180)]
 INTERVAL_S = 0.5  # scheduler cycle of the servers under test
@@ -128,15 +131,16 @@ def commons(site: Site, tmp_path: Path) -> Iterator[Commons]:
     cancel_and_wait(site.env, [ref for ref in all_jobs(site.env) if ref not in before])
 
 
-def test_job_runs_on_the_chosen_nodes_and_is_charged_what_slurm_reports(commons: Commons) -> None:
+def test_job_runs_on_the_chosen_nodes_and_is_charged_what_slurm_reports(
+    commons: Commons, releases: Callable[[str], Release]
+) -> None:
     commons.start()
-    release = commons.server.home.parent / "release"  # the jobs run until the test has looked at them
-    wait = f'timeout 60 sh -c "until [ -e {release} ]; do sleep 0.2; done"'
-    script = f'echo "$SLURMD_NODENAME $CUDA_VISIBLE_DEVICES"; {wait}; exit {{code}}'
+    release = releases("looked-at")  # the jobs run until the test has looked at them
+    script = f'echo "$SLURMD_NODENAME $CUDA_VISIBLE_DEVICES"; {release.shell}; exit {{code}}'
     ok = commons.submit(3, script.format(code=0), "--model", "H100")
     bad = commons.submit(2, script.format(code=3), "--model", "H100")
     chosen = {job_id: commons.running_in_slurm(job_id)[1] for job_id in (ok, bad)}
-    release.touch()
+    release.release()
     want = {ok: ("finished", 0, "COMPLETED", "0:0"), bad: ("failed", 3, "FAILED", "3:0")}
     for job_id, (state, exit_code, slurm_state, slurm_exit) in want.items():
         job = commons.server.wait_job(job_id, ENDED)
@@ -164,9 +168,12 @@ def test_job_runs_on_the_chosen_nodes_and_is_charged_what_slurm_reports(commons:
     }
 
 
-def test_node_down_requeues_its_job_and_keeps_new_jobs_off_it_until_resume(commons: Commons) -> None:
+def test_node_down_requeues_its_job_and_keeps_new_jobs_off_it_until_resume(
+    commons: Commons, releases: Callable[[str], Release]
+) -> None:
     commons.start()
-    victim = commons.submit(8, "sleep 300", "--model", "H100")
+    forever = releases("never").shell  # every job here runs until cancelled
+    victim = commons.submit(8, forever, "--model", "H100")
     old_ref, nodes = commons.running_in_slurm(victim)
     (down,) = nodes
     slurm(commons.site.env, "scontrol", "update", f"nodename={down}", "state=down", "reason=test")
@@ -182,7 +189,7 @@ def test_node_down_requeues_its_job_and_keeps_new_jobs_off_it_until_resume(commo
         assert commons.metric('gpuc_backend_events_total{kind="lost"}') == 1
         new_ref, nodes = commons.running_in_slurm(victim)
         assert new_ref != old_ref and down not in nodes
-        later = [commons.submit(8, "sleep 300", "--model", "H100") for _ in range(3)]
+        later = [commons.submit(8, forever, "--model", "H100") for _ in range(3)]
         placed = {j: commons.running_in_slurm(j)[1] for j in later[:2]}
         assert all(down not in n for n in placed.values())
         commons.wait_steps(3)  # a few cycles: the third still waits instead of using the down node
@@ -197,9 +204,12 @@ def test_node_down_requeues_its_job_and_keeps_new_jobs_off_it_until_resume(commo
     }
 
 
-def test_cancel_in_either_system_cancels_in_both(commons: Commons) -> None:
+def test_cancel_in_either_system_cancels_in_both(
+    commons: Commons, releases: Callable[[str], Release]
+) -> None:
     commons.start()
-    ours, theirs = (commons.submit(1, "sleep 300") for _ in range(2))
+    forever = releases("never").shell
+    ours, theirs = (commons.submit(1, forever) for _ in range(2))
     ours_ref, _ = commons.running_in_slurm(ours)
     theirs_ref, _ = commons.running_in_slurm(theirs)
     assert commons.server.gpuc("cancel", str(ours)).returncode == 0
@@ -210,17 +220,18 @@ def test_cancel_in_either_system_cancels_in_both(commons: Commons) -> None:
     assert (job["state"], job["assigned_gpus"]) == ("cancelled", [])
 
 
-def test_server_restart_loses_nothing_and_submits_nothing_twice(commons: Commons) -> None:
+def test_server_restart_loses_nothing_and_submits_nothing_twice(
+    commons: Commons, releases: Callable[[str], Release]
+) -> None:
     commons.start(via_env=True)
     launches = commons.server.home.parent / "launches"
-    release = commons.server.home.parent / "release"  # the jobs run until the server has restarted
-    wait = f'timeout 60 sh -c "until [ -e {release} ]; do sleep 0.2; done"'
-    ids = [commons.submit(2, f'echo "$SLURM_JOB_ID" >> {launches}; {wait}') for _ in range(3)]
+    release = releases("restarted")  # the jobs run until the server has restarted
+    ids = [commons.submit(2, f'echo "$SLURM_JOB_ID" >> {launches}; {release.shell}') for _ in range(3)]
     refs = {job_id: commons.running_in_slurm(job_id)[0] for job_id in ids}
     commons.server.kill9()
     commons.server.start()
     assert [commons.job(job_id)["state"] for job_id in ids] == ["running"] * 3
-    release.touch()
+    release.release()
     for job_id in ids:
         job = commons.server.wait_job(job_id, ENDED, wait_s=60)
         assert (job["state"], job["backend_ref"], job["restarts"]) == ("finished", refs[job_id], 0)
@@ -228,10 +239,13 @@ def test_server_restart_loses_nothing_and_submits_nothing_twice(commons: Commons
     assert sorted(launches.read_text().split()) == sorted(refs.values())
 
 
-def test_job_named_like_ours_but_unknown_is_reported_and_left_alone(commons: Commons) -> None:
+def test_job_named_like_ours_but_unknown_is_reported_and_left_alone(
+    commons: Commons, releases: Callable[[str], Release]
+) -> None:
     commons.start()
+    forever = releases("never").shell
     out = slurm(commons.site.env, "sbatch", "--parsable", "--job-name=gpuc-987654", "--gres=gpu:a100:1",
-                "-o", "/dev/null", "--wrap", "sleep 300")  # fmt: skip
+                "-o", "/dev/null", "--wrap", forever)  # fmt: skip
     ref = out.strip().split(";")[0]
     wait_until(
         lambda: commons.metric('gpuc_backend_events_total{kind="unknown"}') >= 1,

@@ -30,7 +30,7 @@ from gpucommons.store.scheduler_state import DatabaseTransaction
 from gpucommons.store.usage import UsageRow
 from gpucommons.store.why import why
 from tests.engine.conftest import World
-from tests.engine.test_backend_events import ScriptedBackend, engine_with, row
+from tests.engine.test_backend_events import NEVER_RUN, ScriptedBackend, engine_with, row
 
 
 @dataclass
@@ -176,7 +176,7 @@ def _drain(world: World, *names: str) -> None:
 def test_an_operators_drain_keeps_new_jobs_off_a_node_and_lets_its_running_job_finish(world: World) -> None:
     backend = ScriptedBackend()
     engine = engine_with(world, backend)
-    running = world.submit(["sleep", "60"], gpus=8)
+    running = world.submit(NEVER_RUN, gpus=8)
     engine.step()
     (node,) = backend.launched[0].node_names
     _drain(world, node)

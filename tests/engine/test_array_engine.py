@@ -1,10 +1,11 @@
 """Job arrays through the live engine with real local processes, on SQLite and PostgreSQL: the
-``%N`` limit holds in the database after every step and between the tasks' own clocks, a held task
-says why, each task runs with its own index, and cancelling the array stops what runs and starts
-nothing more."""
+``%N`` limit holds in the database after every step and between the tasks' own clocks (the tasks
+witness it through named pipes, ``tests/array_witness.py``), a held task says why, each task runs
+with its own index, and cancelling the array stops what runs and starts nothing more."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -15,21 +16,20 @@ from gpucommons.domain.arrays import parse_array_spec
 from gpucommons.store.arrays import ArrayRow, cancel_array, submit_array
 from gpucommons.store.jobs import JobRequest, JobRow
 from gpucommons.store.usage import UsageRow
+from tests.array_witness import array_pipes, run_to_completion
 from tests.components import wait_until
 from tests.conftest import most_overlapping
 from tests.engine.conftest import World
+from tests.job_release import Release, releases
+
+__all__ = ["releases"]
 
 pytestmark = pytest.mark.timeout(90)
 ENDED = ("finished", "failed", "cancelled", "timeout", "lost")
-# Each task writes its index, its array's variables and when it ran by its own clock.
-SCRIPT = (
-    'import os, time; t = time.time(); time.sleep({sleep_s}); e = os.environ; print(e["GPUC_ARRAY_TASK_ID"], '
-    'e["GPUC_ARRAY_JOB_ID"], e["GPUC_ARRAY_TASK_COUNT"], e["SLURM_ARRAY_TASK_ID"], t, time.time())'
-)
 
 
-def submit(world: World, spec: str, sleep_s: float) -> int:
-    request = JobRequest(gpus=1, command=["python3", "-c", SCRIPT.format(sleep_s=sleep_s)], time_limit="5m")
+def submit(world: World, spec: str, command: list[str]) -> int:
+    request = JobRequest(gpus=1, command=command, time_limit="5m")
     with world.sessions() as s:
         array, _ = submit_array(
             s,
@@ -50,37 +50,42 @@ def tasks(world: World, array_id: int) -> list[JobRow]:
 
 
 def test_the_limit_holds_at_every_step_and_every_task_runs_with_its_index(world: World) -> None:
-    array_id = submit(world, "0-5%2", sleep_s=0.3)
     engine = world.engine()
     held: set[str] = set()
+    with array_pipes() as pipes:
+        array_id = submit(world, "0-5%2", pipes.task_command("GPUC_JOB_ID"))
 
-    def stepped() -> bool:
-        engine.step()
-        now = tasks(world, array_id)
-        assert sum(t.state == "running" for t in now) <= 2
-        held.update(t.reason for t in now if t.reason_code == "array-limit")
-        return all(t.state in ENDED for t in now)
+        def stepped() -> None:
+            engine.step()
+            now = tasks(world, array_id)
+            assert sum(t.state == "running" for t in now) <= 2
+            held.update(t.reason for t in now if t.reason_code == "array-limit")
 
-    wait_until(stepped, 60, "the array did not finish", poll_s=0.05)
+        witness = run_to_completion(pipes, 6, 2, 60, between=stepped, poll_s=0.05)
+
+    def all_ended() -> bool:
+        stepped()
+        return all(t.state in ENDED for t in tasks(world, array_id))
+
+    wait_until(all_ended, 30, "the array's tasks did not all end")
     assert held == {f"array {array_id} has 2 of at most 2 tasks running"}
     done = tasks(world, array_id)
-    assert {t.state for t in done} == {"finished"}
-    spans = []
+    assert {t.state for t in done} == {"finished"} and not witness.repeated
     for t in done:
-        index, job, count, slurm_index, start, end = (
-            (world.root / "jobs" / str(t.id) / "stdout.log").read_text().split()
-        )
-        assert (index, job, count, slurm_index) == (str(t.array_task_id), str(array_id), "6", index)
-        spans.append((float(start), float(end)))
-    assert most_overlapping(spans) == 2  # by the processes' own clocks: reached, never passed
+        logged = (world.root / "jobs" / str(t.id) / "stdout.log").read_text().split()
+        assert logged == [str(array_id), str(t.array_task_id), "6", str(t.array_task_id)]
+        assert witness.starts[str(t.id)][:2] == (t.array_task_id, t.array_task_id)
+    assert most_overlapping(witness.spans()) == 2  # by the processes' own clocks: reached, never passed
     recorded = [
         (t.started_at.timestamp(), t.ended_at.timestamp()) for t in done if t.started_at and t.ended_at
     ]
     assert len(recorded) == 6 and most_overlapping(recorded) <= 2
 
 
-def test_cancelling_the_array_stops_its_running_tasks_and_starts_no_more(world: World) -> None:
-    array_id = submit(world, "0-4%2", sleep_s=60)
+def test_cancelling_the_array_stops_its_running_tasks_and_starts_no_more(
+    world: World, releases: Callable[[str], Release]
+) -> None:
+    array_id = submit(world, "0-4%2", releases("never").command)  # each task runs until cancelled
     engine = world.engine()
 
     def two_running() -> bool:

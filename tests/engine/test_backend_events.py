@@ -31,6 +31,8 @@ from gpucommons.store.usage import UsageRow, end_segment
 from tests.backends.test_slurm_unit import ScriptedCli, squeue
 from tests.engine.conftest import World
 
+NEVER_RUN = ["./train.sh"]  # a command the scripted backend never runs: its job runs until an event ends it
+
 
 @dataclass
 class ScriptedBackend:
@@ -162,7 +164,7 @@ def test_after_a_restart_a_slurm_job_is_charged_from_slurms_start_time(world: Wo
 def test_backend_requeue_returns_the_job_to_our_queue_and_cancels_the_backend_copy(world: World) -> None:
     backend = ScriptedBackend()
     engine = engine_with(world, backend)
-    job_id = world.submit(["sleep", "60"], gpus=8)
+    job_id = world.submit(NEVER_RUN, gpus=8)
     engine.step()
     first_node = backend.launched[0].node_names
     backend.down = set(first_node)
@@ -220,7 +222,7 @@ def test_a_preempted_run_is_charged_until_its_process_really_ended(world: World,
     at the site it ran at (also when the decision came at the instant it started)."""
     backend = ScriptedBackend()
     engine = engine_with(world, backend)
-    job_id = world.submit(["sleep", "600"], gpus=2)
+    job_id = world.submit(NEVER_RUN, gpus=2)
     engine.step()
     started_s = to_s(row(world, job_id).started_at)  # type: ignore[arg-type]
     with world.sessions() as s:  # what recording a preemption does (LiveStore.record)

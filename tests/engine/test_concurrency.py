@@ -29,7 +29,7 @@ from gpucommons.store.lease import SchedulerLeaseRow, acquire_lease, db_now, rea
 from gpucommons.store.state_store import LiveStore
 from tests.components import wait_until
 from tests.engine.conftest import World
-from tests.engine.test_backend_events import ScriptedBackend, engine_with, row
+from tests.engine.test_backend_events import NEVER_RUN, ScriptedBackend, engine_with, row
 
 DEADLINE_S = 10.0
 
@@ -96,7 +96,7 @@ def test_a_cancel_committed_between_snapshot_and_commit_wins(world: World) -> No
 
 
 def test_a_cancel_sent_while_the_launch_is_on_its_way_stops_the_job_at_once(world: World) -> None:
-    job_id = world.submit(["sleep", "60"], gpus=1)
+    job_id = world.submit(NEVER_RUN, gpus=1)
     backend = ScriptedBackend(on_launch=lambda spec: on_thread(lambda: api_cancel(world, spec.job_id)))
     engine = engine_with(world, backend)
     engine.step()
@@ -109,7 +109,7 @@ def test_a_cancel_sent_while_the_launch_is_on_its_way_stops_the_job_at_once(worl
 def test_an_api_cancel_never_overwrites_a_start_it_did_not_see(world: World) -> None:
     backend = ScriptedBackend()
     engine = engine_with(world, backend)
-    job_id = world.submit(["sleep", "60"], gpus=1)
+    job_id = world.submit(NEVER_RUN, gpus=1)
     with world.sessions() as api:
         seen = get_job(api, job_id)  # the API reads the job while it is pending...
         assert seen.state == "pending"
@@ -125,7 +125,7 @@ def test_an_api_cancel_never_overwrites_a_start_it_did_not_see(world: World) -> 
 def test_a_cancel_outlives_a_requeue_that_came_before_it_was_sent(world: World) -> None:
     backend = ScriptedBackend()
     engine = engine_with(world, backend)
-    job_id = world.submit(["sleep", "60"], gpus=1)
+    job_id = world.submit(NEVER_RUN, gpus=1)
     engine.step()
     api_cancel(world, job_id)  # asked to stop; before the scheduler forwards it, the backend requeues it
     backend.events = [BackendEvent(job_id, "requeued", time.time(), "ref-1", detail="node down")]
@@ -139,7 +139,7 @@ def test_a_cancel_outlives_a_requeue_that_came_before_it_was_sent(world: World) 
 def test_a_cancel_outlives_a_preemption_that_came_before_it_was_sent(world: World) -> None:
     backend = ScriptedBackend()
     engine = engine_with(world, backend)
-    victim = world.submit(["sleep", "60"], gpus=1)
+    victim = world.submit(NEVER_RUN, gpus=1)
     engine.step()
     api_cancel(world, victim)
     cluster = load_cluster("demo")

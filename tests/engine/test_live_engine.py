@@ -17,6 +17,9 @@ from gpucommons.store.lease import SchedulerLeaseRow
 from gpucommons.store.usage import UsageRow
 from tests.components import wait_until
 from tests.engine.conftest import World
+from tests.job_release import Release, releases
+
+__all__ = ["releases"]
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,7 +40,7 @@ def step_until(engine: LiveEngine, done: Callable[[], bool], wait_s: float = 30.
 
 
 def test_job_runs_on_its_gpus_and_is_charged(world: World) -> None:
-    job_id = world.submit(["sh", "-c", "echo $CUDA_VISIBLE_DEVICES; sleep 0.5"], gpus=2)
+    job_id = world.submit(["sh", "-c", "echo $CUDA_VISIBLE_DEVICES"], gpus=2)
     engine = world.engine()
     step_until(engine, lambda: job(world, job_id).state == "finished")
     row = job(world, job_id)
@@ -100,8 +103,8 @@ def test_spent_budget_keeps_jobs_pending(world: World) -> None:
     assert (job(world, job_id).state, job(world, job_id).reason_code) == ("pending", "budget")
 
 
-def test_cancel_request_stops_a_running_job(world: World) -> None:
-    job_id = world.submit(["sleep", "60"])
+def test_cancel_request_stops_a_running_job(world: World, releases: Callable[[str], Release]) -> None:
+    job_id = world.submit(releases("never").command)  # runs until cancelled
     engine = world.engine()
     step_until(
         engine, lambda: job(world, job_id).state == "running" and ":" in job(world, job_id).backend_ref
@@ -121,14 +124,20 @@ def expire_lease(world: World) -> None:
         s.commit()
 
 
-def test_restart_adopts_running_jobs_and_starts_nothing_twice(world: World) -> None:
-    ids = [world.submit(["sh", "-c", "echo x; sleep 2"], gpus=4) for _ in range(3)]
+def test_restart_adopts_running_jobs_and_starts_nothing_twice(
+    world: World, releases: Callable[[str], Release]
+) -> None:
+    release = releases("adopted")
+    ids = [world.submit(["sh", "-c", f"echo x; {release.shell}"], gpus=4) for _ in range(3)]
     first = world.engine(ttl_s=60)
     step_until(first, lambda: all(job(world, i).state == "running" for i in ids))
     # The first scheduler "dies" holding the lease; a later one takes over once it expires.
     second = world.engine(ttl_s=60)
     assert not second.step().held_lease
     expire_lease(world)
+    assert second.step().held_lease  # adopts the three, still running
+    assert all(job(world, i).state == "running" for i in ids)
+    release.release()
     step_until(second, lambda: all(job(world, i).state == "finished" for i in ids))
     for i in ids:
         assert (world.root / "jobs" / str(i) / "stdout.log").read_text() == "x\n"  # appended per run
@@ -146,7 +155,7 @@ def test_only_the_lease_holder_schedules(world: World) -> None:
 
 
 def test_never_launched_job_is_requeued_and_runs_again(world: World) -> None:
-    job_id = world.submit(["sh", "-c", "echo x; sleep 0.3"])
+    job_id = world.submit(["sh", "-c", "echo x"])
     with world.sessions() as s:  # as if a scheduler recorded a start and died before launching
         row = s.get(JobRow, job_id)
         assert row is not None

@@ -5,6 +5,7 @@ local processes, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from gpucommons.store.jobs import JobRow
 from gpucommons.store.usage import UsageRow
 from tests.engine.conftest import World
 from tests.engine.test_live_engine import step_until
+from tests.job_release import Release, releases
+
+__all__ = ["releases"]
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -77,11 +81,12 @@ def award_in(world: World, unit: str, model: str = "A100", budget: float = 10.0)
 
 
 def test_a_reference_hours_award_charges_each_device_hour_at_the_jobs_speed(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, releases: Callable[[str], Release]
 ) -> None:
     cluster = rates_cluster(tmp_path)
     award_id = award_in(world, "reference-hours")
-    run = ["sh", "-c", "sleep 0.3"]
+    release = releases("done")
+    run = release.command  # each runs until all three are running, so each segment has a length
     wanted = {  # job -> the rate its segment must be charged at
         world.submit(run, gpus=2, cluster=cluster, models=["K80"], job_class="inference"): 0.25,  # file's
         world.submit(run, gpus=2, cluster=cluster, models=["K80"]): 0.15,  # default class: catalog speed
@@ -89,12 +94,14 @@ def test_a_reference_hours_award_charges_each_device_hour_at_the_jobs_speed(
     }
     engine = world.engine(cluster=cluster)
 
-    def all_finished() -> bool:
+    def all_in(state: str) -> bool:
         with world.sessions() as s:
-            states = s.scalars(select(JobRow.state).where(JobRow.id.in_(wanted)))
-            return all(state == "finished" for state in states)
+            states = list(s.scalars(select(JobRow.state).where(JobRow.id.in_(wanted))))
+            return states == [state] * len(wanted)
 
-    step_until(engine, all_finished)
+    step_until(engine, lambda: all_in("running"))
+    release.release()
+    step_until(engine, lambda: all_in("finished"))
     with world.sessions() as s:
         segments = {u.job_id: u for u in s.scalars(select(UsageRow))}
         award = s.get(AwardRow, award_id)

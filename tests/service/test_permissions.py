@@ -66,6 +66,7 @@ ADMIN_ONLY = (200, 403, 403, 403, 403)
 ADMIN_CREATES = (201, 403, 403, 403, 403)
 ALPHA_READERS = (200, 200, 200, 200, 404)
 JOB_READERS = (200, 404, 200, 200, 404)
+STAFF_READERS = (200, 200, 403, 403, 403)
 
 
 def _readd_spare(world: World, ids: Ids) -> None:
@@ -183,6 +184,16 @@ MATRIX: list[Row] = [
     # reports
     Row("GET", "/reports/usage", ALL_OK),
     Row("GET", "/reports/compute", ALL_OK),
+    # declared targets: admins declare and delete, reviewers and admins read
+    Row(
+        "POST",
+        "/targets",
+        ADMIN_CREATES,
+        lambda ids: {"name": _unique("t"), "kind": "share", "by": "kind", "group": "sme", "threshold": 10},
+    ),
+    Row("GET", "/targets", STAFF_READERS),
+    Row("GET", "/targets/attainment", STAFF_READERS),
+    Row("DELETE", "/targets/{target_id}", (404, 403, 403, 403, 403), fill={"target_id": "999999"}),
     # the award lifecycle
     Row("POST", "/lifecycle/run", ADMIN_ONLY, lambda ids: {}),
     Row("GET", "/notices", ALL_OK),

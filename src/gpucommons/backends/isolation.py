@@ -13,7 +13,7 @@ database, ``credentials.json``, other jobs' logs) and from other jobs:
   list nobody else's; when the job ends its directory is handed back to the server user (0700), so a
   later job given the same uid cannot read it;
 - a private ``GPUC_HOME`` (``secure_home``): 0700, its files 0600;
-- when the server runs as root, a uid of its own per running job (``UidRange``, ``reserve_uid``),
+- when the server runs as root, a uid of its own per running job (``UidRange``, ``UidReserve``),
   taken from a range no account owns, with no supplementary groups and umask 077. Separate uids are
   what make the rest hold: a job cannot signal, trace or read another job's processes or files, and
   when a job ends every process of its uid is killed (``sweep_uid``), even ones that left its process
@@ -32,11 +32,13 @@ import grp
 import logging
 import os
 import pwd
+import py_compile
 import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,7 @@ DEFAULT_JOB_UIDS = "60600-61099"  # inside 60578-61183, which systemd leaves una
 WORK_ROOT_RECORD = "work_root"  # file in the backend's state directory naming its work root
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
 UID_LOCK_DIR = Path("/run/gpucommons/job-uids")  # machine-wide: every server on this host shares it
+RESERVE_BATCH = 16  # job uids one scan of the machine's processes finds free (``UidReserve``)
 
 _SWEEP = """\
 import os, signal, sys
@@ -131,27 +134,33 @@ def _has_account(uid: int) -> bool:
 
 
 def uids_in_use(uids: UidRange) -> set[int]:
-    """The uids of ``uids`` some live (not zombie) process holds, as real, effective, saved or file uid."""
+    """The uids of ``uids`` some live (not zombie) process holds, as real, effective, saved or file uid.
+
+    Run before every launch, over every process on the machine: each ``status`` is read with one
+    ``os.read`` and its two lines found as bytes, a third of the cost of reading it as text."""
     busy: set[int] = set()
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status") as handle:
-                text = handle.read()
-        except OSError:
-            continue
-        state = ""
-        ids: tuple[int, ...] = ()
-        for line in text.splitlines():
-            if line.startswith("State:"):
-                state = line.split()[1]
-            elif line.startswith("Uid:"):
-                ids = tuple(int(v) for v in line.split()[1:])
-                break
-        if state not in ("Z", "X"):
-            busy.update(i for i in ids if i in uids)
+        if entry.name.isdigit():
+            busy.update(uid for uid in _process_uids(entry.name) if uid in uids)
     return busy
+
+
+def _process_uids(pid: str) -> list[int]:
+    """The uids in ``/proc/<pid>/status`` (none for a zombie, or a process gone meanwhile)."""
+    try:
+        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        text = os.read(fd, 4096)  # "State:" and "Uid:" are among its first lines
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    state_at, uid_at = text.find(b"\nState:"), text.find(b"\nUid:")
+    if uid_at < 0 or text[state_at + 7 : state_at + 16].lstrip()[:1] in (b"Z", b"X"):
+        return []
+    return [int(v) for v in text[uid_at + 5 : text.find(b"\n", uid_at + 5)].split()]
 
 
 def _lock_dir() -> Path:
@@ -172,26 +181,79 @@ def lock_uid(uid: int) -> int | None:
     return fd
 
 
-def reserve_uid(uids: UidRange, job_id: int, held: set[int], prefer: int | None = None) -> tuple[int, int]:
-    """A uid for a new job and the descriptor holding its lock (hand it to the job's wrapper, which
-    keeps it for the job's life). A uid qualifies when no job this backend tracks holds it (``held``),
-    no other server's job holds its lock, no live process runs under it (checked after locking, so
-    none can appear meanwhile) and no account owns it. ``prefer`` (the job's uid in its last segment)
-    keeps its work directory's files its own; otherwise the search starts at ``job_id`` modulo the
-    range, so a uid comes back into use as late as possible."""
-    start = (job_id - 1) % uids.size
-    order = [uids.first + (start + k) % uids.size for k in range(uids.size)]
-    for uid in ([prefer] if prefer is not None and prefer in uids else []) + order:
-        if uid in held or _has_account(uid):
-            continue
-        fd = lock_uid(uid)
-        if fd is None:
-            continue
-        if uid in uids_in_use(UidRange(uid, uid)):
-            os.close(fd)
-            continue
-        return uid, fd
-    raise NoFreeUidError(f"no free job uid in {uids.first}-{uids.last}: every one is running a job")
+class UidReserve:
+    """Hands out job uids (``take``), keeping those it has locked and found free for the launches to
+    come: finding a uid free means scanning every process on the machine (``uids_in_use``), and one
+    scan checks ``batch`` uids. A uid found free stays free while its lock is held, since nobody runs
+    a process as a job uid without holding that uid's lock; so handing out a kept uid later is as safe
+    as checking it then. ``release`` gives the kept locks back (the backend does at every poll, so
+    they last from one scheduling step's launches to the next step), and so does garbage collection."""
+
+    def __init__(self, uids: UidRange, batch: int = RESERVE_BATCH) -> None:
+        self.uids = uids
+        self.batch = batch
+        self._kept: dict[int, int] = {}  # uid -> the descriptor of its lock, in the order found free
+        weakref.finalize(self, _close_locks, self._kept)
+
+    def take(self, job_id: int, held: set[int], prefer: int | None = None) -> tuple[int, int]:
+        """A uid for a new job and the descriptor holding its lock (hand it to the job's wrapper,
+        which keeps it for the job's life). A uid qualifies when no job this backend tracks holds it
+        (``held``), no other server's job holds its lock, no live process runs under it (checked
+        after locking, so none can appear meanwhile) and no account owns it. ``prefer`` (the job's
+        uid in its last segment) keeps its work directory's files its own; otherwise a kept uid is
+        taken, else the search starts at ``job_id`` modulo the range, so a uid comes back into use as
+        late as possible."""
+        if prefer is not None and prefer in self.uids and prefer not in held:
+            if prefer not in self._kept:
+                self._find_free(iter([prefer]), held)
+            if prefer in self._kept:
+                return prefer, self._kept.pop(prefer)
+        uid = next((u for u in self._kept if u not in held), None)
+        if uid is None:
+            start = (job_id - 1) % self.uids.size
+            self._find_free(
+                (self.uids.first + (start + k) % self.uids.size for k in range(self.uids.size)), held
+            )
+            uid = next((u for u in self._kept if u not in held), None)
+        if uid is None:
+            raise NoFreeUidError(
+                f"no free job uid in {self.uids.first}-{self.uids.last}: every one is running a job"
+            )
+        return uid, self._kept.pop(uid)
+
+    def release(self) -> None:
+        """Give back the locks of the uids kept for launches that did not come."""
+        _close_locks(self._kept)
+
+    def _find_free(self, candidates: Iterator[int], held: set[int]) -> None:
+        """Lock up to ``batch`` of ``candidates`` at a time, then scan once; keep those found free,
+        until some are or the candidates run out."""
+        while True:
+            locked: dict[int, int] = {}
+            for uid in candidates:
+                if uid in held or uid in self._kept or _has_account(uid):
+                    continue
+                fd = lock_uid(uid)
+                if fd is not None:
+                    locked[uid] = fd
+                    if len(locked) == self.batch:
+                        break
+            if not locked:
+                return
+            busy = uids_in_use(self.uids)
+            for uid, fd in locked.items():
+                if uid in busy:
+                    os.close(fd)
+                else:
+                    self._kept[uid] = fd
+            if self._kept:
+                return
+
+
+def _close_locks(locks: dict[int, int]) -> None:
+    for fd in locks.values():
+        os.close(fd)
+    locks.clear()
 
 
 def sweep_uid(uid: int) -> None:
@@ -364,21 +426,33 @@ def identity_for(uid: int | None) -> JobIdentity:
 
 
 WRAPPER_PATH = str(Path(wrapper.__file__).resolve())
+COMPILED_WRAPPER = "wrapper.pyc"  # in the backend's state directory
+
+
+def compile_wrapper(state_dir: Path) -> Path:
+    """The wrapper compiled into the backend's private state directory, from this server's own
+    source: every job starts one wrapper, and the interpreter runs a ``.pyc`` as it runs a script
+    without compiling its source first (a third of the wrapper's start-up)."""
+    program = state_dir / COMPILED_WRAPPER
+    py_compile.compile(WRAPPER_PATH, cfile=str(program), doraise=True)
+    program.chmod(0o600)
+    return program
 
 
 def start_wrapper(
-    job_dir: Path, spec: LaunchSpec, keep_fds: tuple[int, ...], clock: Callable[[], float]
+    program: Path, job_dir: Path, spec: LaunchSpec, keep_fds: tuple[int, ...], clock: Callable[[], float]
 ) -> subprocess.Popen[bytes]:
-    """Start the wrapper on the launch recorded in ``job_dir``. Its environment is empty and its
-    argument is the job directory: nothing the job chose reaches the process that keeps the server's
-    uid. It inherits ``keep_fds`` (the uid's lock) and holds them until it exits. A start that fails
-    claims the record for "abandoned", so nothing ever runs under it."""
+    """Start the wrapper (``program``, from ``compile_wrapper``) on the launch recorded in
+    ``job_dir``. Its environment is empty and its argument is the job directory: nothing the job
+    chose reaches the process that keeps the server's uid. It inherits ``keep_fds`` (the uid's lock)
+    and holds them until it exits. A start that fails claims the record for "abandoned", so nothing
+    ever runs under it."""
     out = open_log(spec.stdout_path)
     try:
         err = open_log(spec.stderr_path)
         try:
             return subprocess.Popen(
-                [sys.executable, "-I", "-S", WRAPPER_PATH, str(job_dir)],
+                [sys.executable, "-I", "-S", str(program), str(job_dir)],
                 cwd="/",
                 env={},
                 stdin=subprocess.DEVNULL,

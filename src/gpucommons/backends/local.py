@@ -12,11 +12,12 @@ Per job the backend keeps ``<state_dir>/<job_id>/`` (mode 0700, inside the priva
   earlier runs it has not yet (``backends.local_records``): every end is reported until the engine
   acknowledges it, so a server that dies in between loses none.
 
-Each launch starts ``python -I -S wrapper.py <job dir>`` in a new session with an empty environment,
-so the wrapper's pid is the job's process group id and one ``killpg`` reaches the group; when the server
-runs as root the job itself runs under a uid of its own, and when it ends every process of that uid is
-killed too. A restarted server is not the parent of the jobs it adopts; it reads ``exit_code``. The
-reference returned by ``launch`` is ``"<pid>:<start_ticks>"``; a process is "ours and alive" only while
+Each launch starts ``python -I -S wrapper.pyc <job dir>`` (the wrapper, compiled into the state
+directory when the backend starts) in a new session with an empty environment, so the wrapper's pid
+is the job's process group id and one ``killpg`` reaches the group; when the server runs as root the
+job itself runs under a uid of its own, and when it ends every process of that uid is killed too. A
+restarted server is not the parent of the jobs it adopts; it reads ``exit_code``. The reference
+returned by ``launch`` is ``"<pid>:<start_ticks>"``; a process is "ours and alive" only while
 ``/proc/<pid>/stat`` shows that start time and is not a zombie, which survives pid reuse. Time limits
 and cancels send SIGTERM to the group, then SIGKILL after ``grace_s``.
 
@@ -48,11 +49,12 @@ from gpucommons.backends.isolation import (
     DEFAULT_JOB_UIDS,
     JobIdentity,
     UidRange,
+    UidReserve,
     WorkArea,
     can_switch_user,
+    compile_wrapper,
     identity_for,
     job_environment,
-    reserve_uid,
     secure_home,
     server_identity,
     start_wrapper,
@@ -132,6 +134,7 @@ class LocalBackend:
         self.down_nodes = set(down_nodes)
         self.job_uids = UidRange.parse(job_uids) if isinstance(job_uids, str) else job_uids
         self.switch_user = can_switch_user()
+        self._uids = UidReserve(self.job_uids)
         self._jobs: dict[int, Tracked] = {}
         self._ended: list[BackendEvent] = []  # ends seen outside ``poll``, reported by the next one
         if home is not None:
@@ -142,6 +145,7 @@ class LocalBackend:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         state_dir.chmod(0o700)
         self.work = WorkArea(state_dir, work_root)
+        self.wrapper = compile_wrapper(state_dir)
 
     # -- Backend ---------------------------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> str:
@@ -222,6 +226,7 @@ class LocalBackend:
             self._stop(tracked, "cancelled")
 
     def poll(self) -> list[BackendEvent]:
+        self._uids.release()  # kept for the last step's launches; this step's find their own
         now = self.clock()
         events, self._ended = self._ended, []
         for tracked in list(self._jobs.values()):
@@ -285,13 +290,13 @@ class LocalBackend:
         if not self.switch_user:
             return server_identity(), None
         held = {t.uid for t in self._jobs.values() if t.uid is not None}
-        uid, lock = reserve_uid(self.job_uids, job_id, held, last_uid)
+        uid, lock = self._uids.take(job_id, held, last_uid)
         return identity_for(uid), lock
 
     def _start_wrapper(
         self, job_dir: Path, spec: LaunchSpec, keep_fds: tuple[int, ...]
     ) -> subprocess.Popen[bytes]:
-        return start_wrapper(job_dir, spec, keep_fds, self.clock)
+        return start_wrapper(self.wrapper, job_dir, spec, keep_fds, self.clock)
 
     def _end_earlier_run(self, job_id: int, previous: Tracked | None) -> int | None:
         """Before a job's new segment: kill what its recorded earlier run still runs, tracked by this

@@ -26,6 +26,7 @@ from gpucommons.cli import (
     server,
     sim,
     site,
+    targets,
     tokens,
     up,
 )
@@ -56,6 +57,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(nodes.app, name="node")
 app.add_typer(reports.app, name="report")
 app.add_typer(notices.app, name="notice")
+app.add_typer(targets.app, name="target")
 jobs.register(app)
 up.register(app)
 

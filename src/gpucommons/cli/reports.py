@@ -2,7 +2,8 @@
 region, program, site or model over a period, as a table, CSV or JSON, aggregate or per day, week,
 month, quarter or year, optionally plotted (design note 0010); ``gpuc report compute``: the
 training-compute ledger. The server scopes both: a reviewer or admin sees every project, anyone else
-their own."""
+their own. ``gpuc report targets``: what each declared target attained in a period, for reviewers and
+admins (design note 0014)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,20 @@ from gpucommons.errors import InvalidRequestError
 app = typer.Typer(no_args_is_help=True, help="Reports: usage by project, institution kind, region, site...")
 FIELDS = ("group", "bucket", "gpu_hours", "segments", "jobs", "energy_kwh", "co2_kg", "cost_krw", "flops")
 FORMATS = ("table", "csv", "json")
+TARGET_FIELDS = (
+    "target_id",
+    "name",
+    "kind",
+    "period",
+    "status",
+    "value",
+    "threshold",
+    "unit",
+    "margin",
+    "group_gpu_hours",
+    "scope_gpu_hours",
+    "jobs",
+)
 
 
 @app.command("usage")
@@ -101,4 +116,44 @@ def compute(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] 
     )
     for line in ledger.lines:
         table.add_row(line.project, f"{line.flops:.3g}", f"{line.share_of_threshold:.1%}", line.status)
+    console.print(table)
+
+
+@app.command("targets")
+def targets(
+    period: Annotated[
+        str | None,
+        typer.Option(help="YYYY, YYYY-Qn, YYYY-MM, YYYY-Www or YYYY-MM-DD (default: each target's last)"),
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table (default), csv or json")] = "table",
+) -> None:
+    """Each declared target over the period: met, missed or no data, and by how much."""
+    if output not in FORMATS:
+        raise InvalidRequestError(f"--format must be one of {', '.join(FORMATS)}, got {output!r}")
+    report = make_client().target_report(period)
+    if output == "json":
+        print(report.model_dump_json(indent=2))
+        return
+    if output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(TARGET_FIELDS)
+        for line in report.lines:
+            writer.writerow("" if getattr(line, f) is None else getattr(line, f) for f in TARGET_FIELDS)
+        return
+    from rich.table import Table
+
+    table = Table(
+        "id", "target", "period", "attained", "bound", "margin", "status", title=f"targets, {report.period}"
+    )
+    for line in report.lines:
+        unit = " %" if line.unit == "%" else f" {line.unit}"
+        table.add_row(
+            str(line.target_id),
+            f"{line.name}: {line.description}",
+            line.period,
+            "-" if line.value is None else f"{line.value:,.2f}{unit}",
+            f"{line.threshold:,.2f}{unit}",
+            "-" if line.margin is None else f"{line.margin:+,.2f}{unit}",
+            line.status,
+        )
     console.print(table)

@@ -18,7 +18,9 @@ One ``step()``:
    reports unavailable and those an operator drained (design note 0008), and commit: the decisions
    are durable before any process exists (a started job's reference is ``pending:<launch id>`` until
    launched). A decision about a job the API changed
-   since the snapshot is not recorded (``LiveStore``);
+   since the snapshot is not recorded (``LiveStore``). A cycle store that knows nothing it reads
+   changed since the last decided cycle (``KnowsChanges``) lets the step skip the cycle: it would
+   decide nothing new (design note 0013);
 4. apply, in the Kueue manner: cancel preempted jobs, then launch each recorded start on its own, and
    record its reference in its own transaction. A launch that fails puts only that job back in the
    queue, after a backoff (``LaunchRetry``), and fails it after ``max_attempts``; a start whose node
@@ -44,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
@@ -89,6 +91,14 @@ def job_dir(logs_dir: Path, job_id: int) -> Path:
     return logs_dir / str(job_id)
 
 
+@runtime_checkable
+class KnowsChanges(Protocol):
+    """Optional capability of a ``CycleStore``: whether a cycle at ``now`` would see exactly what the
+    last cycle decided on it saw, so that running it would decide nothing new."""
+
+    def unchanged(self, now: float) -> bool: ...
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     logs_dir: Path
@@ -108,6 +118,7 @@ class StepReport:
     preempted: int = 0
     skipped: int = 0  # starts decided on a job the API changed since the snapshot: not recorded
     launch_failures: int = 0
+    cycle_skipped: bool = False  # nothing the cycle reads changed since the last one: not run
 
 
 @dataclass
@@ -302,6 +313,9 @@ class LiveEngine:
         with self.state.transaction() as tx:
             unavailable = set(self.unavailable_nodes | tx.drained_nodes())
             store = tx.cycle_store(unavailable, self.options.usage_half_life_s, held)
+            if isinstance(store, KnowsChanges) and store.unchanged(now):
+                report.cycle_skipped = True
+                return
             queue = _LaunchQueue()
             try:
                 run_cycle(store, queue, self.policy, now, mix_from_queue=True)

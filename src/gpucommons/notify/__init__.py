@@ -21,7 +21,7 @@ class Notice:
 
     id: int
     kind: str
-    project_id: int
+    project_id: int | None  # None: a notice to the centre's staff (a declared target missed)
     project: str
     award_id: int | None
     recipients: tuple[str, ...]

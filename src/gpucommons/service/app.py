@@ -38,9 +38,11 @@ from gpucommons.service.routes import (
     projects,
     proposals,
     reports,
+    targets,
     tokens,
     users,
 )
+from gpucommons.service.ui import UI_PATH, create_ui
 from gpucommons.store.base import make_engine, session_factory, upgrade, utcnow
 
 # Every resource router, mounted in this order. A new resource adds one line here.
@@ -58,6 +60,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.router,
     lifecycle.router,
     notices.router,
+    targets.router,
 )
 
 
@@ -112,6 +115,7 @@ def create_app(
 
     for router in ROUTERS:
         app.include_router(router)
+    app.mount(UI_PATH, create_ui(app))  # the web dashboard, with its static files (design note 0015)
     return app
 
 

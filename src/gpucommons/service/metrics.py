@@ -1,5 +1,7 @@
 """Prometheus metrics of the HTTP service, in a registry owned by the app (several apps in one process,
-as in tests, must not collide). Other parts add their own gauges to ``app.state.metrics_registry``.
+as in tests, must not collide). Other parts add their own gauges to ``app.state.metrics_registry``;
+the declared targets' gauges (``targetmetrics.py``, design note 0014) are registered here, read from
+the app's sessions at its clock.
 
 Requests are observed by a plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` (what
 ``@app.middleware("http")`` builds) runs every request through extra tasks and memory streams, which
@@ -13,6 +15,8 @@ import time
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gpucommons.service.targetmetrics import TargetCollector
 
 
 class _Observe:
@@ -66,5 +70,6 @@ def install_metrics(app: FastAPI) -> CollectorRegistry:
         """Prometheus text exposition of the service's counters and gauges (no token needed)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    registry.register(TargetCollector(app.state.sessions, app.state.clock))
     app.state.metrics_registry = registry
     return registry

@@ -1,6 +1,7 @@
 """One step of the award lifecycle at a given ``now`` (design note 0012): expire awards at their end,
 evaluate each active award's reclaim rule once per period and take back what it says, offer the freed
-GPUs to the program's next-ranked waiting proposals, and queue the notices all that calls for. The
+GPUs to the program's next-ranked waiting proposals, and queue the notices all that calls for, and
+those of declared targets whose latest closed period missed (design note 0014). The
 rules are ``gpucommons.reclaiming``'s; this module reads and writes rows. Flushes, never commits: the
 caller (the server's timer, ``POST /lifecycle/run``) commits the whole step or nothing.
 
@@ -35,6 +36,7 @@ from gpucommons.reclaiming import (
     expiry_warning_due,
 )
 from gpucommons.store import awards
+from gpucommons.store.attainment import queue_missed_targets
 from gpucommons.store.awards import AwardRow, ReclaimRow
 from gpucommons.store.calls import MAX_DURATION_DAYS, ProgramRow, get_program
 from gpucommons.store.notices import NoticeDraft, queue_notice
@@ -139,6 +141,7 @@ def run_lifecycle(session: Session, now: datetime, options: LifecycleOptions) ->
         step.report.offered.extend(row.id for row in awards.auto_award(session, program_id, now))
     _notify_offers_and_starts(step)
     _notify_ends_and_budgets(step)
+    step.report.notices.extend(queue_missed_targets(session, now))
     return step.report
 
 

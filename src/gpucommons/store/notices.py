@@ -4,7 +4,8 @@ missed), as rows that a sender delivers later (design note 0012). Flushes, never
 
 A notice is queued once: its ``key`` names what it is about (``reclaim_warning:award-3:period-2``), and
 is unique, so a lifecycle step that runs twice, or two that race, queue it once. Its recipients are
-the e-mail addresses its project's PI and members had when it was queued. Delivery is at least once: a
+the e-mail addresses its project's PI and members had when it was queued; a notice of no project (a
+declared target missed, design note 0014) goes to the admins, then the reviewers. Delivery is at least once: a
 sender that delivered but could not record it delivers again, so a receiver can drop repeats by the
 notice's id. A failed delivery is tried again after a backoff, until ``max_attempts``; what failed
 stays in ``last_error``.
@@ -12,6 +13,7 @@ stays in ``last_error``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,14 +31,15 @@ NOTICE_KINDS = (
     "reclaim_warning",
     "reclaim_done",
     "budget_used",
-    "target_missed",  # queued by the targets of a later change; no rule here queues it yet
+    "target_missed",  # a declared target's closed period missed (``store/attainment.py``)
 )
 RECIPIENT_SEPARATOR = ", "
 
 
 class NoticeRow(Base):
-    """One notice to a project's people, queued by the lifecycle and sent by a ``NoticeSender``:
-    unsent while ``sent_at`` is NULL, next tried at ``next_attempt_at``."""
+    """One notice to a project's people (``project_id`` NULL: to the centre's staff), queued by the
+    lifecycle and sent by a ``NoticeSender``: unsent while ``sent_at`` is NULL, next tried at
+    ``next_attempt_at``."""
 
     __tablename__ = "notices"
     __table_args__ = (
@@ -47,7 +50,7 @@ class NoticeRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), nullable=True, index=True)
     award_id: Mapped[int | None] = mapped_column(ForeignKey("awards.id"), nullable=True, index=True)
     recipients: Mapped[str] = mapped_column(Text, default="")  # e-mail addresses, ", " between
     subject: Mapped[str] = mapped_column(String(300))
@@ -65,10 +68,11 @@ class NoticeRow(Base):
 
 @dataclass(frozen=True)
 class NoticeDraft:
-    """A notice before it is queued; ``about`` completes its key (a period, a level, an end date)."""
+    """A notice before it is queued; ``about`` completes its key (a period, a level, an end date; a
+    target and its period for a notice of no project)."""
 
     kind: str
-    project_id: int
+    project_id: int | None
     award_id: int | None
     about: str
     subject: str
@@ -76,8 +80,13 @@ class NoticeDraft:
 
     @property
     def key(self) -> str:
-        award = f"award-{self.award_id}" if self.award_id is not None else f"project-{self.project_id}"
-        return f"{self.kind}:{award}:{self.about}" if self.about else f"{self.kind}:{award}"
+        if self.award_id is not None:
+            parts = [self.kind, f"award-{self.award_id}", self.about]
+        elif self.project_id is not None:
+            parts = [self.kind, f"project-{self.project_id}", self.about]
+        else:
+            parts = [self.kind, self.about]
+        return ":".join(part for part in parts if part)
 
 
 def project_recipients(session: Session, project_id: int) -> list[str]:
@@ -91,16 +100,31 @@ def project_recipients(session: Session, project_id: int) -> list[str]:
     return list(dict.fromkeys(email for email in session.scalars(query) if email))
 
 
+def staff_recipients(session: Session) -> list[str]:
+    """The e-mail addresses of the admins, then the reviewers, each once."""
+    query = (
+        select(UserRow.email)
+        .where(UserRow.role.in_(("admin", "reviewer")), UserRow.email.is_not(None))
+        .order_by(case((UserRow.role == "admin", 0), else_=1), UserRow.id)
+    )
+    return list(dict.fromkeys(email for email in session.scalars(query) if email))
+
+
 def queue_notice(session: Session, draft: NoticeDraft, now: datetime) -> NoticeRow | None:
     """Queue ``draft`` unless a notice with its key already is; returns the new row, else ``None``."""
     if session.scalar(select(NoticeRow.id).where(NoticeRow.key == draft.key)) is not None:
         return None
+    recipients = (
+        staff_recipients(session)
+        if draft.project_id is None
+        else project_recipients(session, draft.project_id)
+    )
     row = NoticeRow(
         key=draft.key,
         kind=draft.kind,
         project_id=draft.project_id,
         award_id=draft.award_id,
-        recipients=RECIPIENT_SEPARATOR.join(project_recipients(session, draft.project_id)),
+        recipients=RECIPIENT_SEPARATOR.join(recipients),
         subject=draft.subject,
         body=draft.body,
         created_at=now,
@@ -139,9 +163,10 @@ def due_notices(session: Session, now: datetime, max_attempts: int, limit: int =
     return list(session.scalars(query))
 
 
-def project_names(session: Session, project_ids: set[int]) -> dict[int, str]:
-    """Names of the given projects, for a sender's payload."""
-    query = select(ProjectRow.id, ProjectRow.name).where(ProjectRow.id.in_(project_ids))
+def project_names(session: Session, project_ids: Iterable[int | None]) -> dict[int | None, str]:
+    """Names of the given projects, for a sender's payload (a notice of no project has none)."""
+    ids = {project_id for project_id in project_ids if project_id is not None}
+    query = select(ProjectRow.id, ProjectRow.name).where(ProjectRow.id.in_(ids))
     return {project_id: name for project_id, name in session.execute(query)}
 
 

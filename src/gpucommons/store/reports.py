@@ -6,7 +6,11 @@ grouped by one of ``GROUPINGS``, in one SQL ``GROUP BY``: GPU-hours, segments, d
 CO2, won and training FLOPs. A segment counts in the period it ended in, whole, as accounting systems
 attribute a job to the period it finished in; a period is a day, an ISO week, a month, a quarter or a
 year (``parse_period``), or all time. ``project_ids`` limits the report to those projects (``None``:
-every project), which is how the API scopes it to a caller.
+every project), which is how the API scopes it to a caller; ``program_id`` to the usage charged to
+that program's awards (declared targets of a program, design note 0014).
+
+``job_waits_h`` is the jobs-side figure: the wait of each job that ended in the period after running,
+by group, for the wait targets of design note 0014; ``percentile`` ranks them.
 
 The compute ledger (``compute_ledger``) is each project's cumulative training FLOPs, all time, against
 the AI Basic Act's threshold of 10^26 FLOPs (``docs/DOMAIN-FACTS.md`` section 5 [S118]), with a
@@ -16,21 +20,26 @@ ASSUMED_UTILIZATION`` (``metering/segment.py``), an estimate stated with every l
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVarTuple
 
 from sqlalchemy import Integer, Label, Select, SQLColumnExpression, String, func, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gpucommons.errors import InvalidRequestError
 from gpucommons.store.awards import AwardRow
 from gpucommons.store.calls import ProgramRow
+from gpucommons.store.jobs import ACTIVE_STATES, JOB_STATES, JobRow
 from gpucommons.store.tenancy import InstitutionRow, ProjectRow
 from gpucommons.store.usage import UsageRow
 
 GROUPINGS = ("project", "institution", "kind", "region", "program", "site", "model")
+WAIT_GROUPINGS = ("project", "institution", "kind", "region", "program")  # what a job row is grouped by
+ENDED_STATES = tuple(state for state in JOB_STATES if state not in ACTIVE_STATES)
 EVERY = ("day", "week", "month", "quarter", "year")
 UNKNOWN = "(unknown)"  # a segment metered before its site was recorded
 NO_AWARD = "(no award)"
@@ -127,14 +136,30 @@ def bucket_of(at: datetime, every: str) -> str:
     raise InvalidRequestError(f"cannot bucket usage by {every!r}; every one of: {', '.join(EVERY)}")
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which usage a report sums: of ``project_ids`` only (``None``: every project), and of
+    ``program_id``'s awards only (``None``: any award or none)."""
+
+    project_ids: set[int] | None = None
+    program_id: int | None = None
+
+
 def usage_report(
-    session: Session, by: str, period: Period, project_ids: set[int] | None, every: str | None = None
+    session: Session,
+    by: str,
+    period: Period,
+    project_ids: set[int] | None,
+    every: str | None = None,
+    program_id: int | None = None,
 ) -> list[UsageLine]:
     """One line per group with usage in ``period``, largest GPU-hours first (ties by name); with
-    ``every``, one per group and bucket instead, in time order."""
+    ``every``, one per group and bucket instead, in time order. ``program_id``: only the usage
+    charged to that program's awards."""
+    scope = Scope(project_ids, program_id)
     if every is not None:
-        return _time_series(session, by, period, project_ids, every)
-    lines = _summed(session, _group_column(by).label("grp"), None, period, project_ids)
+        return _time_series(session, by, period, scope, every)
+    lines = _summed(session, _group_column(by).label("grp"), None, period, scope)
     return sorted(lines, key=lambda line: (-line.gpu_hours, line.group))
 
 
@@ -143,7 +168,7 @@ def _summed(
     group: Label[str],
     bucket: Label[str] | None,
     period: Period,
-    project_ids: set[int] | None,
+    scope: Scope,
 ) -> list[UsageLine]:
     """One ``GROUP BY`` on ``group`` (and ``bucket``): the sums of each line of a report."""
     keys = (group,) if bucket is None else (group, bucket)
@@ -158,7 +183,7 @@ def _summed(
         func.sum(UsageRow.flops),
     ).group_by(*keys)
     lines = []
-    for row in session.execute(_scoped(query, period, project_ids)):
+    for row in session.execute(_scoped(query, period, scope)):
         hours, segments, jobs, energy, co2, cost, flops = row[len(keys) :]
         lines.append(
             UsageLine(
@@ -176,18 +201,34 @@ def _summed(
     return lines
 
 
-def _scoped(query: Select[*_Ts], period: Period, project_ids: set[int] | None) -> Select[*_Ts]:
-    """``query`` over the usage rows of ``period`` and ``project_ids``, joined to what groups them."""
+def _scoped(query: Select[*_Ts], period: Period, scope: Scope) -> Select[*_Ts]:
+    """``query`` over the usage rows of ``period`` and ``scope``, joined to what groups them."""
+    return _joined(query, UsageRow.project_id, UsageRow.award_id, UsageRow.ended_at, period, scope)
+
+
+def _joined(
+    query: Select[*_Ts],
+    project_id: InstrumentedAttribute[int],
+    award_id: InstrumentedAttribute[int | None],
+    ended_at: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
+    period: Period,
+    scope: Scope,
+) -> Select[*_Ts]:
+    """``query`` over rows (of usage or of jobs) whose ``ended_at`` falls in ``period``, within
+    ``scope``, joined through ``project_id`` and ``award_id`` to the project, institution, award and
+    program that group them."""
     query = (
-        query.join(ProjectRow, ProjectRow.id == UsageRow.project_id)
+        query.join(ProjectRow, ProjectRow.id == project_id)
         .join(InstitutionRow, InstitutionRow.id == ProjectRow.institution_id)
-        .outerjoin(AwardRow, AwardRow.id == UsageRow.award_id)
+        .outerjoin(AwardRow, AwardRow.id == award_id)
         .outerjoin(ProgramRow, ProgramRow.id == AwardRow.program_id)
     )
     if period.start is not None and period.end is not None:
-        query = query.where(UsageRow.ended_at >= period.start, UsageRow.ended_at < period.end)
-    if project_ids is not None:
-        query = query.where(UsageRow.project_id.in_(project_ids))
+        query = query.where(ended_at >= period.start, ended_at < period.end)
+    if scope.project_ids is not None:
+        query = query.where(project_id.in_(scope.project_ids))
+    if scope.program_id is not None:
+        query = query.where(AwardRow.program_id == scope.program_id)
     return query
 
 
@@ -217,15 +258,13 @@ def _bucket_sql(dialect: str, every: str) -> SQLColumnExpression[str] | None:
     return None
 
 
-def _time_series(
-    session: Session, by: str, period: Period, project_ids: set[int] | None, every: str
-) -> list[UsageLine]:
+def _time_series(session: Session, by: str, period: Period, scope: Scope, every: str) -> list[UsageLine]:
     """The same sums per bucket of time, grouped by the database where it can label the bucket (one
     ``GROUP BY`` on group and bucket), else bucketed here from each segment's end."""
     bucket_of(datetime.now(UTC), every)  # an unknown ``every`` fails before the query runs
     bucket = _bucket_sql(session.get_bind().dialect.name, every)
     if bucket is not None:
-        lines = _summed(session, _group_column(by).label("grp"), bucket.label("bucket"), period, project_ids)
+        lines = _summed(session, _group_column(by).label("grp"), bucket.label("bucket"), period, scope)
         return sorted(lines, key=lambda line: (line.bucket, -line.gpu_hours, line.group))
     query = select(
         _group_column(by),
@@ -240,7 +279,7 @@ def _time_series(
     sums: dict[tuple[str, str], list[float]] = {}
     jobs: dict[tuple[str, str], set[int]] = {}
     for name, ended, job_id, hours, energy, co2, cost, flops in session.execute(
-        _scoped(query, period, project_ids)
+        _scoped(query, period, scope)
     ):
         key = (str(name), bucket_of(ended, every))
         row = sums.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
@@ -256,6 +295,55 @@ def _time_series(
         for (group, bucket), v in sums.items()
     ]
     return sorted(lines, key=lambda line: (line.bucket, -line.gpu_hours, line.group))
+
+
+def job_waits_h(session: Session, by: str, period: Period, scope: Scope) -> dict[str, list[float]]:
+    """Per group, the waits in hours of the jobs that ended in ``period`` (in any end state) having
+    run at least once: time in the system less the time its segments ran, so a wait after a
+    preemption counts as the simulator counts it (``wait_s``). One ``GROUP BY`` per job over its
+    segments, the seconds computed by the database; ranked here, since SQLite has no percentile."""
+    if by not in WAIT_GROUPINGS:
+        raise InvalidRequestError(f"cannot group waits by {by!r}; by one of: {', '.join(WAIT_GROUPINGS)}")
+    dialect = session.get_bind().dialect.name
+    group: Label[str] = _group_column(by).label("grp")
+    in_system_s = _seconds(dialect, JobRow.ended_at, JobRow.submitted_at)
+    running_s = func.sum(_seconds(dialect, UsageRow.ended_at, UsageRow.started_at))
+    query = (
+        select(group, in_system_s - running_s)
+        .select_from(JobRow)
+        .join(UsageRow, UsageRow.job_id == JobRow.id)
+        .where(JobRow.state.in_(ENDED_STATES), JobRow.ended_at.is_not(None))
+        .group_by(group, JobRow.id, JobRow.submitted_at, JobRow.ended_at)
+    )
+    waits: dict[str, list[float]] = {}
+    for name, wait_s in session.execute(
+        _joined(query, JobRow.project_id, JobRow.award_id, JobRow.ended_at, period, scope)
+    ):
+        waits.setdefault(str(name), []).append(max(0.0, float(wait_s or 0)) / 3600.0)
+    return waits
+
+
+def _seconds(
+    dialect: str,
+    later: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
+    earlier: InstrumentedAttribute[datetime],
+) -> SQLColumnExpression[float]:
+    """``later - earlier`` in seconds, computed by the database."""
+    if dialect == "postgresql":
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86_400.0
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct``-th percentile (0..100) of ``values``, interpolated linearly between the closest
+    ranks (NumPy's default, as the simulator reports waits)."""
+    if not values:
+        raise ValueError("the percentile of no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 TRAINING_COMPUTE_THRESHOLD_FLOPS = 1e26

@@ -7,6 +7,11 @@ the same transaction (``hold_lease``) just before ``commit``, so a scheduler tha
 stores nothing. The database's own errors become the port's: a write it refuses
 (``IntegrityError``) is a ``CycleConflictError``, a database busy or gone for a moment
 (``OperationalError``) a ``StateUnavailableError``.
+
+The state keeps one ``CycleMemory`` (the view of the active jobs and the usage sums, design note 0013)
+for the cycles of the lease holding it was built under: each cycle store reads only what changed, and
+learns what its cycle wrote once the transaction commits. Taking the lease in a new epoch (another
+scheduler may have acted in between) forgets it, so the next cycle reads everything again.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,20 +37,28 @@ from gpucommons.store import lease, nodes
 from gpucommons.store.arrays import array_task_of
 from gpucommons.store.backend_events import apply_event, launch_failed
 from gpucommons.store.base import to_dt
+from gpucommons.store.cycle_memory import CycleMemory
 from gpucommons.store.jobs import JobRow, claim_job, release
 from gpucommons.store.state_store import LiveStore
+
+_JOBS: Table = JobRow.__table__  # type: ignore[assignment]
 
 
 class DatabaseTransaction:
     """A ``SchedulerTransaction`` over one session."""
 
-    def __init__(self, session: Session, cluster: Cluster) -> None:
+    def __init__(self, session: Session, cluster: Cluster, state: DatabaseSchedulerState) -> None:
         self.session = session
         self.cluster = cluster
+        self.state = state
+        self._stores: list[LiveStore] = []
 
     # -- the lease ---------------------------------------------------------------------------------
     def acquire_lease(self, holder: str, ttl_s: float) -> Lease | None:
-        return lease.acquire_lease(self.session, holder, ttl_s)
+        held = lease.acquire_lease(self.session, holder, ttl_s)
+        if held is not None:
+            self.state.holding(held.epoch)
+        return held
 
     def hold_lease(self, held: Lease, ttl_s: float) -> None:
         lease.hold_lease(self.session, held, ttl_s)
@@ -70,7 +83,10 @@ class DatabaseTransaction:
     def cycle_store(
         self, unavailable_nodes: set[str], usage_half_life_s: float, held_gpus: dict[str, int | None]
     ) -> LiveStore:
-        return LiveStore(self.session, self.cluster, unavailable_nodes, usage_half_life_s, held_gpus)
+        memory = self.state.memory_for(usage_half_life_s)
+        store = LiveStore(self.session, self.cluster, unavailable_nodes, usage_half_life_s, held_gpus, memory)
+        self._stores.append(store)
+        return store
 
     # -- launching ---------------------------------------------------------------------------------
     def recorded_start(self, job_id: int, intent: str) -> RecordedStart | None:
@@ -115,12 +131,15 @@ class DatabaseTransaction:
             launch_failed(self.session, row, to_dt(at_s), error, retry)
 
     def record_launch(self, job_id: int, intent: str, backend: str, ref: str) -> bool | None:
-        row = self._claim_start(job_id, intent)
-        if row is None:
-            return None
-        row.backend, row.backend_ref, row.launch_attempts = backend, ref, 0
-        self.session.flush()
-        return row.cancel_requested_at is not None
+        """One conditional ``UPDATE ... RETURNING``: the claim (still running this intent; the version
+        bumped) and the write at once."""
+        launched = self.session.execute(
+            update(_JOBS)
+            .where(_JOBS.c.id == job_id, _JOBS.c.state == "running", _JOBS.c.backend_ref == intent)
+            .values(backend=backend, backend_ref=ref, launch_attempts=0, version=_JOBS.c.version + 1)
+            .returning(_JOBS.c.cancel_requested_at)
+        ).first()
+        return None if launched is None else launched[0] is not None
 
     # -- the transaction ---------------------------------------------------------------------------
     def commit(self) -> None:
@@ -128,23 +147,43 @@ class DatabaseTransaction:
             self.session.commit()
         except IntegrityError as exc:
             self.session.rollback()
+            if self.state.memory is not None:
+                self.state.memory.reset()  # the view may have missed what the database refused
             raise CycleConflictError(f"the database refused the writes: {exc.orig}") from exc
+        for store in self._stores:
+            store.committed()
+        self._stores = []
 
     def rollback(self) -> None:
         self.session.rollback()
+        self._stores = []
 
 
 class DatabaseSchedulerState:
-    """The ``SchedulerState`` of the live service: a transaction per session of ``sessions``."""
+    """The ``SchedulerState`` of the live service: a transaction per session of ``sessions``, and the
+    memory its cycles share."""
 
     def __init__(self, sessions: sessionmaker[Session], cluster: Cluster) -> None:
         self.sessions = sessions
         self.cluster = cluster
+        self.memory: CycleMemory | None = None
+        self._epoch: int | None = None  # of the lease holding the memory was built under
+
+    def holding(self, epoch: int) -> None:
+        """The lease is held in ``epoch``: a new holding forgets the memory."""
+        if epoch != self._epoch:
+            self.memory, self._epoch = None, epoch
+
+    def memory_for(self, usage_half_life_s: float) -> CycleMemory:
+        memory = self.memory
+        if memory is None or memory.usage.half_life_s != usage_half_life_s:
+            memory = self.memory = CycleMemory(self.cluster, usage_half_life_s)
+        return memory
 
     @contextmanager
     def transaction(self) -> Iterator[DatabaseTransaction]:
         try:
             with self.sessions() as session:
-                yield DatabaseTransaction(session, self.cluster)
+                yield DatabaseTransaction(session, self.cluster, self)
         except OperationalError as exc:
             raise StateUnavailableError(f"database unavailable: {exc.orig}") from exc

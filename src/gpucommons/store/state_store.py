@@ -1,6 +1,6 @@
 """``LiveStore``: the database-backed ``StateStore`` the live engine hands to ``run_cycle``.
 
-It mirrors the simulator's ``InMemoryStore``: ``snapshot(now)`` builds the policy's view from rows and
+It mirrors the simulator's ``InMemoryStore``: ``snapshot(now)`` builds the policy's view and
 ``record(result, now)`` makes the decisions durable in the caller's transaction. The snapshot carries
 the commons' inputs — every active award with its guarantee (after reclaims), model, budget and spend,
 the sovereign projects, the running jobs' awards, and the concurrency limits of job arrays with a
@@ -9,13 +9,19 @@ pending task — so the policy core's stages (award, residency, array limit, quo
 keep the reason it gives (``no-award``, ``budget``, ``award-model``); a start records the award the
 stage charged it to.
 
+The jobs come from a ``CycleMemory`` (design note 0013): the view of the active jobs the engine keeps
+between cycles, re-read only where the database stamped a change, with each project's decayed usage
+kept as running sums. A store built without one reads everything (tests, tools). Small tables
+(projects, awards, drains) are read whole every cycle. ``unchanged(now)`` says whether the cycle
+would see exactly what the last decided one saw, so the engine may skip it.
+
 The API may write a job between the snapshot and ``record`` (a cancel), so ``record`` writes no row
 blindly: a start claims its job only if it is still pending at the version the snapshot read and no
 cancel was asked for, else it is skipped (``started`` lists the starts that were recorded; only those
 may be launched); a preemption claims its job only if it still runs the same segment (a cancel asked
 meanwhile makes it end ``cancelled`` instead of going back to the queue); reasons are written only to
-jobs still pending. Jobs asked to cancel, and jobs waiting out a launch backoff (``retry_at``), are not
-in the snapshot.
+jobs still pending, and only where they change. Jobs asked to cancel, and jobs waiting out a launch
+backoff (``retry_at``), are not in the snapshot.
 
 Started jobs get ``backend_ref = "pending:<launch id>"``: the engine commits that intent before it asks
 the backend to launch, so a crash in between can be resolved by the backend (see ``Backend.adopt``).
@@ -26,72 +32,54 @@ taken out of it.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Integer, Row, Table, any_, bindparam, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.award import REFERENCE_HOURS, Award
 from gpucommons.domain.cluster import Cluster
-from gpucommons.domain.job import Job, Placement
-from gpucommons.domain.power import PowerModel
 from gpucommons.engine.ports import PENDING_REF_PREFIX, CycleConflictError
-from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.constraints.draw import SiteDraw
-from gpucommons.policy.decisions import CycleResult, PendingReason
-from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
+from gpucommons.policy.constraints.power import caps_at
+from gpucommons.policy.decisions import CycleResult, PendingReason, Start
+from gpucommons.policy.snapshot import RunningJob, Snapshot
 from gpucommons.store.arrays import array_limits
-from gpucommons.store.awards import (
-    AwardRow,
-)
-from gpucommons.store.base import (
-    to_dt,
-    to_s,
-)
-from gpucommons.store.jobs import (
-    AllocationRow,
-    JobRow,
-    claim_job,
-)
-from gpucommons.store.tenancy import (
-    ProjectRow,
-)
-from gpucommons.store.usage import (
-    UsageRow,
-    end_segment,
-)
-
-USAGE_HORIZON_HALF_LIVES = 10  # older segments weigh < 0.1 % and are left out of decayed usage
-
+from gpucommons.store.awards import AwardRow
+from gpucommons.store.base import to_dt, to_s
+from gpucommons.store.cycle_memory import CycleInputs, CycleMemory
+from gpucommons.store.job_view import ReasonKey
+from gpucommons.store.jobs import AllocationRow, JobRow, claim_job
+from gpucommons.store.tenancy import ProjectRow
+from gpucommons.store.usage import end_segment
 
 _JOBS: Table = JobRow.__table__  # type: ignore[assignment]
+IDS_PER_QUERY = 500  # ids in one ``IN`` list
+# A reason given to this many jobs is written by ``UPDATE ... WHERE id IN``, this many ids at a time;
+# fewer, one row at a time by primary key (SQLite would scan the state index for a short ``IN`` list).
+REASON_GROUP_MIN = 1_000
+REASON_IDS_PER_QUERY = 20_000
+
+_AWARD_COLUMNS = (
+    AwardRow.id,
+    AwardRow.project_id,
+    AwardRow.model,
+    AwardRow.unit,
+    AwardRow.gpu_hours_budget,
+    AwardRow.gpu_hours_used,
+    AwardRow.guaranteed_gpus,
+    AwardRow.starts_at,
+    AwardRow.ends_at,
+)
 
 
-def job_of(row: JobRow, tenant: str, sovereign: bool = False) -> Job:
-    """The policy's view of a job row; the time limit is both its estimate and (unknown) duration."""
-    models = frozenset(str(m) for m in row.accepted_models or ())
-    return Job(
-        id=row.id,
-        tenant=tenant,
-        gpus=row.gpus,
-        submit_s=to_s(row.submitted_at),
-        duration_s=row.time_limit_s,
-        estimate_s=row.time_limit_s,
-        gpus_per_node=row.gpus_per_node,
-        accepted_models=models,
-        priority_class=row.priority_class,
-        preemptible=row.preemptible,
-        sovereign=sovereign,
-        job_class=row.job_class,
-        array_id=row.array_id,
-    )
-
-
-def award_of(row: AwardRow, tenant: str) -> Award:
+def award_of(row: AwardRow | Row[*tuple[Any, ...]], tenant: str) -> Award:
     """The policy's view of an award row. ``guaranteed_gpus`` already has reclaims taken off. A budget
     in reference GPU-hours pays for every model (an hour anywhere costs its speed there), one in
     device-hours only for its program's model."""
@@ -110,8 +98,8 @@ def award_of(row: AwardRow, tenant: str) -> Award:
 
 
 class LiveStore:
-    """A ``StateStore`` over one session (the engine's ``CycleStore``); build one per cycle (it caches
-    that cycle's rows)."""
+    """A ``StateStore`` over one session (the engine's ``CycleStore``); build one per cycle, on the
+    engine's ``memory`` (none: a memory of its own, so everything is read)."""
 
     def __init__(
         self,
@@ -120,80 +108,67 @@ class LiveStore:
         unavailable_nodes: set[str] | None = None,
         usage_half_life_s: float = 7 * 86_400.0,
         held_gpus: dict[str, int | None] | None = None,
+        memory: CycleMemory | None = None,
     ) -> None:
         self.session = session
         self.cluster = cluster
         self.unavailable_nodes = unavailable_nodes or set()
-        self.usage_half_life_s = usage_half_life_s
         self.held_gpus = held_gpus or {}
-        self.rows: dict[int, JobRow] = {}
+        self.memory = memory or CycleMemory(cluster, usage_half_life_s)
         self.preempted_refs: dict[int, str] = {}
-        self.started: set[int] = set()  # starts recorded (claimed); the others were skipped
-        self._versions: dict[int, int] = {}
-        self._pending_ids: list[int] = []
-        self._running_jobs: dict[int, RunningJob] = {}
+        self.started: dict[int, str] = {}  # starts recorded (claimed): their ``pending:`` references
+        self.reasons_written: dict[int, ReasonKey] = {}
+        self._inputs: CycleInputs | None = None
+        self._read_s: float | None = None
+        self._projects: tuple[tuple[int, str, bool], ...] = ()  # id, name, sovereign
+        self._tenants: dict[int, str] = {}
+        self._awards: dict[str, tuple[Award, ...]] = {}
+        self._limits: dict[int, int] = {}
+        self._recorded = False
         # Each site's projected draw: built with the snapshot (the power stage starts from it) and kept
         # through ``record``, so after a cycle it is the draw of what runs (``/metrics``).
         self.draw: SiteDraw | None = None
 
     # -- StateStore ------------------------------------------------------------------------------
     def snapshot(self, now: float) -> Snapshot:
-        rows = list(self.session.scalars(select(ProjectRow)))
-        projects = {p.id: p.name for p in rows}
-        sovereign = frozenset(p.name for p in rows if p.sovereign)
-        awards: defaultdict[str, list[Award]] = defaultdict(list)
-        for award in self.session.scalars(
-            select(AwardRow).where(AwardRow.status == "active").order_by(AwardRow.id)
-        ):
-            awards[projects[award.project_id]].append(award_of(award, projects[award.project_id]))
-        pending = self._pending(projects, now)
-        arrays = sorted({p.job.array_id for p in pending if p.job.array_id is not None})
-        running, tenant_gpus, capacity = self._running(projects)
-        self._running_jobs = running
-        self.draw = SiteDraw(self.cluster, PowerModel(), (r.placement for r in running.values()))
+        self._read(now)
+        view = self.memory.jobs
+        self.draw = view.draw.copy()
+        sovereign = frozenset(name for _, name, sovereign in self._projects if sovereign)
         return Snapshot(
             cluster=self.cluster,
-            capacity=capacity,
-            pending=pending,
-            running=running,
-            tenant_usage_gpu_s=self._decayed_usage(projects, running, now),
-            tenant_running_gpus=dict(tenant_gpus),
-            awards={tenant: tuple(group) for tenant, group in awards.items()},
+            capacity=view.capacity,
+            pending=view.queue.items,
+            running=view.running,
+            tenant_usage_gpu_s=self._decayed_usage(now),
+            tenant_running_gpus=dict(view.tenant_gpus),
+            running_ends=view.ends,
+            pending_by_tenant={tenant: line.items for tenant, line in view.by_tenant.items()},
+            running_columns=view.columns,
+            awards=self._awards,
             sovereign_tenants=sovereign,
             site_draw=self.draw,
             pending_fractional=0,  # live jobs hold whole GPUs
-            array_limits=array_limits(self.session, arrays),
+            classed_jobs=view.classed,
+            array_limits=self._limits,
         )
 
     def record(self, result: CycleResult, now: float) -> None:
+        self._recorded = True
         at = to_dt(now)
-        for preemption in result.preemptions:
-            self._preempt(preemption.job_id, preemption.by_job, preemption.reason, at)
-        for start in result.starts:
-            row = self.rows[start.job.id]
-            if not self._claim_start(row):
-                continue  # cancelled (or otherwise changed) since the snapshot: not started
-            if self.draw is not None:
-                self.draw.add(start.placement)
-            self._start(row, start.placement, start.borrowing, start.award_id, at)
-            self.started.add(row.id)
-        started = {s.job.id for s in result.starts}
-        reasons: dict[int, PendingReason] = {}
-        for job_id, reason in result.pending:
-            reasons[job_id] = reason
-        if result.others is not None:
-            for job_id in self._pending_ids:
-                if job_id not in started and job_id not in reasons:
-                    reasons[job_id] = result.others
-        self._write_reasons(reasons)
         try:
+            for preemption in result.preemptions:
+                self._preempt(preemption.job_id, preemption.by_job, preemption.reason, at)
+            self._record_starts(result.starts, at)
+            self._write_reasons(result, {s.job.id for s in result.starts})
             self.session.flush()
         except IntegrityError as exc:  # e.g. a GPU taken meanwhile: the whole cycle is decided again
+            self.memory.reset()  # and on everything read again: the view may have missed it
             raise CycleConflictError(f"the cycle's writes were refused: {exc.orig}") from exc
 
     # -- CycleStore ------------------------------------------------------------------------------
     def recorded_starts(self) -> dict[int, str]:
-        return {job_id: self.rows[job_id].backend_ref for job_id in sorted(self.started)}
+        return dict(sorted(self.started.items()))
 
     def preempted_ref(self, job_id: int) -> str:
         return self.preempted_refs.get(job_id, "")
@@ -201,112 +176,153 @@ class LiveStore:
     def site_power_w(self) -> dict[str, float] | None:
         return dict(self.draw.site_w) if self.draw is not None else None
 
-    # -- helpers ---------------------------------------------------------------------------------
-    def _pending(self, projects: dict[int, str], now: float) -> list[PendingJob]:
-        query = (
-            select(JobRow)
-            .where(
-                JobRow.state == "pending",
-                JobRow.cancel_requested_at.is_(None),
-                or_(JobRow.retry_at.is_(None), JobRow.retry_at <= to_dt(now)),
+    def unchanged(self, now: float) -> bool:
+        """Whether a cycle at ``now`` would see what the last decided and committed one saw."""
+        self._read(now)
+        assert self._inputs is not None
+        return self.memory.unchanged(self._inputs, now)
+
+    def committed(self) -> None:
+        """The transaction holding this cycle's writes committed: the memory learns what they were."""
+        if self._recorded and self._inputs is not None and self._read_s is not None:
+            self.memory.jobs.reasons_written(self.reasons_written)
+            self.memory.decided(self._inputs, self._read_s)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _read(self, now: float) -> None:
+        """Bring the memory up to the database (once per store), and read the small tables whole. A
+        read that fails half-way (the database gone for a moment) leaves the memory to read everything
+        again: the view and the usage sums must have taken in the same changes."""
+        if self._read_s is not None:
+            return
+        try:
+            self._read_all(now)
+        except BaseException:
+            self.memory.reset()
+            raise
+        self._read_s = now
+
+    def _read_all(self, now: float) -> None:
+        session, memory = self.session, self.memory
+        self._projects = tuple(
+            (int(i), str(n), bool(s))
+            for i, n, s in session.execute(
+                select(ProjectRow.id, ProjectRow.name, ProjectRow.sovereign).order_by(ProjectRow.id)
             )
-            .order_by(JobRow.submitted_at, JobRow.id)
         )
-        pending = []
-        for row in self.session.scalars(query):
-            self.rows[row.id] = row
-            self._versions[row.id] = row.version
-            self._pending_ids.append(row.id)
-            pending.append(
-                PendingJob(
-                    job_of(row, projects[row.project_id], sovereign=row.sovereign),
-                    attained_gpu_s=row.attained_gpu_s,
-                    queued_since_s=to_s(row.submitted_at),
-                    restarts=row.restarts,
-                )
-            )
-        return pending
+        tenants = self._tenants = {i: name for i, name, _ in self._projects}
+        changed = memory.jobs.refresh(session, tenants, now)
+        if changed is None or changed:
+            memory.jobs_changed()
+        if memory.usage.refresh(session, None if changed is None else memory.jobs.serviced, now):
+            memory.jobs.rebase_usage(now)  # the running jobs' sums afresh too, as often
+        memory.jobs.overlay(self.unavailable_nodes, self.held_gpus)
+        awards: defaultdict[str, list[Award]] = defaultdict(list)
+        query = select(*_AWARD_COLUMNS).where(AwardRow.status == "active").order_by(AwardRow.id)
+        for row in session.execute(query):
+            tenant = tenants.get(row.project_id)
+            if tenant is not None:  # else a project created since its row was read: the next cycle
+                awards[tenant].append(award_of(row, tenant))
+        self._awards = {tenant: tuple(group) for tenant, group in awards.items()}
+        self._limits = array_limits(session, sorted(memory.jobs.arrays))
+        all_awards = tuple(a for group in self._awards.values() for a in group)
+        self._inputs = CycleInputs(
+            projects=self._projects,
+            awards=all_awards,
+            active_awards=frozenset(a.id for a in all_awards if a.active_at(now)),
+            down_nodes=frozenset(self.unavailable_nodes),
+            held_gpus=tuple(sorted(self.held_gpus.items())),
+            array_limits=tuple(sorted(self._limits.items())),
+            caps_w=tuple(sorted(caps_at(self.cluster, now).items())),
+        )
 
-    def _running(self, projects: dict[int, str]) -> tuple[dict[int, RunningJob], dict[str, int], Capacity]:
-        capacity = Capacity(self.cluster)
-        for down in self.cluster.nodes:
-            if down.name in self.unavailable_nodes:
-                capacity.set_up(down.index, False)
-        per_job: defaultdict[int, defaultdict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-        for alloc in self.session.scalars(select(AllocationRow).order_by(AllocationRow.id)):
-            per_job[alloc.job_id][alloc.node_index].append(alloc.gpu_index)
-        running: dict[int, RunningJob] = {}
-        tenant_gpus: defaultdict[str, int] = defaultdict(int)
-        for row in self.session.scalars(select(JobRow).where(JobRow.state == "running")):
-            self.rows[row.id] = row
-            nodes: dict[int, list[int]] = per_job.get(row.id, {})
-            for node, gpus in nodes.items():
-                capacity.allocate_indices(node, gpus)
-            placement = Placement(tuple((n, tuple(sorted(g))) for n, g in sorted(nodes.items())))
-            job = job_of(row, projects[row.project_id], sovereign=row.sovereign)
-            started_s = to_s(row.started_at) if row.started_at else 0.0
-            running[row.id] = RunningJob(
-                job, placement, started_s, row.attained_gpu_s, row.borrowing, row.award_id
-            )
-            tenant_gpus[job.tenant] += row.gpus
-        self._hold_foreign(capacity)
-        return running, tenant_gpus, capacity
-
-    def _hold_foreign(self, capacity: Capacity) -> None:
-        """Take GPUs that backend jobs no gpucommons job owns hold out of the capacity: ``count`` of the
-        node's free GPUs (which ones does not matter, the backend picks the devices), or the whole node."""
-        by_name = {n.name: n.index for n in self.cluster.nodes}
-        for name, count in sorted(self.held_gpus.items()):
-            node = by_name.get(name)
-            if node is None:
-                continue
-            if count is None:
-                capacity.set_up(node, False)
-                continue
-            free = capacity.free_indices(node)
-            if free:
-                capacity.allocate_indices(node, free[: max(0, count)])
-
-    def _decayed_usage(
-        self, projects: dict[int, str], running: dict[int, RunningJob], now: float
-    ) -> dict[str, float]:
-        """Usage decayed by half every half-life, as ``UsageLedger`` computes it: a segment holding
-        ``g`` GPUs over [a, b] contributes ``g * tau * (2^-(now-b)/h - 2^-(now-a)/h)``."""
-        half = self.usage_half_life_s
-        tau = half / math.log(2.0)
-        since = to_dt(now - USAGE_HORIZON_HALF_LIVES * half)
+    def _decayed_usage(self, now: float) -> dict[str, float]:
+        """Usage decayed by half every half-life, as ``UsageLedger`` computes it: the ended segments'
+        and the running jobs', both kept as running sums (``store/decayed_usage.py``,
+        ``JobView.running_usage``)."""
         usage: defaultdict[str, float] = defaultdict(float)
-        query = select(UsageRow.project_id, UsageRow.gpus, UsageRow.started_at, UsageRow.ended_at).where(
-            UsageRow.ended_at > since
-        )
-        for project_id, gpus, started_at, ended_at in self.session.execute(query):
-            a, b = to_s(started_at), to_s(ended_at)
-            usage[projects[project_id]] += (
-                gpus * tau * (2.0 ** (-(now - b) / half) - 2.0 ** (-(now - a) / half))
-            )
-        for r in running.values():
-            usage[r.job.tenant] += r.job.gpus * tau * (1.0 - 2.0 ** (-max(0.0, now - r.started_s) / half))
+        for project_id, value in self.memory.usage.at(now).items():
+            tenant = self._tenants.get(project_id)
+            if tenant is not None:
+                usage[tenant] += value
+        for tenant, value in self.memory.jobs.running_usage(now).items():
+            usage[tenant] += value
         return dict(usage)
 
-    def _claim_start(self, row: JobRow) -> bool:
-        """Whether the job is still pending, not asked to cancel, at the version the snapshot read; if
-        so it is held for this transaction (``claim_job``)."""
-        claimed = claim_job(
-            self.session,
-            row.id,
-            JobRow.version == self._versions[row.id],
-            JobRow.state == "pending",
-            JobRow.cancel_requested_at.is_(None),
+    # -- recording -------------------------------------------------------------------------------
+    def _record_starts(self, starts: Sequence[Start], at: datetime) -> None:
+        """Claim and start every start's job in one conditional ``UPDATE`` a row (run as one batch):
+        only a job still pending, not asked to cancel, at the version the snapshot read is changed
+        (as ``claim_job`` takes one), and its version bumped; the others changed since and are
+        skipped. Which ones started is read back by their new, unique ``pending:`` references; then
+        their allocations are written, in one statement."""
+        if not starts:
+            return
+        jobs = self.memory.jobs.jobs
+        refs = {s.job.id: PENDING_REF_PREFIX + uuid.uuid4().hex for s in starts}
+        rows = [
+            {
+                "job": s.job.id,
+                "seen": jobs[s.job.id].row.version,
+                "borrows": s.borrowing,
+                "award": s.award_id,
+                "ref": refs[s.job.id],
+            }
+            for s in starts
+        ]
+        claim = (
+            update(_JOBS)
+            .where(
+                _JOBS.c.id == bindparam("job"),
+                _JOBS.c.version == bindparam("seen"),
+                _JOBS.c.state == "pending",
+                _JOBS.c.cancel_requested_at.is_(None),
+            )
+            .values(
+                version=_JOBS.c.version + 1,
+                state="running",
+                started_at=at,
+                borrowing=bindparam("borrows"),
+                award_id=bindparam("award"),
+                backend_ref=bindparam("ref"),
+                reason_code="",
+                reason="",
+                estimated_start_at=None,
+                retry_at=None,
+            )
         )
-        return claimed is not None
+        self.session.execute(claim, rows)
+        claimed: set[int] = set()
+        ids = sorted(refs)
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[i : i + IDS_PER_QUERY]
+            query = select(_JOBS.c.id, _JOBS.c.backend_ref).where(_JOBS.c.id.in_(chunk))
+            claimed.update(job_id for job_id, ref in self.session.execute(query) if ref == refs[job_id])
+        allocations: list[dict[str, Any]] = []
+        for start in starts:
+            job_id = start.job.id
+            if job_id not in claimed:
+                continue  # cancelled (or otherwise changed) since the snapshot: not started
+            self.started[job_id] = refs[job_id]
+            for node, gpus in start.placement.node_gpus:
+                name = self.cluster.nodes[node].name
+                allocations.extend(
+                    {"job_id": job_id, "node_index": node, "node_name": name, "gpu_index": gpu}
+                    for gpu in gpus
+                )
+            if self.draw is not None:
+                self.draw.add(start.placement)
+        if allocations:
+            self.session.execute(insert(AllocationRow), allocations)
 
     def _preempt(self, job_id: int, by_job: int | None, why: str, at: datetime) -> None:
-        snapshot_ref = self.rows[job_id].backend_ref
+        snapshot_ref = self.memory.jobs.jobs[job_id].row.backend_ref
         row = claim_job(self.session, job_id, JobRow.state == "running", JobRow.backend_ref == snapshot_ref)
         if row is None:
             raise CycleConflictError(f"job {job_id} changed since the snapshot; deciding again")
+        running: RunningJob = self.memory.jobs.running[job_id]
         if self.draw is not None:
-            self.draw.remove(self._running_jobs[job_id].placement)
+            self.draw.remove(running.placement)
         self.preempted_refs[row.id] = row.backend_ref
         end_segment(self.session, self.cluster, row, at)
         row.backend_ref, row.started_at = "", None
@@ -318,42 +334,66 @@ class LiveStore:
         row.restarts += 1
         row.reason_code, row.reason = "preempted", (f"preempted by job {by_job}" if by_job else why)
 
-    def _start(
-        self, row: JobRow, placement: Placement, borrowing: bool, award_id: int | None, at: datetime
-    ) -> None:
-        for node, gpus in placement.node_gpus:
-            name = self.cluster.nodes[node].name
-            for gpu in gpus:
-                self.session.add(AllocationRow(job_id=row.id, node_index=node, node_name=name, gpu_index=gpu))
-        row.state, row.started_at, row.borrowing = "running", at, borrowing
-        row.award_id = award_id
-        row.backend_ref = PENDING_REF_PREFIX + uuid.uuid4().hex
-        row.reason_code, row.reason, row.estimated_start_at = "", "", None
-        row.retry_at = None
-
-    def _write_reasons(self, reasons: dict[int, PendingReason]) -> None:
+    def _write_reasons(self, result: CycleResult, started: set[int]) -> None:
         """Write the reasons that changed, only to jobs still pending: a job the API cancelled since
-        the snapshot keeps its state and reason. One statement for all of them; reasons are advisory
-        and bump no version."""
-        changes = []
-        for job_id, reason in reasons.items():
-            row = self.rows[job_id]
-            estimated = to_dt(reason.estimated_start_s) if reason.estimated_start_s is not None else None
-            if (row.reason_code, row.reason, row.estimated_start_at) != (
-                reason.code,
-                reason.detail,
-                estimated,
-            ):
-                changes.append(
-                    {"job": job_id, "code": reason.code, "detail": reason.detail, "eta": estimated}
+        the snapshot keeps its state and reason. ``result.others`` goes to every queued job the cycle
+        did not examine, found by the memory's groups of jobs by stored reason, so a cycle writes (and
+        looks at) only the jobs whose reason changes, row by row, or, for a reason given to many (a new
+        reason for the unexamined rest of a long queue), by ``UPDATE ... WHERE id IN``. Reasons are
+        advisory and bump no version."""
+        view = self.memory.jobs
+        changes: dict[int, ReasonKey] = {}
+        explicit: set[int] = set()
+        for job_id, reason in result.pending:
+            explicit.add(job_id)
+            key = _key(reason)
+            if view.stored_reason(job_id) != key:
+                changes[job_id] = key
+        if result.others is not None:
+            others = _key(result.others)
+            for job_id in view.queued_ids_not_at(others):
+                if job_id not in explicit and job_id not in started:
+                    changes[job_id] = others
+        self.reasons_written = changes
+        groups: defaultdict[ReasonKey, list[int]] = defaultdict(list)
+        for job_id, key in sorted(changes.items()):
+            groups[key].append(job_id)
+        big = {key: ids for key, ids in groups.items() if len(ids) >= REASON_GROUP_MIN}
+        single = [
+            {"job": job_id, "code": code, "detail": detail, "eta": eta}
+            for (code, detail, eta), ids in groups.items()
+            if (code, detail, eta) not in big
+            for job_id in ids
+        ]
+        if single:
+            each = (
+                update(_JOBS)
+                .where(_JOBS.c.id == bindparam("job"), _JOBS.c.state == "pending")
+                .values(
+                    reason_code=bindparam("code"),
+                    reason=bindparam("detail"),
+                    estimated_start_at=bindparam("eta"),
                 )
-        if not changes:
-            return
-        statement = (
-            update(_JOBS)
-            .where(_JOBS.c.id == bindparam("job"), _JOBS.c.state == "pending")
-            .values(
-                reason_code=bindparam("code"), reason=bindparam("detail"), estimated_start_at=bindparam("eta")
             )
-        )
-        self.session.execute(statement, changes)
+            self.session.execute(each, single)
+        postgresql = self.session.get_bind().dialect.name == "postgresql"
+        for (code, detail, eta), ids in big.items():
+            for i in range(0, len(ids), REASON_IDS_PER_QUERY):
+                chunk = ids[i : i + REASON_IDS_PER_QUERY]
+                # PostgreSQL takes the ids as one array parameter, not thousands of them.
+                among = (
+                    _JOBS.c.id == any_(literal(chunk, ARRAY(Integer)))
+                    if postgresql
+                    else _JOBS.c.id.in_(chunk)
+                )
+                shared = (
+                    update(_JOBS)
+                    .where(among, _JOBS.c.state == "pending")
+                    .values(reason_code=code, reason=detail, estimated_start_at=eta)
+                )
+                self.session.execute(shared)
+
+
+def _key(reason: PendingReason) -> ReasonKey:
+    estimated = to_dt(reason.estimated_start_s) if reason.estimated_start_s is not None else None
+    return (reason.code, reason.detail, estimated)

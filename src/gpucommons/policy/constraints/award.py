@@ -160,7 +160,14 @@ class AwardStage:
             return None
         projected: defaultdict[int, float] = defaultdict(float)
         gate = AwardGate(snapshot.cluster, snapshot.awards, now, projected)
+        # A rate other than 1 needs the job's model: only for an award in reference hours on a
+        # speed-aware cluster (this runs over every running job, every cycle).
+        speed_aware = snapshot.cluster.speeds is not None
+        priced = {a.id for a in gate._by_id.values() if a.unit == REFERENCE_HOURS} if speed_aware else set()
         for running in snapshot.running.values():
-            if running.award_id is not None:
-                projected[running.award_id] += _projected_gpu_hours(running) * gate._rate_of(running)
+            award_id = running.award_id
+            if award_id is None:
+                continue
+            hours = _projected_gpu_hours(running)
+            projected[award_id] += hours * gate._rate_of(running) if award_id in priced else hours
         return gate

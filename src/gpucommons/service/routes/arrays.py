@@ -5,11 +5,13 @@ before anything is stored."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from gpucommons.config import Settings
 from gpucommons.domain.arrays import MAX_TASK_INDEX, parse_array_spec
@@ -22,7 +24,7 @@ from gpucommons.service.auth import (
 )
 from gpucommons.service.deps import NowDep, SessionDep
 from gpucommons.service.errors import error_responses
-from gpucommons.service.routes.common import ClusterDep, EvenGangsDep
+from gpucommons.service.routes.common import ClusterDep, get_cluster, get_even_gangs
 from gpucommons.service.routes.jobs import ProjectRef, no_project, project_by_ref, read_job, wake_scheduler
 from gpucommons.service.schemas.arrays import ArrayCreate, ArrayRead, ArrayWhyRead
 from gpucommons.service.schemas.common import Id
@@ -88,19 +90,33 @@ def _reads(session: Session, found: Sequence[ArrayRow]) -> list[ArrayRead]:
         **error_responses(400, 401, 403, 404, 409, 422),
     },
 )
-def submit(
+async def submit(
     body: ArrayCreate,
     principal: PrincipalDep,
     session: SessionDep,
     now: NowDep,
-    cluster: ClusterDep,
-    even_gangs: EvenGangsDep,
     request: Request,
     response: Response,
 ) -> ArrayRead:
     """Every task is stored in this one call, in one transaction. Refused with 422, storing nothing,
     for a bad spec (malformed, backwards, a step or limit of 0, more tasks than the server allows) or a
-    job no pool it accepts could ever run."""
+    job no pool it accepts could ever run.
+
+    ``async``, its database work in one worker thread, for the reason ``routes.jobs.submit`` gives."""
+    out, created = await run_in_threadpool(store_array, body, principal, session, now, request)
+    if created:
+        request.app.state.submissions_total.inc(out.task_count)
+    else:
+        response.status_code = 200
+    wake_scheduler(request)
+    return out
+
+
+def store_array(
+    body: ArrayCreate, principal: Principal, session: Session, now: datetime, request: Request
+) -> tuple[ArrayRead, bool]:
+    """Check and store one array with all its tasks (``submit``'s work, which blocks on the
+    database): the array as stored, and whether it is new (``False``: an earlier one's key)."""
     project = project_by_ref(session, body.project)
     require_project_member(principal, project.id, no_project(body.project))
     require_job_class(principal, project.id, body.priority_class, body.preemptible)
@@ -109,17 +125,13 @@ def submit(
     fields = body.model_dump(exclude={"project", "array"})
     fields["models"] = tuple(fields["models"])
     job_request = JobRequest(**fields)
+    cluster, even_gangs = get_cluster(request), get_even_gangs(request)
     with request.app.state.write_lock:  # SQLite: one writer thread at a time, see create_app
         array, created = arrays.submit_array(
             session, cluster, project.id, principal.user_id, job_request, spec, now, even_gangs=even_gangs
         )
         session.commit()
-    if created:
-        request.app.state.submissions_total.inc(array.task_count)
-    else:
-        response.status_code = 200
-    wake_scheduler(request)
-    return _reads(session, [array])[0]
+    return _reads(session, [array])[0], created
 
 
 @router.get("/arrays", responses=error_responses(401, 403, 404, 422))

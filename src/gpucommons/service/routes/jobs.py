@@ -4,11 +4,13 @@ projects' jobs only (admins on all); every check runs before anything is stored.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from gpucommons.config import Settings
 from gpucommons.domain.cluster import Cluster
@@ -23,7 +25,7 @@ from gpucommons.service.auth import (
 )
 from gpucommons.service.deps import NowDep, SessionDep
 from gpucommons.service.errors import error_responses
-from gpucommons.service.routes.common import ClusterDep, EvenGangsDep
+from gpucommons.service.routes.common import ClusterDep, get_cluster, get_even_gangs
 from gpucommons.service.schemas.common import MAX_ID, MAX_LOG_OFFSET, Id, Name
 from gpucommons.service.schemas.jobs import BalanceRead, JobCreate, JobRead, LogChunk, WhyRead
 from gpucommons.store import jobs
@@ -110,35 +112,47 @@ def wake_scheduler(request: Request) -> None:
         **error_responses(400, 401, 403, 404, 409, 422),
     },
 )
-def submit(
+async def submit(
     body: JobCreate,
     principal: PrincipalDep,
     session: SessionDep,
     now: NowDep,
-    cluster: ClusterDep,
-    even_gangs: EvenGangsDep,
     request: Request,
     response: Response,
 ) -> JobRead:
     """Refused with 422, storing nothing, when no pool the job accepts could ever run it (on an
-    even-gang backend such as Slurm: as the same GPUs on every node)."""
+    even-gang backend such as Slurm: as the same GPUs on every node).
+
+    ``async`` so that FastAPI adds no thread hand-offs of its own (one for a plain route, one more to
+    check its answer, one per plain dependency): everything that touches the database runs in one
+    worker thread."""
+    out, created = await run_in_threadpool(store_submission, body, principal, session, now, request)
+    if created:
+        request.app.state.submissions_total.inc()
+    else:
+        response.status_code = 200
+    wake_scheduler(request)
+    return out
+
+
+def store_submission(
+    body: JobCreate, principal: Principal, session: Session, now: datetime, request: Request
+) -> tuple[JobRead, bool]:
+    """Check and store one submission (``submit``'s work, which blocks on the database): the job as
+    stored, and whether it is new (``False``: its idempotency key named an earlier one)."""
     project = project_by_ref(session, body.project)
     require_project_member(principal, project.id, no_project(body.project))
     require_job_class(principal, project.id, body.priority_class, body.preemptible)
     fields = body.model_dump(exclude={"project"})
     fields["models"] = tuple(fields["models"])
     job_request = jobs.JobRequest(**fields)
+    cluster, even_gangs = get_cluster(request), get_even_gangs(request)
     with request.app.state.write_lock:  # SQLite: one writer thread at a time, see create_app
         row, created = jobs.submit_job(
             session, cluster, project.id, principal.user_id, job_request, now, even_gangs=even_gangs
         )
         session.commit()
-    if created:
-        request.app.state.submissions_total.inc()
-    else:
-        response.status_code = 200
-    wake_scheduler(request)
-    return read_job(session, cluster, row, project)
+    return read_job(session, cluster, row, project), created
 
 
 @router.get("/jobs", responses=error_responses(401, 403, 404, 422))

@@ -61,7 +61,7 @@ class ReclaimRuleUpdate(In):
 class NoticeRead(Out):
     id: int
     kind: str
-    project_id: int
+    project_id: int | None  # null: a notice to the centre's staff (a declared target missed)
     award_id: int | None
     recipients: str
     subject: str

@@ -11,6 +11,7 @@ import gpucommons.store.jobs
 import gpucommons.store.lease
 import gpucommons.store.nodes
 import gpucommons.store.notices
+import gpucommons.store.targets
 import gpucommons.store.tenancy
 import gpucommons.store.usage  # noqa: F401  (register the tables on Base.metadata)
 from gpucommons.store.base import Base, make_engine
