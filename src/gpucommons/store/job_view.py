@@ -23,8 +23,9 @@ has written nothing yet (the cycle's own writes come after its snapshot).
 
 A job's allocations change only in a transaction that also changes its state (a start, an end, a
 preemption), so they are read again for each changed job that runs. The cluster's capacity, the
-sites' projected draw, the running jobs' columns and expected ends, and the queue in (submit time, id)
-order, whole and per tenant, are kept up to date with each change instead of being rebuilt.
+sites' projected draw, the running jobs' columns, expected ends and decayed usage, and the queue in
+(submit time, id) order, whole and per tenant, are kept up to date with each change instead of being
+rebuilt.
 
 **Reasons** are the one thing the engine writes without a stamp (they are advisory and bump no
 version): ``reasons_written`` records what a committed cycle wrote, so the next cycle writes only the
