@@ -43,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -52,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 import gpucommons.engine.cycle as engine_cycle
@@ -64,10 +62,11 @@ from gpucommons.engine.ports import BackendEvent, LaunchSpec
 from gpucommons.policy.priority import PriorityClasses
 from gpucommons.policy.registry import build_policy
 from gpucommons.store import awards as award_repo
-from gpucommons.store.base import make_engine, normalize_url, session_factory, upgrade
+from gpucommons.store.base import make_engine, session_factory, upgrade
 from gpucommons.store.calls import create_program
 from gpucommons.store.jobs import AllocationRow, JobRequest, JobRow, job_values, request_cancel, submit_job
 from gpucommons.store.scheduler_state import DatabaseSchedulerState, DatabaseTransaction
+from gpucommons.store.scratch import scratch_postgres
 from gpucommons.store.state_store import LiveStore
 from gpucommons.store.tenancy import create_institution, create_project, create_user, set_membership
 from gpucommons.store.usage import UsageRow
@@ -466,18 +465,8 @@ def scratch_database(server_url: str, home: Path) -> Iterator[str]:
     if not server_url:
         yield f"sqlite:///{home / 'gpuc.db'}"
         return
-    import psycopg  # the driver the package ships with
-
-    base = make_url(normalize_url(server_url))
-    name = f"gpuc_live_cycle_{uuid.uuid4().hex[:8]}"
-    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres(server_url, "gpuc_live_cycle_") as url:
+        yield url
 
 
 def run(args: argparse.Namespace) -> Figures:

@@ -58,7 +58,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -67,9 +66,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import httpx
-import psycopg
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpucommons.clusterfile import load_cluster
@@ -78,9 +75,10 @@ from gpucommons.engine.live import EngineOptions, LiveEngine
 from gpucommons.engine.ports import BackendEvent, LaunchSpec
 from gpucommons.policy.registry import build_policy
 from gpucommons.service.bootstrap import bootstrap
-from gpucommons.store.base import make_engine, normalize_url, session_factory
+from gpucommons.store.base import make_engine, session_factory
 from gpucommons.store.jobs import JobRow
 from gpucommons.store.scheduler_state import DatabaseSchedulerState
+from gpucommons.store.scratch import scratch_postgres
 
 JOB = {"project": "demo", "command": ["true"], "gpus": 1, "time_limit": "10m"}
 SBATCH_JOB_NAME = "gpuc-bench-sbatch"
@@ -181,21 +179,6 @@ def _in_parallel(clients: int, worker: Callable[[int], list[float]]) -> tuple[fl
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(worker, range(clients)))
     return time.perf_counter() - started, [lat for chunk in results for lat in chunk]
-
-
-@contextmanager
-def fresh_postgres(server_url: str) -> Iterator[str]:
-    """A new, empty database on the server of ``server_url``, dropped afterwards."""
-    name = f"gpuc_bench_{uuid.uuid4().hex[:10]}"
-    base = make_url(normalize_url(server_url))
-    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
@@ -465,7 +448,7 @@ def main() -> None:
         print(f"== {sbatch}")
     report(measure_database(args, None, 1), sbatch, not args.no_scheduler)
     if args.database_url:
-        with fresh_postgres(args.database_url) as database_url:
+        with scratch_postgres(args.database_url, "gpuc_bench_") as database_url:
             report(measure_database(args, database_url, args.workers), sbatch, not args.no_scheduler)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
