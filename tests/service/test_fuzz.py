@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ from schemathesis import Case
 from gpucommons.config import Settings
 from gpucommons.service.app import create_app
 from gpucommons.store.base import upgrade
+from gpucommons.store.scratch import scratch_postgres
 from tests.components import require_component
-from tests.db_fixtures import POSTGRES_ENV, _postgres_database
+from tests.db_fixtures import POSTGRES_ENV
 from tests.service.conftest import Clock, World, _seed
 
 pytestmark = pytest.mark.slow
@@ -62,22 +64,21 @@ def fuzz_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """A seeded service, as ``tests.service.conftest.world`` builds it, on a fresh SQLite file or a
     fresh PostgreSQL database (``GPUC_TEST_POSTGRES_URL``), shared by every operation of the module."""
     home = tmp_path_factory.mktemp("fuzz")
-    databases: Iterator[str]
+    database: AbstractContextManager[str]
     if request.param == "sqlite":
-        databases = iter([f"sqlite:///{home / 'gpuc.db'}"])
+        database = nullcontext(f"sqlite:///{home / 'gpuc.db'}")
     else:
         admin_url = os.environ.get(POSTGRES_ENV)
         require_component(bool(admin_url), f"PostgreSQL ({POSTGRES_ENV})")
         assert admin_url is not None
-        databases = _postgres_database(admin_url)
-    url = next(databases)
-    upgrade(url)
-    app = create_app(Settings(home=home, database_url=url), clock=Clock(), migrate=False)
-    world = _seed(app)
-    world.clock.now += timedelta(hours=2)
-    yield world
-    app.state.engine.dispose()
-    next(databases, None)  # drops the PostgreSQL database
+        database = scratch_postgres(admin_url, "gpuc_test_")
+    with database as url:
+        upgrade(url)
+        app = create_app(Settings(home=home, database_url=url), clock=Clock(), migrate=False)
+        world = _seed(app)
+        world.clock.now += timedelta(hours=2)
+        yield world
+        app.state.engine.dispose()
 
 
 @pytest.fixture(params=CALLERS)
