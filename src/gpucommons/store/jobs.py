@@ -116,6 +116,8 @@ class JobRow(Base):
     preemptible: Mapped[bool] = mapped_column(Boolean, default=True)
     sovereign: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     job_class: Mapped[str] = mapped_column(String(32), default="", server_default="")  # "": default class
+    # The model lineage it trains, named at submit, for the training-compute ledger; "": none.
+    lineage: Mapped[str] = mapped_column(String(200), default="", server_default="")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     reason_code: Mapped[str] = mapped_column(String(32), default="")

@@ -32,6 +32,7 @@ NOTICE_KINDS = (
     "reclaim_done",
     "budget_used",
     "target_missed",  # a declared target's closed period missed (``store/attainment.py``)
+    "compute_threshold",  # training FLOPs crossed 50/80/100 % of 10^26 (``store/compute.py``)
 )
 RECIPIENT_SEPARATOR = ", "
 
