@@ -45,6 +45,9 @@ class Job:
     accepted_sites: frozenset[str] = field(default_factory=frozenset)
     job_class: str = ""  # the kind of work (``domain.speeds.JOB_CLASSES``); "" is the table's default
     array_id: int | None = None  # the job array it is a task of (design note 0011); ``None``: none
+    # How often it writes a checkpoint, as declared (``None``: not declared); with the running job's
+    # last reported checkpoint it bounds the work a preemption loses (design note 0016).
+    checkpoint_interval_s: float | None = None
     shape: tuple[object, ...] = field(init=False, repr=False, compare=False)
     """Everything placement looks at, but not who the job is: jobs of one shape fit or fail alike, so
     a scheduling cycle tries each shape once. Made once per job (the cycle reads it for every pending

@@ -53,6 +53,7 @@ class RunningJob:
     borrowing: bool = False
     award_id: int | None = None
     work_s: float | None = None  # done before this run, as ``PendingJob.work_s``
+    last_checkpoint_s: float | None = None  # its last reported checkpoint in this run; ``None``: none
 
     def done_work_s(self) -> float:
         """Reference-device seconds of work done before this run."""
