@@ -15,13 +15,14 @@ The columns (each must be 0):
 - ``run_twice``: a job with more real runs than ``1 + restarts`` (every run after the first needs a
   recorded preemption or requeue), or two of its runs overlapping in time;
 - ``gpu_double_holds``: two real runs overlapping in time on the same GPU of the same node;
-- ``charge_mismatches``: a job whose charged GPU-seconds differ from its real runs by more than one
-  second's worth per segment, whose won differ from the quote of its real GPU time by more than that
-  second's worth, whose won are not exactly the quote of its charged GPU time (the one rounding rule),
-  or that ran more often than it was metered; an award whose ``gpu_hours_used`` is not the sum of its
-  usage rows counts once too. A segment with no real run, of a job stopped (cancelled or preempted)
-  while its process was starting, may be charged up to ``UNSEEN_START_S`` per GPU: the GPUs were held
-  from the launch, and the job's command was stopped before it could record its start;
+- ``charge_mismatches``: a job whose charged GPU-seconds differ from its real runs (a preempted run's:
+  until it was asked to stop, its grace period being free) by more than one second's worth per segment,
+  whose won differ from the quote of its real GPU time by more than that second's worth, whose won are not
+  exactly the quote of its charged GPU time (the one rounding rule), or that ran more often than it was
+  metered; an award whose ``gpu_hours_used`` is not the sum of its usage rows counts once too. A segment
+  with no real run, of a job stopped (cancelled or preempted) while its process was starting, may be
+  charged up to ``UNSEEN_START_S`` per GPU: the GPUs were held from the launch, and the job's command was
+  stopped before it could record its start;
 - ``drained_starts``: a run that started on a node more than ``DRAIN_SETTLE_S`` after the node was
   taken out of service, and before it came back. The service cannot see a drain before its next step
   and checks it again when it launches; a launch may then still wait for a stopping job to leave its
@@ -88,10 +89,20 @@ class Run:
     end_s: float | None
     how: str  # "end", "stopped", "term" (killed while stopping) or "" (no end line)
     path: str
+    term_s: float | None = None  # when it was asked to stop ("term"), if it was
 
     @property
     def held_s(self) -> float:
         return 0.0 if self.end_s is None else max(0.0, self.end_s - self.start_s)
+
+    @property
+    def to_signal_s(self) -> float:
+        """Its time until it was asked to stop: what a preemption charges (its grace period is free)."""
+        return (
+            self.held_s
+            if self.term_s is None
+            else max(0.0, min(self.term_s, self.end_s or self.term_s) - self.start_s)
+        )
 
 
 @dataclass(frozen=True)
@@ -191,7 +202,7 @@ def _gpus(text: str) -> tuple[tuple[str, int], ...]:
 def parse_record(path: Path, text: str) -> Run | None:
     """The run one record file describes, or ``None`` for a file without a start line."""
     start: tuple[int, float, tuple[tuple[str, int], ...]] | None = None
-    end_s, how = None, ""
+    end_s, how, term_s = None, "", None
     for line in text.splitlines():
         fields = line.split()
         if len(fields) < 5:
@@ -199,11 +210,13 @@ def parse_record(path: Path, text: str) -> Run | None:
         job_id, at_s, kind, gpus = int(fields[0]), float(fields[2]), fields[3], _gpus(fields[4])
         if kind == "start":
             start = (job_id, at_s, gpus)
+        if kind == "term":
+            term_s = at_s
         elif kind in ("end", "stopped") or (kind == "term" and how != "stopped"):
             end_s, how = at_s, kind  # a "term" alone: killed while stopping; it held its GPUs until then
     if start is None:
         return None
-    return Run(start[0], start[2], start[1], end_s, how, str(path))
+    return Run(start[0], start[2], start[1], end_s, how, str(path), term_s)
 
 
 def read_runs(records: Path) -> list[Run]:
@@ -357,7 +370,7 @@ def _check_charge(found: Findings, job: JobFacts, runs: list[Run]) -> None:
         for seg, seg_runs in zip(segments, per_segment, strict=True)
         if not seg_runs and seg.gpu_s <= Fraction(UNSEEN_START_S) * job.gpus and job.stopped_early
     ]
-    real_s = Fraction(sum(len(r.gpus) * r.held_s for r in runs)) + sum(unseen, Fraction(0))
+    real_s = Fraction(sum(len(r.gpus) * r.held_s for r in orphans)) + sum(unseen, Fraction(0))
     tolerance_krw = math.ceil(job.rate.krw_per_gpu_hour / 3600 * second_s * max(1, len(segments))) + 1
     problems = []
     if orphans:
@@ -365,7 +378,8 @@ def _check_charge(found: Findings, job: JobFacts, runs: list[Run]) -> None:
             f"{len(orphans)} real run(s) before any metered segment (at {orphans[0].start_s:.3f})"
         )
     for seg, seg_runs in zip(segments, per_segment, strict=True):
-        ran_s = Fraction(sum(len(r.gpus) * r.held_s for r in seg_runs))
+        ran_s = _charged_run_s(seg, seg_runs)
+        real_s += ran_s
         if len(seg_runs) > 1:
             problems.append(f"{len(seg_runs)} real runs in the one segment from {seg.start_s:.3f}")
         elif abs(seg.gpu_s - ran_s) > second_s and not (not seg_runs and seg.gpu_s in unseen):
@@ -385,6 +399,15 @@ def _check_charge(found: Findings, job: JobFacts, runs: list[Run]) -> None:
         found.charge_mismatches[job.id] = f"state {job.state}, {len(segments)} segment(s): " + "; ".join(
             problems[:3]
         )
+
+
+def _charged_run_s(seg: Segment, runs: list[Run]) -> Fraction:
+    """The real GPU time a segment's runs should be charged: until each run ended, or, for a run asked
+    to stop, until the signal where that is what the segment holds (a preemption: its grace period is
+    free; a cancel is charged to the end)."""
+    held = Fraction(sum(len(r.gpus) * r.held_s for r in runs))
+    to_signal = Fraction(sum(len(r.gpus) * r.to_signal_s for r in runs))
+    return to_signal if abs(seg.gpu_s - to_signal) < abs(seg.gpu_s - held) else held
 
 
 def _segment_index(job: JobFacts, run: Run) -> int | None:

@@ -29,10 +29,18 @@ from gpucommons.service.schemas.allocation import (
     ReviewRead,
 )
 from gpucommons.service.schemas.arrays import ArrayRead, ArrayWhyRead
-from gpucommons.service.schemas.jobs import BalanceRead, JobRead, LogChunk, WhyRead
+from gpucommons.service.schemas.jobs import (
+    BalanceRead,
+    CheckpointRead,
+    JobEventRead,
+    JobRead,
+    LogChunk,
+    WhyRead,
+)
 from gpucommons.service.schemas.lifecycle import LifecycleReportRead, NoticeRead, ReclaimRuleRead
 from gpucommons.service.schemas.nodes import NodeRead
-from gpucommons.service.schemas.reports import ComputeLedgerRead, UsageReportRead
+from gpucommons.service.schemas.reports import ComputeLedgerRead, TransparencyRead, UsageReportRead
+from gpucommons.service.schemas.reservations import ReservationRead
 from gpucommons.service.schemas.targets import TargetRead, TargetReportRead
 from gpucommons.service.schemas.tenancy import (
     InstitutionRead,
@@ -172,8 +180,11 @@ class GpucClient:
     def usage_report(self, by: str, period: str | None = None, every: str | None = None) -> UsageReportRead:
         return self._get(UsageReportRead, "GET", "/reports/usage", by=by, period=period, every=every)
 
-    def compute_ledger(self) -> ComputeLedgerRead:
-        return self._get(ComputeLedgerRead, "GET", "/reports/compute")
+    def compute_ledger(self, by: str = "project") -> ComputeLedgerRead:
+        return self._get(ComputeLedgerRead, "GET", "/reports/compute", by=by)
+
+    def transparency_report(self, project: str) -> TransparencyRead:
+        return self._get(TransparencyRead, "GET", f"/reports/compute/{quote(project, safe='')}")
 
     # declared targets ---------------------------------------------------------------------------------
 
@@ -190,6 +201,29 @@ class GpucClient:
     def target_report(self, period: str | None = None) -> TargetReportRead:
         """Every target over ``period`` (default: each over its latest closed period)."""
         return self._get(TargetReportRead, "GET", "/targets/attainment", period=period)
+
+    # reservations -------------------------------------------------------------------------------------
+
+    def create_reservation(self, **fields: Any) -> ReservationRead:
+        """Reserve whole nodes for a project (``ReservationCreate``'s fields; ``start_at`` a datetime or
+        ISO text); admins, or the project's PIs within its awards."""
+        if isinstance(fields.get("start_at"), datetime):
+            fields["start_at"] = fields["start_at"].isoformat()
+        return self._get(ReservationRead, "POST", "/reservations", fields)
+
+    def list_reservations(
+        self, project: str | None = None, include_past: bool = False
+    ) -> list[ReservationRead]:
+        """Those still to end (with ``include_past``, cancelled and ended ones too)."""
+        return self._get(
+            list[ReservationRead], "GET", "/reservations", project=project, all=include_past or None
+        )
+
+    def get_reservation(self, reservation_id: int) -> ReservationRead:
+        return self._get(ReservationRead, "GET", f"/reservations/{reservation_id}")
+
+    def cancel_reservation(self, reservation_id: int) -> ReservationRead:
+        return self._get(ReservationRead, "POST", f"/reservations/{reservation_id}/cancel")
 
     # nodes --------------------------------------------------------------------------------------------
 
@@ -322,8 +356,17 @@ class GpucClient:
     def get_job(self, job_id: int) -> JobRead:
         return self._get(JobRead, "GET", f"/jobs/{job_id}")
 
+    def job_events(self, job_id: int) -> list[JobEventRead]:
+        """The job's history, oldest first (design note 0017)."""
+        return self._get(list[JobEventRead], "GET", f"/jobs/{job_id}/events")
+
     def cancel_job(self, job_id: int) -> JobRead:
         return self._get(JobRead, "POST", f"/jobs/{job_id}/cancel")
+
+    def report_checkpoint(self, job_id: int) -> CheckpointRead:
+        """Record that the job wrote a checkpoint now: with a member's token, or inside the job with
+        its run's own (``GpucClient(url, os.environ["GPUC_JOB_TOKEN"])``)."""
+        return self._get(CheckpointRead, "POST", f"/jobs/{job_id}/checkpoint")
 
     def why_job(self, job_id: int) -> WhyRead:
         return self._get(WhyRead, "GET", f"/jobs/{job_id}/why")

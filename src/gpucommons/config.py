@@ -25,6 +25,9 @@ database without touching the environment.
     GPUC_POLICY                the live scheduler's policy (``gpuc up``/``gpuc scheduler``; default
                                ``quota``)
     GPUC_MAX_ARRAY_TASKS       the most tasks one job array may have (default 100,000; design note 0011)
+    GPUC_MAX_GRACE_S           the longest grace period a preempted job gets between its stop signal and
+                               the kill, whatever it or its class asks (default 600; a submission asking
+                               more is refused; design note 0016)
 
 The award lifecycle and its notices (design note 0012):
 
@@ -76,6 +79,7 @@ class Settings(BaseSettings):
     reclaim_min_run_s: float = Field(default=0.0, ge=0, le=31_536_000, allow_inf_nan=False)
     job_uids: str = Field(default="60600-61099", pattern=r"^[1-9][0-9]*-[1-9][0-9]*$")
     max_array_tasks: int = Field(default=100_000, ge=1, le=10_000_000)
+    max_grace_s: float = Field(default=600.0, ge=0, le=86_400, allow_inf_nan=False)
     lifecycle_interval_s: float = Field(default=3600.0, gt=0, le=31_536_000, allow_inf_nan=False)
     notice_interval_s: float = Field(default=30.0, gt=0, le=86_400, allow_inf_nan=False)
     notice_expiry_days: int = Field(default=14, ge=1, le=3650)

@@ -42,6 +42,7 @@ ROOT = os.geteuid() == 0
 JOB_VARS = {
     "PATH", "LANG", "HOME", "TMPDIR", "USER", "LOGNAME", "CUDA_VISIBLE_DEVICES", "GPUC_JOB_ID",
     "GPUC_NODE", "GPUC_GPUS", "GPUC_GPU_MODEL", "GPUC_ACCOUNT", "GPUC_LAUNCH_ID",
+    "GPUC_RESTART_COUNT", "GPUC_CHECKPOINT_FILE", "GPUC_JOB_TOKEN",
 }  # fmt: skip
 SHELL_SET = {"PWD", "OLDPWD", "SHLVL", "_"}
 ENDED = ("finished", "failed", "cancelled", "timeout", "lost")
@@ -103,6 +104,10 @@ def commons(tmp_path: Path, db_url: str) -> Iterator[Commons]:
                 return False
 
         wait_until(healthy, 60, "the server never answered", poll_s=0.2)
+        said = f"dashboard: http://127.0.0.1:{port}/ui"
+        wait_until(
+            lambda: said in (tmp_path / "server.log").read_text(), 30, "no dashboard address", poll_s=0.2
+        )
         yield Commons(home, env, proc)
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -19,7 +19,13 @@ from gpucommons.backends.isolation import WRAPPER_PATH
 from gpucommons.backends.local import LocalBackend
 from gpucommons.backends.wrapper import ABANDONED_EXIT
 from gpucommons.domain.job import Placement
-from gpucommons.engine.ports import BackendEvent, LaunchSpec, NodeUnavailableError
+from gpucommons.engine.ports import (
+    Backend,
+    BackendEvent,
+    LaunchDeferredError,
+    LaunchSpec,
+    NodeUnavailableError,
+)
 from tests.backends.contract import CHECKS, ContractEnv, wait_for
 from tests.components import wait_until
 from tests.job_release import Release, releases
@@ -185,12 +191,27 @@ def test_adopt_reports_the_start_of_a_run_that_ended_while_no_server_watched(
         assert before <= events[0].at_s <= after <= events[1].at_s
 
 
-def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(
+def launch_when_vacated(backend: Backend, spec: LaunchSpec, wait_s: float = 30) -> str:
+    """Launch ``spec`` as the engine does: again after each deferral, until a stopping run has left."""
+    refs: list[str] = []
+
+    def launched() -> bool:
+        try:
+            refs.append(backend.launch(spec))
+        except LaunchDeferredError:
+            return False
+        return True
+
+    wait_until(launched, wait_s, f"job {spec.job_id}'s launch was deferred all along", poll_s=0.02)
+    return refs[0]
+
+
+def test_a_launch_onto_gpus_a_stopping_job_holds_is_deferred_until_it_has_left(
     env: ContractEnv, releases: Callable[[str], Release]
 ) -> None:
     """The scheduler frees a cancelled job's GPUs when it decides; the job may take its grace period to
-    exit. The next job on those GPUs must not start before it has: here the first job stops only once
-    the test releases it, after the second launch has begun waiting."""
+    exit. The next job on those GPUs must not start before it has, and its launch must not wait for it
+    either: it is refused (deferred) while the first job stops, here until the test releases it."""
     backend = env.make_backend()
     never, stopped = releases("never"), releases("stopped")
     slow_exit = (
@@ -208,7 +229,11 @@ def test_a_launch_waits_until_a_stopping_job_has_left_its_gpus(
     backend.cancel(13, ref)
     _release_when(first.stdout_path, "stopping", stopped)  # while the launch below waits
     second = env.make_spec(14, ["python3", "-c", "import time; print('start', time.time(), flush=True)"], 60)
-    backend.launch(second)  # the same GPUs (2 and 5 of h100-1)
+    _wait_for_text(first.stdout_path, "stopping")
+    with pytest.raises(LaunchDeferredError, match="job 13"):
+        backend.launch(second)  # the same GPUs (2 and 5 of h100-1): at once, nothing started
+    assert not second.stdout_path.exists()  # no wrapper was started for it
+    launch_when_vacated(backend, second)
     events: list[BackendEvent] = []
 
     def finished() -> bool:
@@ -286,7 +311,7 @@ def test_the_end_of_a_run_its_next_launch_replaced_survives_a_crash(
     _wait_for_text(old_spec.stdout_path, "ready")
     first.cancel(18, old)  # the preemption: it stops only once released
     _release_when(old_spec.stdout_path, "stopping", stopped)
-    new = first.launch(make_spec(18, never.command, 60))  # waits for the old run to leave its GPUs
+    new = launch_when_vacated(first, make_spec(18, never.command, 60))  # once the old run left
     # The server dies before its next poll: what it knew of the old run's end is gone with it.
     second = LocalBackend(tmp_path / "state", grace_s=5.0, work_root=work_root)
     events = second.adopt([(18, new)])
@@ -329,7 +354,7 @@ def test_relaunching_a_job_still_stopping_reports_the_old_runs_end(
     )
     old = backend.launch(env.make_spec(17, ["sh", "-c", trap], 60))
     backend.cancel(17, old)
-    new = backend.launch(env.make_spec(17, ["true"], 60))  # the job's next segment
+    new = launch_when_vacated(backend, env.make_spec(17, ["true"], 60))  # killed at its grace's end
     events = [(e.kind, e.backend_ref) for e in backend.poll() if e.job_id == 17]
     assert ("cancelled", old) in events and new != old
 

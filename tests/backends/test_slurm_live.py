@@ -7,7 +7,9 @@ Each test pins its jobs to its own nodes so tests never wait for each other's GP
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from gpucommons.backends.slurm_submit import SlurmConfig
 from gpucommons.cli.app import app
 from gpucommons.clusterfile import load_cluster
 from gpucommons.domain.job import Placement
-from gpucommons.engine.ports import BackendEvent, LaunchSpec
+from gpucommons.engine.ports import RESTART_COUNT_ENV, BackendEvent, LaunchSpec
 from tests.backends.contract import CHECKS, ContractEnv
 from tests.components import wait_until
 from tests.job_release import Release, releases
@@ -92,6 +94,20 @@ def test_failing_job_reports_its_exit_code(config: SlurmConfig, tmp_path: Path) 
     backend.launch(make_spec(tmp_path, 102, ["sh", "-c", "exit 3"], "a100-1"))
     events = collect(backend, lambda ev: bool(set(kinds(ev, 102)) & TERMINAL))
     assert [(e.kind, e.exit_code) for e in events if e.job_id == 102][-1] == ("failed", 3)
+
+
+def test_a_reruns_output_follows_the_first_runs_after_its_header(config: SlurmConfig, tmp_path: Path) -> None:
+    backend = SlurmBackend(config)
+    first = make_spec(tmp_path, 103, ["echo", "first run"], "a100-1", gpus=2)
+    backend.launch(first)
+    collect(backend, lambda ev: "finished" in kinds(ev, 103))
+    again = replace(first, command=("echo", "second run"), env={RESTART_COUNT_ENV: "1"})
+    backend.launch(again)
+    collect(backend, lambda ev: "finished" in kinds(ev, 103))
+    header = r"=== run 2 of job 103, started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ on a100-1:0,a100-1:1 ==="
+    out, err = first.stdout_path.read_text(), first.stderr_path.read_text()
+    assert re.fullmatch(rf"first run\n{header}\nsecond run\n", out), out  # appended, not truncated
+    assert re.fullmatch(rf"{header}\n", err), err
 
 
 def test_cancel_through_the_backend(

@@ -11,18 +11,13 @@ from typer.testing import CliRunner
 
 from gpucommons.cli import admin, app, awards, programs, proposals
 from gpucommons.cli.credentials import Credentials, load_credentials, resolve_credentials, save_credentials
-from gpucommons.client import GpucClient
 from tests.service.conftest import World
 
 runner = CliRunner()
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, world: World, who: str) -> None:
-    def make() -> GpucClient:
-        return GpucClient("http://testserver", world.tokens[who], http=world.client(None))
-
-    for module in (admin, awards, programs, proposals):
-        monkeypatch.setattr(module, "make_client", make)
+    world.cli_as(monkeypatch, who, admin, awards, programs, proposals)
 
 
 def _ok(*args: str) -> str:

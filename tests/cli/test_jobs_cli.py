@@ -137,6 +137,12 @@ def test_walk_through_on_a_fresh_home(server: Server) -> None:
     assert len(gpus) == 2 and len(set(gpus)) == 2, logs.stdout
     shown = json.loads(server.gpuc("show", str(job_id), "--json").stdout)
     assert (shown["state"], shown["exit_code"], shown["award_id"]) == ("finished", 0, award.id)
+    ran_on = shown["last_gpus"]  # kept after the end: the GPUs its log printed
+    assert len(ran_on) == 2 and {g.split(":")[1] for g in ran_on} == set(gpus)
+    history = server.gpuc("show", str(job_id)).stdout.split("history:\n")[1].splitlines()
+    assert [line.split()[2] for line in history] == ["event", "submitted", "started", "ended"]
+    assert history[2].split()[3:5] == ["1", ",".join(ran_on)]  # run 1, on its GPUs
+    assert history[3].endswith("finished: exit code 0")
     usage = json.loads(server.gpuc("usage", "--json").stdout)
     line = next(u for u in usage if u["award_id"] == award.id)
     assert line["gpu_hours"] > 0 and isinstance(line["cost_krw"], int)  # whole won, at list price
@@ -183,6 +189,9 @@ def test_bad_input_gets_one_line_and_changes_nothing(server: Server) -> None:
         (["submit", "--gpus", "-2", "--", "true"], "gpus: must be at least 1"),
         (["submit", "--gpus", "17", "--", "true"], "can ever hold 17"),
         (["submit", "--time", "ninety", "--", "true"], "malformed time limit"),
+        (["submit", "--grace", "20m", "--", "true"], "grace period '20m' is above the server's cap of 600 s"),
+        (["submit", "--grace", "soon", "--", "true"], "malformed grace period 'soon'"),
+        (["submit", "--checkpoint-every", "often", "--", "true"], "malformed checkpoint interval"),
         (["show", "999"], "job 999 not found"),
     ]
     for args, want in cases:

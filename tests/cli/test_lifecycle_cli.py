@@ -11,18 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from gpucommons.cli import admin, app, lifecycle, notices
-from gpucommons.client import GpucClient
 from tests.service.conftest import World
 
 runner = CliRunner()
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, world: World, who: str) -> None:
-    def make() -> GpucClient:
-        return GpucClient("http://testserver", world.tokens[who], http=world.client(None))
-
-    for module in (admin, lifecycle, notices):
-        monkeypatch.setattr(module, "make_client", make)
+    world.cli_as(monkeypatch, who, admin, lifecycle, notices)
 
 
 def _ok(*args: str) -> str:

@@ -8,17 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from gpucommons.cli import app, nodes
-from gpucommons.client import GpucClient
 from tests.service.conftest import World
 
 runner = CliRunner()
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, world: World, who: str) -> None:
-    def make() -> GpucClient:
-        return GpucClient("http://testserver", world.tokens[who], http=world.client(None))
-
-    monkeypatch.setattr(nodes, "make_client", make)
+    world.cli_as(monkeypatch, who, nodes)
 
 
 def _run(*args: str) -> tuple[int, str]:

@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from gpucommons.cli import app, reports
-from gpucommons.client import GpucClient
 from tests.service.conftest import World
 from tests.service.test_reports import record
 
@@ -20,10 +19,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def as_admin(monkeypatch: pytest.MonkeyPatch, world: World) -> World:
-    def make() -> GpucClient:
-        return GpucClient("http://testserver", world.tokens["admin"], http=world.client(None))
-
-    monkeypatch.setattr(reports, "make_client", make)
+    world.cli_as(monkeypatch, "admin", reports)
     record(world)
     return world
 

@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from gpucommons.cli import app, reports, targets
-from gpucommons.client import GpucClient
 from tests.service.conftest import World
 from tests.service.test_reports import record
 
@@ -37,11 +36,7 @@ def _fails(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], 
 def test_declare_report_and_delete(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], world: World
 ) -> None:
-    def make() -> GpucClient:
-        return GpucClient("http://testserver", world.tokens["admin"], http=world.client(None))
-
-    for module in (reports, targets):
-        monkeypatch.setattr(module, "make_client", make)
+    world.cli_as(monkeypatch, "admin", reports, targets)
     record(world)
     made = json.loads(
         _ok(

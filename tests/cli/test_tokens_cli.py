@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from gpucommons.cli import admin, app, tokens
 from gpucommons.cli.credentials import Credentials, credentials_path, save_credentials
-from gpucommons.client import GpucClient
 from gpucommons.config import Settings
 from gpucommons.service.bootstrap import AdminToken, bootstrap
 from gpucommons.store.base import make_engine, session_factory, utcnow
@@ -25,11 +24,7 @@ runner = CliRunner()
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, world: World, who: str) -> None:
-    def make() -> GpucClient:
-        return GpucClient("http://testserver", world.tokens[who], http=world.client(None))
-
-    for module in (admin, tokens):
-        monkeypatch.setattr(module, "make_client", make)
+    world.cli_as(monkeypatch, who, admin, tokens)
 
 
 def _ok(*args: str) -> str:

@@ -1,6 +1,7 @@
 """An in-process service with a movable clock and one user per role:
 admin, reviewer, the PI and a member of project ``alpha``, an outsider (PI of project ``beta``),
-plus an expired token. ``world.client(role)`` gives an authenticated ``TestClient``."""
+plus an expired token. ``world.client(role)`` gives an authenticated ``TestClient``;
+``world.cli_as`` points CLI commands at the service."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from fastapi import FastAPI
@@ -17,6 +19,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from fastapi.testclient import TestClient
 
+from gpucommons.client import GpucClient
 from gpucommons.config import Settings
 from gpucommons.service.app import create_app
 from gpucommons.store.tenancy import (
@@ -54,6 +57,15 @@ class World:
         client = TestClient(self.app, headers=headers)
         self._clients.append(client)
         return client
+
+    def cli_as(self, monkeypatch: pytest.MonkeyPatch, who: str, *modules: ModuleType) -> None:
+        """Point the ``make_client`` of each CLI module in ``modules`` at this service, as ``who``."""
+
+        def make() -> GpucClient:
+            return GpucClient("http://testserver", self.tokens[who], http=self.client(None))
+
+        for module in modules:
+            monkeypatch.setattr(module, "make_client", make)
 
 
 def _seed(app: FastAPI) -> World:

@@ -159,3 +159,29 @@ def test_a_bad_now_is_refused(world: World, now: str) -> None:
     assert response.status_code == 422, response.text
     with world.app.state.sessions() as s:
         assert count_rows(s, NoticeRow) == 0
+
+
+def test_a_program_states_its_rule_at_creation_and_each_reclaim_names_its_period(world: World) -> None:
+    admin = world.client("admin")
+    body = {"name": "ruled", "model": "H100", "capacity_gpus": 16, "duration_days": 60}
+    rule = {"reclaim_table": [[0.2, 0.5]], "reclaim_period_days": 10, "reclaim_warning_days": 2}
+    refused = admin.post("/programs", json={**body, **rule, "reclaim_warning_days": 10})
+    assert refused.status_code == 422 and "warning" in refused.json()["detail"]
+    assert admin.get("/programs").json() == []  # nothing stored
+    created = admin.post("/programs", json={**body, **rule})
+    assert created.status_code == 201, created.text
+    assert (created.json()["reclaim_table"], created.json()["reclaim_period_days"]) == ([[0.2, 0.5]], 10)
+    award = admin.post(
+        "/awards",
+        json={"project_id": world.ids["alpha"], "program_id": created.json()["id"], "guaranteed_gpus": 16,
+              "gpu_hours_budget": 1000},
+    )  # fmt: skip
+    assert award.status_code == 201, award.text
+    award_id = award.json()["id"]
+    assert admin.post(f"/awards/{award_id}/activate").status_code == 200
+    at = (world.clock.now + timedelta(days=11)).isoformat()  # the first period ended unused
+    assert admin.post("/lifecycle/run", json={"now": at}).status_code == 200
+    reclaims = world.client("pi").get(f"/awards/{award_id}/reclaims").json()
+    assert [
+        (r["reclaimed_gpus"], r["reclaimed_gpu_hours"], r["period"], r["utilization"]) for r in reclaims
+    ] == [(8, 500.0, 1, 0.0)]

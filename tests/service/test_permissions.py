@@ -58,8 +58,16 @@ DEFAULT_FILL = {
     "award_id": "award",
     "job_id": "job",
     "array_id": "array",
+    "reservation_id": "reservation",
     "token_id": "spare_token",
     "user_id": "member",
+}
+RESERVATION = {
+    "project": "alpha",
+    "model": "H100",
+    "gpus": 8,
+    "start_at": "2029-01-01T00:00:00Z",
+    "duration_s": 60,
 }
 ALL_OK = (200, 200, 200, 200, 200)
 ADMIN_ONLY = (200, 403, 403, 403, 403)
@@ -167,8 +175,10 @@ MATRIX: list[Row] = [
     Row("GET", "/jobs", ALL_OK),
     Row("GET", "/jobs/{job_id}", JOB_READERS),
     Row("POST", "/jobs/{job_id}/cancel", JOB_READERS),
+    Row("POST", "/jobs/{job_id}/checkpoint", JOB_READERS),
     Row("GET", "/jobs/{job_id}/why", JOB_READERS),
     Row("GET", "/jobs/{job_id}/logs", JOB_READERS),
+    Row("GET", "/jobs/{job_id}/events", JOB_READERS),
     Row(
         "POST",
         "/arrays",
@@ -184,6 +194,7 @@ MATRIX: list[Row] = [
     # reports
     Row("GET", "/reports/usage", ALL_OK),
     Row("GET", "/reports/compute", ALL_OK),
+    Row("GET", "/reports/compute/{project}", ALPHA_READERS, fill={"project": "alpha"}),
     # declared targets: admins declare and delete, reviewers and admins read
     Row(
         "POST",
@@ -194,6 +205,16 @@ MATRIX: list[Row] = [
     Row("GET", "/targets", STAFF_READERS),
     Row("GET", "/targets/attainment", STAFF_READERS),
     Row("DELETE", "/targets/{target_id}", (404, 403, 403, 403, 403), fill={"target_id": "999999"}),
+    # reservations: admins, or a project's PIs within its awards (alpha's award is still pending)
+    Row(
+        "POST",
+        "/reservations",
+        (201, 403, 403, 403, 404),
+        lambda ids: {**RESERVATION, "start_at": "2030-01-01T00:00:00Z"},
+    ),
+    Row("GET", "/reservations", ALL_OK),
+    Row("GET", "/reservations/{reservation_id}", ALPHA_READERS),
+    Row("POST", "/reservations/{reservation_id}/cancel", (200, 403, 200, 403, 404)),
     # the award lifecycle
     Row("POST", "/lifecycle/run", ADMIN_ONLY, lambda ids: {}),
     Row("GET", "/notices", ALL_OK),
@@ -231,6 +252,9 @@ def objects(world: World) -> Ids:
         assert response.status_code == 201, response.text
     ids.update(proposal=proposal.json()["id"], award=award.json()["id"], job=job.json()["id"])
     ids["array"] = array.json()["id"]
+    reservation = admin.post("/reservations", json=RESERVATION)
+    assert reservation.status_code == 201, reservation.text
+    ids["reservation"] = reservation.json()["id"]
     now = world.clock.now
     with world.app.state.sessions() as s:
         spare = create_user(s, "spare", "user")
@@ -299,9 +323,13 @@ HIDDEN: list[tuple[str, str, str, Callable[[Ids], Any] | None]] = [
     ("POST", "/jobs/{id}/cancel", "job", None),
     ("GET", "/jobs/{id}/why", "job", None),
     ("GET", "/jobs/{id}/logs", "job", None),
+    ("GET", "/jobs/{id}/events", "job", None),
     ("DELETE", "/tokens/{id}", "token", None),
+    ("GET", "/reservations/{id}", "reservation", None),
+    ("POST", "/reservations/{id}/cancel", "reservation", None),
 ]
 KEY = {"project": "alpha", "proposal": "proposal", "award": "award", "job": "job", "token": "spare_token"}
+KEY["reservation"] = "reservation"
 
 
 @pytest.mark.parametrize(

@@ -49,9 +49,10 @@ def test_a_malformed_table_is_refused_in_one_line(tmp_path: Path, value: str, sa
 
 def test_the_reclaim_minimum_run_reaches_the_quota_policy(tmp_path: Path, migrated_url: str) -> None:
     engine = build_engine(Settings(home=tmp_path, database_url=migrated_url, reclaim_min_run_s=120), "quota")
-    assert engine.policy.preemptor == ReclaimPreemptor(min_run_s=120)
+    # the live service's victims: the least work lost since a checkpoint first (design note 0016)
+    assert engine.policy.preemptor == ReclaimPreemptor(min_run_s=120, checkpoint_aware=True)
     assert build_engine(Settings(home=tmp_path, database_url=migrated_url), "quota").policy.preemptor == (
-        ReclaimPreemptor(min_run_s=0)
+        ReclaimPreemptor(min_run_s=0, checkpoint_aware=True)
     )
 
 

@@ -76,11 +76,14 @@ def lines(world: World, who: str, **query: str) -> dict[str, dict[str, object]]:
 def test_march_by_kind_region_site_and_model(world: World) -> None:
     record(world)
     by_kind = lines(world, "admin", by="kind", period="2026-03")
-    assert by_kind == {
+    no_waits = {"waited_jobs": 0, "avg_wait_h": None, "p90_wait_h": None}  # no job has ended yet
+    assert by_kind == {  # every segment is held 4 h (08:00-12:00) on 2 GPUs
         "university": {"bucket": "", "gpu_hours": 10.0, "segments": 2, "jobs": 1, "energy_kwh": 6.0,
-                       "co2_kg": 3.0, "cost_krw": 20_000, "flops": 10e18},
+                       "co2_kg": 3.0, "cost_krw": 20_000, "flops": 10e18, "wall_hours": 8.0,
+                       "mean_gpus": 1.25, "max_gpus": 2, **no_waits},
         "startup": {"bucket": "", "gpu_hours": 4.0, "segments": 1, "jobs": 1, "energy_kwh": 3.0,
-                    "co2_kg": 1.5, "cost_krw": 8_000, "flops": 4e18},
+                    "co2_kg": 1.5, "cost_krw": 8_000, "flops": 4e18, "wall_hours": 4.0, "mean_gpus": 1.0,
+                    "max_gpus": 2, **no_waits},
     }  # fmt: skip
     assert list(by_kind) == ["university", "startup"]  # largest GPU-hours first
     assert {g: v["gpu_hours"] for g, v in lines(world, "admin", by="region", period="2026-03").items()} == {
@@ -174,3 +177,29 @@ def test_a_time_series_splits_each_group_by_month(world: World) -> None:
         series = world.client("admin").get("/reports/usage", params={"by": "project", "every": every}).json()
         assert {(x["bucket"], x["group"]): x["gpu_hours"] for x in series["lines"]} == want, every
     assert world.client("admin").get("/reports/usage", params={"every": "fortnight"}).status_code == 422
+
+
+def test_waits_and_job_size_of_the_jobs_that_ended(world: World) -> None:
+    record(world)
+    with world.app.state.sessions() as s:  # each job ends with its last segment (12:00 that day)
+        for job in s.scalars(select(JobRow)):
+            segments = list(s.scalars(select(UsageRow).where(UsageRow.job_id == job.id)))
+            job.ended_at = max(u.ended_at for u in segments)
+            job.attained_gpu_s = sum(u.gpus * (u.ended_at - u.started_at).total_seconds() for u in segments)
+        s.commit()
+    # in the system from 1 March 00:00 to the end, less 4 h per segment run
+    by_kind = lines(world, "admin", by="kind", period="2026-03")
+    assert {k: (v["waited_jobs"], v["avg_wait_h"], v["p90_wait_h"]) for k, v in by_kind.items()} == {
+        "university": (1, pytest.approx(30.5 * 24 - 8), pytest.approx(30.5 * 24 - 8)),
+        "startup": (1, pytest.approx(14.5 * 24 - 4), pytest.approx(14.5 * 24 - 4)),
+    }
+    beta = lines(world, "admin", by="project", period="2026")["beta"]
+    waits = (14.5 * 24 - 4, 31.5 * 24 - 4)
+    assert (beta["waited_jobs"], beta["avg_wait_h"]) == (2, pytest.approx(sum(waits) / 2))
+    assert beta["p90_wait_h"] == pytest.approx(waits[0] + 0.9 * (waits[1] - waits[0]))
+    assert (beta["wall_hours"], beta["mean_gpus"], beta["max_gpus"]) == (8.0, 2.5, 2)  # 20 GPU-h over 8 h
+    by_site = lines(world, "admin", by="site", period="2026")  # a job has no one site: no waits
+    assert {v["waited_jobs"] for v in by_site.values()} == {None}
+    series = lines(world, "admin", by="kind", period="2026", every="month")
+    assert {v["avg_wait_h"] for v in series.values()} == {None}
+    assert {v["wall_hours"] for v in series.values()} == {8.0, 4.0}

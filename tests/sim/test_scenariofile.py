@@ -83,6 +83,9 @@ def test_empty_scenario_runs_the_defaults(tmp_path: Path) -> None:
         siting=False,
         unlisted="error",
         power_model=PowerModel(),
+        checkpoint_aware=False,
+        checkpoints=None,
+        reservations=(),
     )
 
 

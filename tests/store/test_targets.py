@@ -78,6 +78,7 @@ def seed(session: Session) -> dict[str, int]:
             ended_at=segments[-1][1] if segments else at("2026-03-03"),
             state="finished" if segments else "cancelled",
             award_id=award_of.get(project),
+            attained_gpu_s=sum(8 * (end - start).total_seconds() for start, end, _ in segments),
         )
         session.add(job)
         session.flush()

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpucommons.backends import wrapper
-from gpucommons.engine.ports import LaunchSpec
+from gpucommons.engine.ports import CHECKPOINT_FILE_ENV, LaunchSpec, checkpoint_file
 from gpucommons.errors import ConfigError, GpucError
 
 log = logging.getLogger(__name__)
@@ -285,7 +285,8 @@ def sweep_uid(uid: int) -> None:
 
 def job_environment(spec: LaunchSpec, workdir: Path, identity: JobIdentity) -> dict[str, str]:
     """The job's whole environment: defaults it may override (``PATH``, ``LANG``), what it asked for
-    (``spec.env``, e.g. ``GPUC_LAUNCH_ID``), then what the backend decides and it may not change."""
+    (``spec.env``, e.g. ``GPUC_LAUNCH_ID``), then what the backend decides and it may not change, the
+    checkpoint file in its own directory among them."""
     env: dict[str, str] = {"PATH": MIN_PATH, "LANG": DEFAULT_LANG}
     env.update(spec.env)
     first_gpus = spec.placement.node_gpus[0][1] if spec.placement.node_gpus else ()
@@ -304,6 +305,7 @@ def job_environment(spec: LaunchSpec, workdir: Path, identity: JobIdentity) -> d
         GPUC_GPU_MODEL=spec.gpu_model,
         GPUC_ACCOUNT=spec.account,
     )
+    env[CHECKPOINT_FILE_ENV] = str(checkpoint_file(workdir, spec.job_id))
     return env
 
 

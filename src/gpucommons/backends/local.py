@@ -19,7 +19,8 @@ job itself runs under a uid of its own, and when it ends every process of that u
 restarted server is not the parent of the jobs it adopts; it reads ``exit_code``. The reference
 returned by ``launch`` is ``"<pid>:<start_ticks>"``; a process is "ours and alive" only while
 ``/proc/<pid>/stat`` shows that start time and is not a zombie, which survives pid reuse. Time limits
-and cancels send SIGTERM to the group, then SIGKILL after ``grace_s``.
+and cancels send SIGTERM to the group, then SIGKILL after ``grace_s``; a preemption with the run's own
+grace period (``backends.local_stops``). Each poll reports a run's checkpoint file as it changes.
 
 No crash can run a job twice or leave one running unseen. A crash before the record leaves nothing; a
 crash after it leaves a record, with or without a process. ``adopt`` of a ``pending:`` launch reads the
@@ -27,10 +28,15 @@ claim: the wrapper's claim names the process; no claim (and no reference recorde
 "abandoned" and reported ``lost`` (the engine requeues the job), and a wrapper that starts after that
 finds the claim taken and runs nothing. So a job process without a record cannot exist.
 
+A job's logs are appended to over its runs; a rerun's open with a line that says which run starts, when
+and on which GPUs (``backends.run_header``).
+
 The placement's GPU indices become ``CUDA_VISIBLE_DEVICES`` (the first node's, since a local "node" is
 the same machine); ``GPUC_NODE`` names the nodes and ``GPUC_GPUS`` lists ``node:i,j`` for every node.
 The ``LaunchSpec``'s ``workdir`` is not used: a job runs in its own directory (``isolation.WorkArea``),
-never in a directory the submitter or the server named; its logs go to the spec's paths.
+the same one in every run (a requeued job resumes from its checkpoints there), never in a directory
+the submitter or the server named; its logs go to the spec's paths. A launch never waits for a
+stopping run in its way (``LaunchDeferredError``; ``local_stops.vacate``).
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from gpucommons.backends.isolation import (
     compile_wrapper,
     identity_for,
     job_environment,
+    open_log,
     secure_home,
     server_identity,
     start_wrapper,
@@ -63,10 +70,12 @@ from gpucommons.backends.isolation import (
 from gpucommons.backends.local_records import (
     END_KINDS,
     REPORTED_FILE,
+    STOP_FILE,
     Tracked,
     acknowledge_end,
     end_kind,
     exit_code,
+    preempted_at_s,
     read_meta,
     recorded_ref,
     reported,
@@ -74,6 +83,7 @@ from gpucommons.backends.local_records import (
     tracked_from_record,
     unwatched_runs,
 )
+from gpucommons.backends.local_stops import is_alive, kill, new_checkpoint, next_deadline_s, stop, vacate
 from gpucommons.backends.processes import (
     alive,
     claimed_ref,
@@ -84,18 +94,11 @@ from gpucommons.backends.processes import (
     read_json,
     write_json,
 )
+from gpucommons.backends.run_header import header
 from gpucommons.backends.wrapper import CLAIM_FILE, EXIT_FILE, META_FILE
 from gpucommons.engine.ports import PENDING_REF_PREFIX, BackendEvent, LaunchSpec, NodeUnavailableError
-from gpucommons.errors import GpucError
 
 log = logging.getLogger(__name__)
-
-VACATE_POLL_S = 0.05  # how often a launch looks whether a stopping job has left the GPUs it needs
-UNKILLABLE_S = 10.0  # past the grace period, how long a killed job may take to go before launch fails
-
-
-class DevicesBusyError(GpucError):
-    """A launch found its GPUs still held by a job that would not end; the engine retries it later."""
 
 
 def _devices(spec: LaunchSpec) -> frozenset[str]:
@@ -105,6 +108,19 @@ def _devices(spec: LaunchSpec) -> frozenset[str]:
         for name, (_, gpus) in zip(spec.node_names, spec.placement.node_gpus, strict=True)
         for gpu in gpus
     )
+
+
+def _open_rerun(spec: LaunchSpec, now_s: float) -> None:
+    """A rerun's logs first say where it starts (``backends.run_header``)."""
+    line = header(spec, now_s)
+    if line is None:
+        return
+    for path in (spec.stdout_path, spec.stderr_path):
+        fd = open_log(path)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
 
 class LocalBackend:
@@ -149,14 +165,14 @@ class LocalBackend:
 
     # -- Backend ---------------------------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> str:
-        self._vacate(_devices(spec))
+        vacate(self._jobs.values(), spec.job_id, _devices(spec), self.clock())
         down = self.unavailable_nodes() & set(spec.node_names)
         if down:  # taken out of service since the decision (or while the GPUs were vacated)
             raise NodeUnavailableError(f"node {', '.join(sorted(down))} is out of service")
         job_dir = self.state_dir / str(spec.job_id)
         job_dir.mkdir(mode=0o700, exist_ok=True)
         last_uid = self._end_earlier_run(spec.job_id, self._jobs.pop(spec.job_id, None))
-        for stale in (EXIT_FILE, CLAIM_FILE, META_FILE, REPORTED_FILE):
+        for stale in (EXIT_FILE, CLAIM_FILE, META_FILE, REPORTED_FILE, STOP_FILE):
             (job_dir / stale).unlink(missing_ok=True)
         identity, uid_lock = self._identity(spec.job_id, last_uid)
         try:
@@ -185,6 +201,7 @@ class LocalBackend:
             "env": job_environment(spec, workdir, identity),
             "devices": sorted(_devices(spec)),
         }
+        _open_rerun(spec, now)
         write_json(job_dir / META_FILE, meta)  # the record exists before any process does
         popen = self._start_wrapper(job_dir, spec, () if uid_lock is None else (uid_lock,))
         stat = proc_stat(popen.pid)
@@ -211,19 +228,31 @@ class LocalBackend:
         return ref
 
     def cancel(self, job_id: int, backend_ref: str) -> None:
+        self._stop_run(job_id, backend_ref, self.grace_s, preempted=False)
+
+    def preempt(self, job_id: int, backend_ref: str, grace_s: float) -> None:
+        """Stop a preempted run: SIGTERM now, SIGKILL once ``grace_s`` is over (``StopsGracefully``)."""
+        self._stop_run(job_id, backend_ref, grace_s, preempted=True)
+
+    def next_deadline_s(self) -> float | None:
+        return next_deadline_s(self._jobs.values())
+
+    def _stop_run(self, job_id: int, backend_ref: str, grace_s: float, *, preempted: bool) -> None:
         tracked = self._jobs.get(job_id) if job_id else None
         if tracked is None:
             parsed = parse_ref(backend_ref)
-            if parsed is not None and alive(*parsed):
+            if parsed is None or not alive(*parsed):
+                return
+            if not job_id:
                 killpg(parsed[0], signal.SIGTERM)
-                if job_id:  # watched until it exits, so its end is reported (not its start: no segment)
-                    self._track_adopted(job_id, backend_ref, parsed)
-                    self._jobs[job_id].stopping = "cancelled"
-                    self._jobs[job_id].term_sent_s = self.clock()
-                    self._jobs[job_id].launched_s = None
-            return
+                return
+            # watched until it exits, so its end is reported (not its start: no segment); a stop
+            # recorded before this server started keeps its grace period
+            self._track_adopted(job_id, backend_ref, parsed)
+            tracked = self._jobs[job_id]
+            tracked.launched_s = None
         if not tracked.stopping:
-            self._stop(tracked, "cancelled")
+            self._stop(tracked, "cancelled", grace_s, preempted=preempted)
 
     def poll(self) -> list[BackendEvent]:
         self._uids.release()  # kept for the last step's launches; this step's find their own
@@ -233,6 +262,7 @@ class LocalBackend:
             if tracked.launched_s is not None:  # the segment's real start, after any wait in launch
                 events.append(BackendEvent(tracked.job_id, "started", tracked.launched_s, tracked.ref))
                 tracked.launched_s = None
+            events.extend(new_checkpoint(tracked, now))
             event = self._check(tracked, now)
             if event is not None:
                 events.append(event)
@@ -313,7 +343,9 @@ class LocalBackend:
             self._sweep(previous.uid, previous)
             code, ended_s = exit_code(job_dir, self.clock())
             kind = previous.stopping or end_kind(code)
-            self._keep_late_end(job_dir, BackendEvent(job_id, kind, ended_s, previous.ref, code))
+            signalled = previous.signalled_s
+            end = BackendEvent(job_id, kind, ended_s, previous.ref, code, signalled_s=signalled)
+            self._keep_late_end(job_dir, end)
             return previous.uid
         meta = read_meta(job_dir)
         uid = int_or_none(meta.get("uid"))
@@ -321,14 +353,16 @@ class LocalBackend:
         parsed = parse_ref(ref)
         if parsed is None:
             return uid
+        signalled = preempted_at_s(job_dir, ref)
         if alive(*parsed):
             killpg(parsed[0], signal.SIGKILL)
             self._sweep(uid, None)
-            self._keep_late_end(job_dir, BackendEvent(job_id, "cancelled", now, ref))
+            self._keep_late_end(job_dir, BackendEvent(job_id, "cancelled", now, ref, signalled_s=signalled))
         elif not reported(job_dir):
             code, ended_s = exit_code(job_dir, now)
             if code is not None:  # else it ended unseen and when is not known: its segment stays as charged
-                self._keep_late_end(job_dir, BackendEvent(job_id, end_kind(code), ended_s, ref, code))
+                end = BackendEvent(job_id, end_kind(code), ended_s, ref, code, signalled_s=signalled)
+                self._keep_late_end(job_dir, end)
         return uid
 
     def _keep_late_end(self, job_dir: Path, event: BackendEvent) -> None:
@@ -336,36 +370,11 @@ class LocalBackend:
         self._ended.append(event)
 
     # -- watching --------------------------------------------------------------------------------
-    def _vacate(self, devices: frozenset[str]) -> None:
-        """Wait until no stopping job still holds any of ``devices``: the scheduler frees a cancelled or
-        preempted job's GPUs when it decides, but its processes may take up to ``grace_s`` to exit, and
-        two jobs must never hold one GPU at once. Past the grace period the job is killed."""
-        holders = [t for t in self._jobs.values() if t.stopping and t.devices & devices]
-        for tracked in holders:
-            while self._is_alive(tracked):
-                waited_s = self.clock() - tracked.term_sent_s
-                if waited_s >= self.grace_s + UNKILLABLE_S:  # a process SIGKILL cannot end (stuck I/O)
-                    raise DevicesBusyError(
-                        f"GPUs {', '.join(sorted(tracked.devices & devices))} still held by job "
-                        f"{tracked.job_id}, {waited_s:.0f} s after it was told to stop"
-                    )
-                if waited_s >= self.grace_s:
-                    killpg(tracked.pid, signal.SIGKILL)
-                if tracked.popen is not None:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        tracked.popen.wait(VACATE_POLL_S)
-                else:
-                    time.sleep(VACATE_POLL_S)  # not our child: poll /proc until it is gone
-
-    def _stop(self, tracked: Tracked, why: str) -> None:
-        tracked.stopping = why
-        tracked.term_sent_s = self.clock()
-        killpg(tracked.pid, signal.SIGTERM)
+    def _stop(self, tracked: Tracked, why: str, grace_s: float, *, preempted: bool = False) -> None:
+        stop(tracked, why, grace_s, self.clock(), preempted=preempted)
 
     def _is_alive(self, tracked: Tracked) -> bool:
-        if tracked.popen is not None:
-            return tracked.popen.poll() is None
-        return alive(tracked.pid, tracked.start_ticks)
+        return is_alive(tracked)
 
     def _sweep(self, uid: int | None, tracked: Tracked | None) -> None:
         """Kill every process of a job's uid, unless another job this backend tracks holds it."""
@@ -379,9 +388,9 @@ class LocalBackend:
         """Enforce the time limit and grace period; an event once the job's wrapper has exited."""
         if self._is_alive(tracked):
             if not tracked.stopping and now >= tracked.deadline_s:
-                self._stop(tracked, "timeout")
-            elif tracked.stopping and now - tracked.term_sent_s >= self.grace_s:
-                killpg(tracked.pid, signal.SIGKILL)
+                self._stop(tracked, "timeout", self.grace_s)
+            elif tracked.stopping and now >= tracked.kill_at_s:
+                kill(tracked)
             return None
         killpg(tracked.pid, signal.SIGKILL)  # leftovers the job spawned in its group
         code, ended_s = exit_code(tracked.job_dir, now)
@@ -390,8 +399,10 @@ class LocalBackend:
         if tracked.workdir is not None:
             WorkArea.lock(tracked.workdir)
         if tracked.stopping:
-            kind = tracked.stopping
-        elif code is not None:
+            return BackendEvent(
+                tracked.job_id, tracked.stopping, ended_s, tracked.ref, code, signalled_s=tracked.signalled_s
+            )
+        if code is not None:
             kind = "finished" if code == 0 else "failed"
         elif read_json(tracked.job_dir / CLAIM_FILE).get("abandoned"):
             return BackendEvent(tracked.job_id, "lost", now, tracked.ref, None, "launch abandoned")

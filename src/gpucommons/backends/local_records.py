@@ -9,7 +9,9 @@ Next to the wrapper's files (``meta.json``, ``claim``, ``exit_code``; ``backends
 - ``late_ends.json``: ends of earlier runs of the job that were not yet acknowledged when the job's
   next run replaced their record (a preempted run that exited, or was killed, as the job started
   again). The segment such a run belonged to is charged up to that end, so the end must survive a
-  crash until the commons has it; ``adopt`` reports every one still listed.
+  crash until the commons has it; ``adopt`` reports every one still listed;
+- ``stop.json``: the recorded run was told to stop (``StopRecord``, written before the signal), and
+  when its grace period ends: a restarted server keeps that stop (``backends.local_stops``).
 
 ``unwatched_runs`` reads these records for what no server watches: those late ends, runs that ended
 unseen, and live processes of jobs the commons no longer counts as running.
@@ -18,6 +20,7 @@ unseen, and live processes of jobs the commons no longer counts as running.
 from __future__ import annotations
 
 import contextlib
+import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from gpucommons.backends.wrapper import CLAIM_FILE, EXIT_FILE, META_FILE
 from gpucommons.engine.ports import BackendEvent
 
 REPORTED_FILE = "reported"
+STOP_FILE = "stop.json"
 LATE_ENDS_FILE = "late_ends.json"
 END_KINDS = frozenset({"finished", "failed", "cancelled", "timeout", "lost"})
 
@@ -46,8 +50,52 @@ class Tracked:
     popen: subprocess.Popen[bytes] | None = None
     stopping: str = ""  # "", "cancelled" or "timeout"
     term_sent_s: float = 0.0
+    kill_at_s: float = math.inf  # once stopping: when its grace period ends and it is killed
+    killed: bool = False  # SIGKILL sent
+    signalled_s: float | None = None  # stopping because preempted: when the signal went
+    checkpoint_seen_s: float = 0.0  # its checkpoint file's last reported modification time
     devices: frozenset[str] = frozenset()  # "<node>:<gpu>" it holds, as in the launch record
     launched_s: float | None = None  # when its process started, until ``poll`` has reported it
+
+
+@dataclass(frozen=True)
+class StopRecord:
+    """A run told to stop: which (``ref``), why (``cancelled`` or ``timeout``, the kind of its end),
+    when the signal went, when it is killed, and whether a preemption stopped it."""
+
+    ref: str
+    why: str
+    signalled_s: float
+    kill_at_s: float
+    preempted: bool
+
+
+def save_stop(job_dir: Path, stop: StopRecord) -> None:
+    record: dict[str, object] = {
+        "ref": stop.ref,
+        "why": stop.why,
+        "signalled_s": stop.signalled_s,
+        "kill_at_s": stop.kill_at_s,
+        "preempted": stop.preempted,
+    }
+    write_json(job_dir / STOP_FILE, record)
+
+
+def read_stop(job_dir: Path, ref: str) -> StopRecord | None:
+    """The stop recorded for the run ``ref`` (``None``: it was never told to stop)."""
+    data = read_json(job_dir / STOP_FILE)
+    why, signalled, kill_at = data.get("why"), data.get("signalled_s"), data.get("kill_at_s")
+    if data.get("ref") != ref or why not in ("cancelled", "timeout"):
+        return None
+    if not isinstance(signalled, int | float) or not isinstance(kill_at, int | float):
+        return None
+    return StopRecord(ref, str(why), float(signalled), float(kill_at), data.get("preempted") is True)
+
+
+def preempted_at_s(job_dir: Path, ref: str) -> float | None:
+    """When the run ``ref`` was signalled by a preemption (``None``: it was not)."""
+    stop = read_stop(job_dir, ref)
+    return stop.signalled_s if stop is not None and stop.preempted else None
 
 
 def read_meta(job_dir: Path) -> dict[str, object]:
@@ -71,13 +119,14 @@ def exit_code(job_dir: Path, now: float) -> tuple[int | None, float]:
 
 def tracked_from_record(job_dir: Path, job_id: int, ref: str, parsed: tuple[int, int]) -> Tracked:
     """A run this instance did not launch, rebuilt from its launch record; its ``launched_s`` is the
-    recorded launch time, for a server that died before it reported the start."""
+    recorded launch time, for a server that died before it reported the start. A run told to stop
+    keeps the stop recorded for it (``local_stops``): it is killed when that grace period ends."""
     meta = read_meta(job_dir)
     deadline = meta.get("deadline_s")
     recorded = meta.get("workdir")
     devices = meta.get("devices")
     launched = meta.get("launched_s")
-    return Tracked(
+    tracked = Tracked(
         job_id,
         ref,
         parsed[0],
@@ -91,6 +140,11 @@ def tracked_from_record(job_dir: Path, job_id: int, ref: str, parsed: tuple[int,
         else frozenset(),
         launched_s=float(launched) if isinstance(launched, int | float) else None,
     )
+    stop = read_stop(job_dir, ref)
+    if stop is not None:
+        tracked.stopping, tracked.term_sent_s, tracked.kill_at_s = stop.why, stop.signalled_s, stop.kill_at_s
+        tracked.signalled_s = stop.signalled_s if stop.preempted else None
+    return tracked
 
 
 def reported(job_dir: Path) -> bool:
@@ -101,7 +155,13 @@ def save_late_end(job_dir: Path, event: BackendEvent) -> None:
     """Keep the end of a run whose record the job's next run is about to replace."""
     ends = read_json(job_dir / LATE_ENDS_FILE).get("ends")
     kept = [e for e in ends if isinstance(e, dict)] if isinstance(ends, list) else []
-    entry = {"kind": event.kind, "at_s": event.at_s, "ref": event.backend_ref, "exit_code": event.exit_code}
+    entry = {
+        "kind": event.kind,
+        "at_s": event.at_s,
+        "ref": event.backend_ref,
+        "exit_code": event.exit_code,
+        "signalled_s": event.signalled_s,
+    }
     write_json(job_dir / LATE_ENDS_FILE, {"ends": [*kept, entry]})
 
 
@@ -113,10 +173,11 @@ def late_ends(job_dir: Path, job_id: int) -> list[BackendEvent]:
         if not isinstance(entry, dict):
             continue
         kind, at_s, ref = entry.get("kind"), entry.get("at_s"), entry.get("ref")
+        signalled = entry.get("signalled_s")
         if kind in END_KINDS and isinstance(at_s, int | float) and isinstance(ref, str) and ref:
-            events.append(
-                BackendEvent(job_id, str(kind), float(at_s), ref, int_or_none(entry.get("exit_code")))
-            )
+            code = int_or_none(entry.get("exit_code"))
+            at_signal = float(signalled) if isinstance(signalled, int | float) else None
+            events.append(BackendEvent(job_id, str(kind), float(at_s), ref, code, signalled_s=at_signal))
     return events
 
 
@@ -164,5 +225,6 @@ def unwatched_runs(state_dir: Path, known: set[int], now: float) -> list[Backend
         elif not reported(job_dir):
             code, ended_s = exit_code(job_dir, now)
             if code is not None:
-                events.append(BackendEvent(job_id, end_kind(code), ended_s, ref, code))
+                at_signal = preempted_at_s(job_dir, ref)
+                events.append(BackendEvent(job_id, end_kind(code), ended_s, ref, code, signalled_s=at_signal))
     return events

@@ -18,6 +18,17 @@ after ``adopt`` too (a job still waiting in Slurm's queue when the service resta
 when Slurm started it, not from the decision), and a job that ended without ever running gets a
 ``started`` at its end, so it is charged nothing.
 
+A preemption is graceful (``preempt``, design note 0016): Slurm signals the run at once (``scancel
+--signal=TERM --full``: the batch script, which ``exec``s the job's command, and every step) and, when
+its grace period is over, the next ``poll`` kills it (``scancel --signal=KILL --full``, then ``scancel``);
+a run Slurm does not run (yet) is cancelled outright: a signal to a pending job would wait for it to
+start. Its end reports when it was signalled, and the
+job's next run is deferred (``LaunchDeferredError``) while it stops, for both use the same ``--chdir``.
+Each poll reads a tracked run's checkpoint file in its working directory (``GPUC_CHECKPOINT_FILE``)
+where this server can reach it; elsewhere a job reports checkpoints through the API. A run adopted
+after a restart has no known working directory here, and a run a restarted server finds stopping is
+an unknown job (held, or cancelled under ``unknown_jobs = "cancel"``).
+
 An ``sbatch`` that times out may still have been accepted, so ``launch`` then looks the job up by its
 name and its comment (which carries the launch id) before anything else happens: found, it is the
 launch; not found or the lookup failed, ``LaunchUncertainError``, and the engine resolves the launch
@@ -31,8 +42,10 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from gpucommons.backends.checkpoints import checkpoint_event, checkpoint_mtime_s
 from gpucommons.backends.slurm_cli import SlurmCli, SlurmCommandError, SlurmTimeoutError
 from gpucommons.backends.slurm_parse import (
     SACCT_FORMAT,
@@ -51,7 +64,7 @@ from gpucommons.backends.slurm_submit import (
     job_comment,
     job_name,
 )
-from gpucommons.engine.ports import BackendEvent, LaunchSpec, LaunchUncertainError
+from gpucommons.engine.ports import BackendEvent, LaunchDeferredError, LaunchSpec, LaunchUncertainError
 
 TERMINAL_KINDS: Mapping[str, str] = {
     "COMPLETED": "finished",
@@ -78,6 +91,18 @@ class _Tracked:
     job_id: int
     restarts: int = 0
     started: bool = False
+    workdir: Path | None = None  # its --chdir, where this backend launched it
+    checkpoint_seen_s: float = 0.0
+
+
+@dataclass(slots=True)
+class _Stopping:
+    """A run told to stop by a preemption: when the signal went, when it is killed."""
+
+    job_id: int
+    signalled_s: float
+    kill_at_s: float
+    killed: bool = False
 
 
 class SlurmBackend:
@@ -104,12 +129,16 @@ class SlurmBackend:
         self._ended: set[str] = set()  # Slurm ids of tracked jobs already reported as ended
         self._unknown_reported: set[str] = set()
         self._foreign: dict[str, SlurmJob] = {}  # running jobs named like ours that no one tracks
+        self._stopping: dict[str, _Stopping] = {}  # Slurm id -> a preempted run in its grace period
         self._ours = re.compile(rf"^{re.escape(self.config.job_name_prefix)}\d+$")
         self._accounting = self.config.accounting
 
     # -- Backend protocol -------------------------------------------------------------------------
 
     def launch(self, spec: LaunchSpec) -> str:
+        stopping = [ref for ref, s in self._stopping.items() if s.job_id == spec.job_id]
+        if stopping:  # its earlier run may still write the checkpoint this one resumes from
+            raise LaunchDeferredError(f"job {spec.job_id}'s earlier run {stopping[0]} is still stopping")
         submission = build_submission(self.config, spec)
         _prepare_dirs(spec)
         argv = ["sbatch", "--parsable", *submission.args]
@@ -121,7 +150,7 @@ class SlurmBackend:
             ref = out.strip().split(";")[0]
             if not ref.isdigit():
                 raise SlurmCommandError(f"sbatch: unexpected answer {out.strip()[:80]!r}")
-        self._tracked[ref] = _Tracked(spec.job_id)
+        self._tracked[ref] = _Tracked(spec.job_id, workdir=spec.workdir)
         return ref
 
     def _after_timeout(self, spec: LaunchSpec, exc: SlurmTimeoutError) -> str:
@@ -160,19 +189,67 @@ class SlurmBackend:
             if not any(marker in str(exc).lower() for marker in _GONE_MARKERS):
                 raise
 
+    def preempt(self, job_id: int, backend_ref: str, grace_s: float) -> None:
+        """Signal the run now and kill it once ``grace_s`` is over (``StopsGracefully``); a run Slurm
+        has not started yet is cancelled at once."""
+        state = self.cli.run(["squeue", "-h", "-j", backend_ref, "-o", "%T"], check=False).strip()
+        if state != "RUNNING":  # not started (or gone): nothing to checkpoint. A signal to a job Slurm
+            self.cancel(job_id, backend_ref)  # keeps pending would wait until it runs (22.05)
+            return
+        now = self._clock()
+        try:
+            self.cli.run(["scancel", "--signal=TERM", "--full", backend_ref])
+        except SlurmCommandError as exc:
+            if any(marker in str(exc).lower() for marker in _GONE_MARKERS):
+                return
+            raise
+        self._stopping[backend_ref] = _Stopping(job_id, now, now + max(0.0, grace_s))
+
+    def next_deadline_s(self) -> float | None:
+        return min((s.kill_at_s for s in self._stopping.values() if not s.killed), default=None)
+
     def poll(self) -> list[BackendEvent]:
+        self._kill_overdue()
         jobs = self._squeue()
         events: list[BackendEvent] = []
         missing: list[str] = []
+        now = self._clock()
         for ref, tracked in list(self._tracked.items()):
             job = jobs.get(ref)
             if job is None:
                 missing.append(ref)
             else:
+                events.extend(self._checkpoint(ref, tracked, now))
                 events.extend(self._advance(ref, tracked, job))
         events.extend(self._resolve_missing(missing))
         events.extend(self._unknown(jobs.values()))
+        for ref in [r for r in self._stopping if r not in self._tracked and r not in jobs]:
+            del self._stopping[ref]  # never tracked here, and gone: nothing waits for its end
         return events
+
+    def _checkpoint(self, ref: str, tracked: _Tracked, now: float) -> list[BackendEvent]:
+        mtime_s = checkpoint_mtime_s(tracked.workdir, tracked.job_id)
+        event = checkpoint_event(tracked.job_id, ref, mtime_s, tracked.checkpoint_seen_s, now)
+        if event is None:
+            return []
+        tracked.checkpoint_seen_s = mtime_s
+        return [event]
+
+    def _kill_overdue(self) -> None:
+        """Kill the preempted runs whose grace period is over: SIGKILL at once to every step (the
+        batch script too), then a cancel in case a step outlives it. Tried again at the next poll if
+        Slurm could not be reached."""
+        now = self._clock()
+        for ref, stopping in self._stopping.items():
+            if stopping.killed or now < stopping.kill_at_s:
+                continue
+            for argv in (["scancel", "--signal=KILL", "--full", ref], ["scancel", ref]):
+                try:
+                    self.cli.run(argv)
+                except SlurmCommandError as exc:
+                    if not any(marker in str(exc).lower() for marker in _GONE_MARKERS):
+                        raise
+            stopping.killed = True
 
     def adopt(self, running: Sequence[tuple[int, str]]) -> list[BackendEvent]:
         """Track jobs recorded as running, as Slurm sees them now; safe to call at any step. A job
@@ -256,7 +333,12 @@ class SlurmBackend:
         if kind is not None:
             reason = f" ({job.reason})" if job.reason not in ("", "None") else ""
             detail = f"Slurm state {job.state}{reason}"
-            events.append(self._event(tracked, kind, job.end_s, ref, exit_code=job.exit_code, detail=detail))
+            stopping = self._stopping.pop(ref, None)
+            signalled = stopping.signalled_s if stopping is not None else None
+            end = self._event(
+                tracked, kind, job.end_s, ref, exit_code=job.exit_code, detail=detail, signalled_s=signalled
+            )
+            events.append(end)
             del self._tracked[ref]
             self._ended.add(ref)
         return events
@@ -284,6 +366,7 @@ class SlurmBackend:
             elif job is None:
                 detail = f"Slurm no longer knows job {ref}"
                 events.append(self._event(tracked, "lost", None, ref, detail=detail))
+                self._stopping.pop(ref, None)
                 del self._tracked[ref]
                 self._ended.add(ref)
         return events

@@ -2,7 +2,9 @@
 
 The translation is a pure function (``build_submission``) so every flag can be checked without Slurm.
 gpucommons is the scheduler: the job is pinned to exactly the nodes the policy chose (``--nodelist``,
-``-N``) with a typed per-node GRES request, and Slurm only executes it.
+``-N``) with a typed per-node GRES request, and Slurm only executes it. Its logs are appended to
+(``--open-mode=append``) and a rerun's batch script first prints its header line
+(``backends.run_header``), so each run's output stays, separated from the one before.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gpucommons.engine.ports import LaunchSpec
+from gpucommons.backends.run_header import header_shell
+from gpucommons.engine.ports import CHECKPOINT_FILE_ENV, LaunchSpec, checkpoint_file
 from gpucommons.errors import ConfigError, InvalidRequestError
 
 # The engine's launch id (also read by the local backend): lets adopt() resolve a "pending:<id>" reference
@@ -129,6 +132,13 @@ def job_environment(
     return env
 
 
+def run_environment(config: SlurmConfig, spec: LaunchSpec) -> dict[str, str]:
+    """``job_environment`` and the checkpoint file in the run's ``--chdir``, named for the job."""
+    env = job_environment(config, spec.env, config.slurm_conf)
+    env[CHECKPOINT_FILE_ENV] = str(checkpoint_file(spec.workdir, spec.job_id))
+    return env
+
+
 def build_submission(config: SlurmConfig, spec: LaunchSpec) -> Submission:
     """The sbatch call that runs ``spec`` on exactly its nodes."""
     if not spec.command:
@@ -146,6 +156,7 @@ def build_submission(config: SlurmConfig, spec: LaunchSpec) -> Submission:
         f"--chdir={spec.workdir}",
         f"--output={spec.stdout_path}",
         f"--error={spec.stderr_path}",
+        "--open-mode=append",  # a rerun's output follows the earlier runs', after its header line
         "--export=ALL",
         "--requeue" if _requeue(config, spec.env) else "--no-requeue",
     ]
@@ -161,5 +172,5 @@ def build_submission(config: SlurmConfig, spec: LaunchSpec) -> Submission:
     if len(nodes) > 1 and config.srun_multi_node:
         args.append("--ntasks-per-node=1")
         command = f"srun {command}"
-    script = f"#!/bin/sh\n# gpucommons job {spec.job_id}\nexec {command}\n"
-    return Submission(tuple(args), script, job_environment(config, spec.env, config.slurm_conf))
+    script = f"#!/bin/sh\n# gpucommons job {spec.job_id}\n{header_shell(spec)}exec {command}\n"
+    return Submission(tuple(args), script, run_environment(config, spec))

@@ -20,9 +20,11 @@ from gpucommons.cli import (
     jobs,
     nodes,
     notices,
+    plan,
     programs,
     proposals,
     reports,
+    reservations,
     server,
     sim,
     site,
@@ -56,8 +58,10 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(tokens.app, name="token")
 app.add_typer(nodes.app, name="node")
 app.add_typer(reports.app, name="report")
+app.add_typer(plan.app, name="plan")
 app.add_typer(notices.app, name="notice")
 app.add_typer(targets.app, name="target")
+app.add_typer(reservations.app, name="reserve")
 jobs.register(app)
 up.register(app)
 

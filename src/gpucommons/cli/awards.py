@@ -65,6 +65,14 @@ def show_(award_id: int, as_json: JsonOpt = False) -> None:
     show(make_client().get_award(award_id), (*COLUMNS, "gpu_hours_used", "reclaimed_gpus"), as_json)
 
 
+@app.command("reclaims")
+def reclaims(award_id: int, as_json: JsonOpt = False) -> None:
+    """What was taken back from an award: GPUs, budget hours, the usage that justified it and, under
+    the lifecycle's rule, the period evaluated."""
+    columns = ("id", "reclaimed_at", "reclaimed_gpus", "reclaimed_gpu_hours", "utilization", "period")
+    show(make_client().list_reclaims(award_id), columns, as_json)
+
+
 @app.command("auto")
 def auto(program: Annotated[int, typer.Argument(help="program id")], as_json: JsonOpt = False) -> None:
     """Award reviewed proposals by score within the program's capacity, unit and caps (admin)."""

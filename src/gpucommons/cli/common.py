@@ -54,3 +54,15 @@ def show(rows: Sequence[BaseModel] | BaseModel, columns: Sequence[str], as_json:
     for row in items:
         table.add_row(*(_cell(getattr(row, c)) for c in columns))
     console.print(table)
+
+
+def show_record(row: BaseModel, fields: Sequence[str], as_json: bool = False) -> None:
+    """Print one object field by field, one per line (too many fields for a table's width), or every
+    field as JSON."""
+    if as_json:
+        console.print_json(json.dumps(row.model_dump(mode="json")))
+        return
+    table = Table("field", "value", show_edge=False, show_header=False)
+    for name in fields:
+        table.add_row(name, _cell(getattr(row, name)))
+    console.print(table)

@@ -25,6 +25,7 @@ from gpucommons.config import Settings
 from gpucommons.domain.arrays import task_ref
 from gpucommons.errors import InvalidRequestError
 from gpucommons.service.schemas.arrays import ArrayRead
+from gpucommons.service.schemas.jobs import JobEventRead
 
 TERMINAL = ("finished", "failed", "cancelled", "timeout", "lost")
 FOLLOW_POLL_S = 1.0
@@ -63,6 +64,16 @@ def submit(
         str | None,
         typer.Option(help="a job array, one task per index: 0-999, 1,3,5-7 or 0-15:4, with %N at most"),
     ] = None,
+    lineage: Annotated[
+        str, typer.Option(help="the model lineage it trains, for the training-compute ledger")
+    ] = "",
+    grace: Annotated[
+        str,
+        typer.Option(help="time to checkpoint and exit when preempted (30s, 2m); default: by priority class"),
+    ] = "",
+    checkpoint_every: Annotated[
+        str, typer.Option("--checkpoint-every", help="how often it writes a checkpoint (30m)")
+    ] = "",
 ) -> None:
     """Submit a job: gpuc submit --gpus 2 -- python train.py; or an array of them, each task with its
     own GPUC_ARRAY_TASK_ID: gpuc submit --array 0-99%10 -- python shard.py"""
@@ -78,6 +89,9 @@ def submit(
         priority_class=priority,
         sovereign=sovereign,
         job_class=job_class,
+        lineage=lineage,
+        grace_period=grace,
+        checkpoint_interval=checkpoint_every,
         idempotency_key=key or uuid.uuid4().hex,
         workdir=os.getcwd(),
     )
@@ -111,13 +125,36 @@ def show(
     job: Annotated[str, typer.Argument(help=JOB)],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
 ) -> None:
-    """Everything about one job, or one job array with its tasks per state."""
-    target = arrays.resolve(_client(), job)
+    """Everything about one job and its history (each start with its GPUs, preemptions, requeues, its
+    end), or one job array with its tasks per state."""
+    client = _client()
+    target = arrays.resolve(client, job)
     if as_json:
         print(target.model_dump_json(indent=2))
         return
     for field, value in target.model_dump().items():
         out.print(f"{field:>20}: {value}", markup=False)
+    if not isinstance(target, ArrayRead):
+        print_history(client.job_events(target.id))
+
+
+def _by_why(event: JobEventRead) -> str:
+    by = f"by job {event.by_job_id}" if event.by_job_id is not None else ""
+    return ": ".join(part for part in (by, event.detail) if part)
+
+
+def print_history(events: list[JobEventRead]) -> None:
+    """A job's events, oldest first, as a table: time, event, run, GPUs, by whom and why. Plain
+    columns, one line per event however long (a gang's GPUs), so the lines can be searched."""
+    rows = [("time (UTC)", "event", "run", "GPUs", "by / why")]
+    for e in events:
+        when = e.at.strftime("%Y-%m-%d %H:%M:%S")
+        rows.append((when, e.kind, str(e.run), ",".join(e.gpus or ()) or "-", _by_why(e)))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    out.print("history:")
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out.print("  " + "  ".join([*cells, row[4]]).rstrip(), markup=False)
 
 
 def why(job: Annotated[str, typer.Argument(help=JOB)]) -> None:

@@ -40,13 +40,16 @@ def run(
         )
 
 
-def _table(text: str) -> list[list[float]]:
+def reclaim_bands(text: str, option: str = "--table") -> list[list[float]]:
+    """A reclaim table as written on the command line; the server checks the bands themselves."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidRequestError(f"--table: not JSON ({exc.msg}); e.g. '[[0.2, 0.8], [0.7, 0.2]]'") from None
+        raise InvalidRequestError(
+            f"{option}: not JSON ({exc.msg}); e.g. '[[0.2, 0.8], [0.7, 0.2]]'"
+        ) from None
     if not isinstance(value, list):
-        raise InvalidRequestError("--table must be a JSON list of [below, fraction] pairs")
+        raise InvalidRequestError(f"{option} must be a JSON list of [below, fraction] pairs")
     return value
 
 
@@ -72,7 +75,7 @@ def rule(
         kept = None if current.default_table else current.table
         current = client.set_reclaim_rule(
             program,
-            None if default_table else (_table(table) if table is not None else kept),
+            None if default_table else (reclaim_bands(table) if table is not None else kept),
             current.period_days if period_days is None else period_days,
             current.warning_days if warning_days is None else warning_days,
         )

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from gpucommons.cli.common import make_client, show
+from gpucommons.cli.common import make_client, show, show_record
+from gpucommons.cli.lifecycle import reclaim_bands
 from gpucommons.errors import InvalidRequestError
+from gpucommons.reclaiming import DEFAULT_PERIOD_DAYS, DEFAULT_WARNING_DAYS
 
 app = typer.Typer(no_args_is_help=True, help="Programs (calls for proposals).")
 COLUMNS = ("id", "name", "model", "capacity_gpus", "unit_gpus", "cap_per_org_gpus", "duration_days", "status")
@@ -39,6 +41,16 @@ def create(
     youth_startup_extra_discount: Annotated[float, typer.Option(help="further fraction off")] = 0.0,
     reclaim_below_utilization: Annotated[float | None, typer.Option(help="reclaim threshold 0..1")] = None,
     reclaim_after_days: Annotated[int | None, typer.Option(help="reclaim window in days")] = None,
+    reclaim_table: Annotated[
+        str | None,
+        typer.Option(help="the lifecycle's reclaim rule: JSON bands [[below, fraction], ...]; [] never"),
+    ] = None,
+    reclaim_period_days: Annotated[int, typer.Option(help="days between reclaim evaluations")] = (
+        DEFAULT_PERIOD_DAYS
+    ),
+    reclaim_warning_days: Annotated[
+        int, typer.Option(help="days of warning before each")
+    ] = DEFAULT_WARNING_DAYS,
     unit: Annotated[
         str,
         typer.Option(
@@ -63,6 +75,9 @@ def create(
         youth_startup_extra_discount=youth_startup_extra_discount,
         reclaim_below_utilization=reclaim_below_utilization,
         reclaim_after_days=reclaim_after_days,
+        reclaim_table=None if reclaim_table is None else reclaim_bands(reclaim_table, "--reclaim-table"),
+        reclaim_period_days=reclaim_period_days,
+        reclaim_warning_days=reclaim_warning_days,
         unit=unit,
         status="closed" if closed else "open",
     )
@@ -85,8 +100,11 @@ def show_(program_id: int, as_json: JsonOpt = False) -> None:
         "discounts",
         "reclaim_below_utilization",
         "reclaim_after_days",
+        "reclaim_table",
+        "reclaim_period_days",
+        "reclaim_warning_days",
     )
-    show(make_client().get_program(program_id), columns, as_json)
+    show_record(make_client().get_program(program_id), columns, as_json)
 
 
 @app.command("open")

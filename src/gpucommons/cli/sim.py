@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -157,6 +158,8 @@ def sim_command(
     from gpucommons.sim.metrics import job_rows, kind_rows, summarize, tenant_rows, waits_s_by_kind
     from gpucommons.sim.plots import write_plots
     from gpucommons.sim.report_power import power_rows
+    from gpucommons.sim.report_reservations import reservation_figures
+    from gpucommons.sim.reservations import build_workload
     from gpucommons.sim.runner import simulate
     from gpucommons.sim.scenario import scale_load
     from gpucommons.sim.scenariofile import (
@@ -200,13 +203,17 @@ def sim_command(
         power_preempt=run.power_preempt,
         power_model=run.power_model,
         siting=run.siting,
+        checkpoint_aware=run.checkpoint_aware,
     )
     config = build_policy(policy, placement, commons)  # before the trace: a typo fails at once
     if isinstance(config.placer, Seeded):
         config.placer.reseed(seed)  # the tie-break order (FGD's node order) follows --seed
     table = read_tenants(run.tenants, {p.model.name for p in inventory.pools}) if run.tenants else None
     jobs = scale_load(load_trace(trace, limit_jobs, seed, inventory.total_gpus, synthetic_jobs), load)
+    added = build_workload(jobs, run.reservations, run.checkpoints, seed, inventory, scenario or "scenario")
+    jobs = added.jobs
     options = _sim_options(jobs, inventory, table, run)
+    options = replace(options, reservations=added.reservations, checkpointing=added.checkpointing)
     console = Console(stderr=True)
     started = time.perf_counter()
     with Progress(
@@ -234,6 +241,7 @@ def sim_command(
         "seed": seed,
         "load": load,
         **summarize(result, tenants, kinds),
+        **(reservation_figures(result, added.made) if added.reservations else {}),
         "sim_wall_s": round(wall_s, 3),
     }
     _write_outputs(out, summary, job_rows(result), tenants, kinds, power_rows(result.power))

@@ -88,6 +88,7 @@ def up(
     out.print(f"gpucommons is up at {url} (backend {settings.backend}, cluster {settings.cluster})")
     out.print(f"admin token{' (kept from the last start)' if admin.reused else ''}: {admin.token}")
     out.print(f"credentials written to {settings.credentials_path}; try: gpuc submit --gpus 2 -- nvidia-smi")
+    out.print(f"dashboard: {url}/ui (sign in with a token)")
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     finally:

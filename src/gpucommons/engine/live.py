@@ -21,12 +21,17 @@ One ``step()``:
    since the snapshot is not recorded (``LiveStore``). A cycle store that knows nothing it reads
    changed since the last decided cycle (``KnowsChanges``) lets the step skip the cycle: it would
    decide nothing new (design note 0013);
-4. apply, in the Kueue manner: cancel preempted jobs, then launch each recorded start on its own, and
+4. apply, in the Kueue manner: stop preempted jobs (with their grace period where the backend
+   ``StopsGracefully``, capped by ``max_grace_s``), then launch each recorded start on its own, and
    record its reference in its own transaction. A launch that fails puts only that job back in the
    queue, after a backoff (``LaunchRetry``), and fails it after ``max_attempts``; a start whose node
    was drained since the decision goes back to the queue unlaunched; an uncertain one
    (``LaunchUncertainError``) stays ``pending:`` for step 2 to resolve; a job asked to cancel while its
-   launch was on the way is cancelled as soon as its reference is known.
+   launch was on the way is cancelled as soon as its reference is known. A launch whose GPUs a
+   stopping run still holds (``LaunchDeferredError``) keeps its recorded start and is tried again at
+   every later step, so a grace period never blocks the step. Each launch gets ``GPUC_RESTART_COUNT``
+   and its run's own secret (``GPUC_JOB_TOKEN``) for reporting checkpoints. The loop steps again when
+   a stopping run's grace period ends, so its kill is not left for the next interval.
 
 Every transaction that writes is fenced: it renews the lease ``WHERE holder = <us> AND epoch = <ours>``
 before it commits, and the lease is renewed, for ``lease_ttl_s`` plus the backend's longest call (by
@@ -52,12 +57,16 @@ from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
 from gpucommons.engine.cycle import run_cycle
 from gpucommons.engine.ports import (
+    DEFAULT_MAX_GRACE_S,
+    JOB_TOKEN_ENV,
     PENDING_REF_PREFIX,
+    RESTART_COUNT_ENV,
     AcknowledgesEvents,
     Backend,
     BackendEvent,
     CycleConflictError,
     HoldsForeignGpus,
+    LaunchDeferredError,
     LaunchRetry,
     LaunchSpec,
     LaunchUncertainError,
@@ -68,6 +77,7 @@ from gpucommons.engine.ports import (
     SchedulerState,
     SchedulerTransaction,
     StateUnavailableError,
+    StopsGracefully,
     max_call_s,
     new_holder,
 )
@@ -81,8 +91,9 @@ T = TypeVar("T")
 
 def live_commons(backend: Backend) -> Commons:
     """The commons' rules in the live service: awards always (a job runs only on what an award pays
-    for), residency and power always, even gangs where the backend needs them."""
-    return Commons(awards=True, even_gangs=backend.even_gangs)
+    for), residency and power always, even gangs where the backend needs them, and victims chosen by
+    the work they would lose since their last reported checkpoint (design note 0016)."""
+    return Commons(awards=True, even_gangs=backend.even_gangs, checkpoint_aware=True)
 
 
 def job_dir(logs_dir: Path, job_id: int) -> Path:
@@ -107,6 +118,7 @@ class EngineOptions:
     max_lost_requeues: int = 3
     usage_half_life_s: float = 7 * 86_400.0
     launch_retry: LaunchRetry = field(default_factory=LaunchRetry)
+    max_grace_s: float = DEFAULT_MAX_GRACE_S  # the cap on a preempted run's grace period
 
 
 @dataclass
@@ -118,7 +130,18 @@ class StepReport:
     preempted: int = 0
     skipped: int = 0  # starts decided on a job the API changed since the snapshot: not recorded
     launch_failures: int = 0
+    deferred: int = 0  # launches whose GPUs a stopping run still holds: tried again at a later step
     cycle_skipped: bool = False  # nothing the cycle reads changed since the last one: not run
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """A recorded start to launch: the job, its GPUs, its ``pending:`` reference and its run's secret."""
+
+    job_id: int
+    placement: Placement
+    intent: str
+    token: str
 
 
 @dataclass
@@ -160,7 +183,12 @@ class LiveEngine:
         self._adopted = False
         self._lease: Lease | None = None
         self._cancel_sent: set[tuple[int, str]] = set()
-        self._unsent_cancels: set[tuple[int, str]] = set()  # backend cancels that failed: retried
+        # Backend stops that failed, retried at the next step: (job, reference) -> the preemption's
+        # grace period (``None``: a cancel).
+        self._unsent_stops: dict[tuple[int, str], float | None] = {}
+        # Recorded starts whose GPUs a stopping run still held at their launch (``LaunchDeferredError``):
+        # launched again at each step, as decided, until they go through or change.
+        self._deferred: dict[int, _Launch] = {}
         self.event_counts: Counter[str] = Counter()
         self.unavailable_nodes: frozenset[str] = frozenset()
         self.site_power_w: dict[str, float] = {}
@@ -177,10 +205,13 @@ class LiveEngine:
         try:
             self._reconcile(report)
             self._note_unavailable(frozenset(self._call(self.backend.unavailable_nodes)))
+            waiting = sorted(self._deferred)  # deferred at earlier steps: this step's only wait
             self._cycle(report, now)
+            self._launch_deferred(report, waiting)
         except LeaseLostError as exc:
             log.warning("%s: stopping before any further launch", exc)
             self._lease, self._adopted, self.site_power_w = None, False, {}
+            self._deferred = {}  # the next holder resolves them through their pending: references
             report.lost_lease = True
         except BaseException:
             self._adopted = False  # what the backend reported may not be recorded: ask it again
@@ -200,10 +231,11 @@ class LiveEngine:
             lease = tx.acquire_lease(self.options.holder, self._lease_ttl_s())
             tx.commit()
         if lease is None:
-            self._lease = None
+            self._lease, self._deferred = None, {}
             return False
         if self._lease is None or lease.epoch != self._lease.epoch:
             self._adopted = False  # a new holding: another scheduler may have acted in between
+            self._deferred = {}
         self._lease = lease
         return True
 
@@ -231,6 +263,8 @@ class LiveEngine:
     def _reconcile(self, report: StepReport) -> None:
         with self.state.transaction() as tx:
             running = tx.running_jobs()
+        # A deferred launch is known not to have happened: adopting it would report it never launched.
+        running = [(job_id, ref) for job_id, ref in running if job_id not in self._deferred]
         events: list[BackendEvent] = []
         unresolved = any(not ref or ref.startswith(PENDING_REF_PREFIX) for _, ref in running)
         if not self._adopted or unresolved:
@@ -291,19 +325,25 @@ class LiveEngine:
             unsent = key not in self._cancel_sent and not key[1].startswith(PENDING_REF_PREFIX)
             if unsent and key[1] and self._cancel(*key):
                 self._cancel_sent.add(key)
-        for key in sorted(self._unsent_cancels):
-            self._unsent_cancels.discard(key)
-            self._cancel(*key)
+        for key, grace_s in sorted(self._unsent_stops.items()):
+            del self._unsent_stops[key]
+            self._cancel(*key, grace_s=grace_s)
 
-    def _cancel(self, job_id: int, backend_ref: str) -> bool:
-        """Ask the backend to stop a job; one that fails is tried again at the next step."""
+    def _cancel(self, job_id: int, backend_ref: str, *, grace_s: float | None = None) -> bool:
+        """Ask the backend to stop a job: a preemption (``grace_s`` given) with that grace period where
+        the backend can (``StopsGracefully``), else a cancel with the backend's own. One that fails
+        is tried again at the next step."""
+        backend = self.backend
         try:
-            self._call(lambda: self.backend.cancel(job_id, backend_ref))
+            if grace_s is not None and isinstance(backend, StopsGracefully):
+                self._call(lambda: backend.preempt(job_id, backend_ref, grace_s))
+            else:
+                self._call(lambda: backend.cancel(job_id, backend_ref))
         except LeaseLostError:
             raise
         except Exception as exc:
-            log.warning("cancel of job %d (%s) failed, will retry: %s", job_id, backend_ref, _one_line(exc))
-            self._unsent_cancels.add((job_id, backend_ref))
+            log.warning("stop of job %d (%s) failed, will retry: %s", job_id, backend_ref, _one_line(exc))
+            self._unsent_stops[(job_id, backend_ref)] = grace_s
             return False
         return True
 
@@ -330,22 +370,44 @@ class LiveEngine:
                 self.site_power_w = draw
             recorded = store.recorded_starts()
             starts = [
-                (job.id, placement, recorded[job.id]) for job, placement in queue.starts if job.id in recorded
+                _Launch(job.id, placement, recorded[job.id], store.run_token(job.id))
+                for job, placement in queue.starts
+                if job.id in recorded
             ]
-            preempted = [(job_id, store.preempted_ref(job_id)) for job_id in queue.preempts]
+            cap_s = self.options.max_grace_s
+            preempted = [
+                (job_id, store.preempted_ref(job_id), min(store.preempted_grace_s(job_id), cap_s))
+                for job_id in queue.preempts
+            ]
         report.skipped = len(queue.starts) - len(starts)
         report.preempted = len(preempted)
-        for job_id, ref in preempted:
-            self._cancel(job_id, ref)
-        for job_id, placement, intent in starts:
-            if self._apply_start(job_id, placement, intent):
-                report.started += 1
-            else:
-                report.launch_failures += 1
+        for job_id, ref, grace_s in preempted:
+            self._cancel(job_id, ref, grace_s=max(0.0, grace_s))
+        for launch in starts:
+            self._launch(launch, report)
+
+    def _launch_deferred(self, report: StepReport, job_ids: list[int]) -> None:
+        """Try again the launches a stopping run held up at an earlier step: each as decided, unless
+        its job changed. After the cycle, as every launch: a run's start is reported (and its segment
+        moved to it) by the next step's poll, before any cycle could preempt it."""
+        for launch in [self._deferred.pop(job_id) for job_id in job_ids if job_id in self._deferred]:
+            self._launch(launch, report)
+
+    def _launch(self, launch: _Launch, report: StepReport) -> None:
+        outcome = self._apply_start(launch)
+        if outcome is None:
+            self._deferred[launch.job_id] = launch
+            report.deferred += 1
+        elif outcome:
+            report.started += 1
+        else:
+            report.launch_failures += 1
 
     # -- step 4: apply -----------------------------------------------------------------------------
-    def _apply_start(self, job_id: int, placement: Placement, intent: str) -> bool:
-        """Launch one recorded start; whether it was launched (or may have been)."""
+    def _apply_start(self, launch: _Launch) -> bool | None:
+        """Launch one recorded start; whether it was launched (or may have been), ``None`` when it
+        must wait for a stopping run to leave its GPUs (deferred: nothing ran)."""
+        job_id, placement, intent = launch.job_id, launch.placement, launch.intent
         names = {self.cluster.nodes[node].name for node in placement.nodes}
         with self.state.transaction() as tx:
             start = tx.recorded_start(job_id, intent)
@@ -360,9 +422,12 @@ class LiveEngine:
             tx.commit()
         if start.cancel_requested or drained:
             return False
-        spec = self._spec(start, placement)
+        spec = self._spec(start, placement, launch.token)
         try:
             ref = self.backend.launch(spec)
+        except LaunchDeferredError as exc:
+            log.info("launch of job %d deferred: %s", job_id, exc)
+            return None
         except LaunchUncertainError as exc:
             log.warning("launch of job %d uncertain, resolving it at the next step: %s", job_id, exc)
             return True
@@ -398,7 +463,7 @@ class LiveEngine:
         elif cancel and self._cancel(job_id, ref):  # the cancel came while the launch was on its way
             self._cancel_sent.add((job_id, ref))
 
-    def _spec(self, start: RecordedStart, placement: Placement) -> LaunchSpec:
+    def _spec(self, start: RecordedStart, placement: Placement, token: str) -> LaunchSpec:
         where = job_dir(self.options.logs_dir, start.job_id)
         workdir = Path(start.workdir) if start.workdir and Path(start.workdir).is_dir() else where
         return LaunchSpec(
@@ -411,7 +476,12 @@ class LiveEngine:
             workdir=workdir,
             stdout_path=where / "stdout.log",
             stderr_path=where / "stderr.log",
-            env={"GPUC_LAUNCH_ID": start.launch_id, **(start.array.environment() if start.array else {})},
+            env={
+                "GPUC_LAUNCH_ID": start.launch_id,
+                RESTART_COUNT_ENV: str(start.restarts),  # with the same directory, to resume from
+                **({JOB_TOKEN_ENV: token} if token else {}),
+                **(start.array.environment() if start.array else {}),
+            },
             account=str(start.project_id),
         )
 
@@ -425,9 +495,18 @@ class LiveEngine:
                 log.warning("scheduler step failed: %s", exc)
             except Exception:
                 log.exception("scheduler step failed")
-            self.wake.wait(interval_s)
+            self.wake.wait(self._wait_s(interval_s))
             self.wake.clear()
         self.shutdown()
+
+    def _wait_s(self, interval_s: float) -> float:
+        """Until the next step: the interval, or less when a stopping run's grace period ends sooner
+        (its kill comes with that step's poll, so no run outlives its grace period by more than a step)."""
+        backend = self.backend
+        deadline_s = backend.next_deadline_s() if isinstance(backend, StopsGracefully) else None
+        if deadline_s is None:
+            return interval_s
+        return max(0.0, min(interval_s, deadline_s - self.clock()))
 
     def shutdown(self) -> None:
         """Give the lease back; running jobs keep running and are adopted by the next scheduler."""

@@ -27,6 +27,32 @@ from gpucommons.policy.snapshot import Snapshot
 
 PENDING_REF_PREFIX = "pending:"  # a start recorded but not yet launched: ``pending:<launch id>``
 
+# What every live run finds in its environment besides its identity (design note 0016, "In the live
+# service"): how often it was requeued before this run, where touching a file counts as a checkpoint,
+# and the secret that lets it report a checkpoint through the API for itself and no other job.
+RESTART_COUNT_ENV = "GPUC_RESTART_COUNT"
+CHECKPOINT_FILE_ENV = "GPUC_CHECKPOINT_FILE"
+JOB_TOKEN_ENV = "GPUC_JOB_TOKEN"
+CHECKPOINT_FILE_PREFIX = ".gpuc-checkpoint-"
+
+# A preempted run's grace period between the stop signal and the kill, by priority class, when the
+# job named none; whatever the job or its class asks, the server's cap (``max_grace_s``) bounds it.
+DEFAULT_GRACE_S: Mapping[str, float] = {"low": 30.0, "normal": 60.0, "high": 120.0}
+FALLBACK_GRACE_S = 60.0  # a class the table does not name
+DEFAULT_MAX_GRACE_S = 600.0
+
+
+def grace_period_s(requested_s: float | None, priority_class: str, max_grace_s: float) -> float:
+    """The grace period a preempted run gets: its own, else its class's default, at most the cap."""
+    own = requested_s if requested_s is not None else DEFAULT_GRACE_S.get(priority_class, FALLBACK_GRACE_S)
+    return max(0.0, min(own, max_grace_s))
+
+
+def checkpoint_file(workdir: Path, job_id: int) -> Path:
+    """The file a job touches to report a checkpoint: in its working directory, named for the job, so
+    jobs that share a directory (on Slurm, one a user named for several) never read each other's."""
+    return workdir / f"{CHECKPOINT_FILE_PREFIX}{job_id}"
+
 
 class Clock(Protocol):
     """Seconds since the epoch of the run (simulated or real)."""
@@ -74,7 +100,12 @@ class LaunchSpec:
 class BackendEvent:
     """A state change a live backend observed. ``kind``: started, finished, failed, cancelled, timeout,
     lost (the backend no longer knows the job), requeued (the backend put it back in its own queue),
-    unknown (the backend runs a job gpucommons does not know: ``job_id`` is 0, ``backend_ref`` says which)."""
+    unknown (the backend runs a job gpucommons does not know: ``job_id`` is 0, ``backend_ref`` says which),
+    checkpoint (the run touched its checkpoint file at ``at_s``).
+
+    ``signalled_s``: on the end of a run the backend was told to preempt, when it sent the stop signal.
+    A preemption's grace period is not charged: the segment such an end extends grows to the signal
+    at most."""
 
     job_id: int
     kind: str
@@ -82,6 +113,7 @@ class BackendEvent:
     backend_ref: str = ""
     exit_code: int | None = None
     detail: str = ""
+    signalled_s: float | None = None
 
 
 class LaunchUncertainError(GpucError):
@@ -89,6 +121,13 @@ class LaunchUncertainError(GpucError):
     timed out, and the lookup by name and comment that followed could not say). The engine keeps the
     job's ``pending:`` reference and its GPUs, and resolves it through ``adopt`` at its next steps;
     it neither fails nor relaunches it meanwhile."""
+
+
+class LaunchDeferredError(GpucError):
+    """A launch whose GPUs (or whose job's own working directory) a run told to stop still holds,
+    within its grace period. Nothing ran; the engine keeps the recorded start, its ``pending:``
+    reference and its GPUs, and launches it again at a later step without deciding again, so a grace
+    period of minutes never holds up the engine's step and no two runs ever hold one GPU."""
 
 
 class NodeUnavailableError(GpucError):
@@ -139,6 +178,21 @@ class HoldsForeignGpus(Protocol):
     takes them out of the snapshot, so it never places a job where the backend would keep it waiting."""
 
     def held_gpus(self) -> dict[str, int | None]: ...
+
+
+@runtime_checkable
+class StopsGracefully(Protocol):
+    """Optional capability: a backend that preempts a run with its own grace period. ``preempt`` sends
+    the stop signal now (SIGTERM to the local process group; Slurm's ``scancel --signal=TERM``) and
+    kills the run once ``grace_s`` has passed, at the first ``poll`` after (the engine steps then, see
+    ``next_deadline_s``); the run's end reports when the signal went (``BackendEvent.signalled_s``).
+    Without it the engine preempts with ``cancel`` and the backend's own grace period."""
+
+    def preempt(self, job_id: int, backend_ref: str, grace_s: float) -> None: ...
+
+    def next_deadline_s(self) -> float | None:
+        """The earliest time a stopping run's grace period ends (``None``: no run is stopping)."""
+        ...
 
 
 @runtime_checkable
@@ -216,6 +270,7 @@ class RecordedStart:
     project_id: int
     cancel_requested: bool
     array: ArrayTask | None = None  # which task of which job array it is (``None``: a plain job)
+    restarts: int = 0  # times it was requeued before this run (``GPUC_RESTART_COUNT``)
 
 
 class CycleStore(StateStore, Protocol):
@@ -228,6 +283,15 @@ class CycleStore(StateStore, Protocol):
 
     def preempted_ref(self, job_id: int) -> str:
         """The backend reference of the segment a recorded preemption ended ("" if none)."""
+        ...
+
+    def preempted_grace_s(self, job_id: int) -> float:
+        """The grace period a recorded preemption's job asks for: its own, else its class's default
+        (``grace_period_s`` without a cap); the engine bounds it by the server's cap."""
+        ...
+
+    def run_token(self, job_id: int) -> str:
+        """The secret of a recorded start's run (``JOB_TOKEN_ENV``): the store keeps only its hash."""
         ...
 
     def site_power_w(self) -> dict[str, float] | None:

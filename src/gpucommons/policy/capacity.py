@@ -152,6 +152,14 @@ class Capacity:
         """Wholly free GPUs of ``node`` (GPUs holding shares are not counted)."""
         return self._free[node] if self._up[node] else 0
 
+    def is_up(self, node: int) -> bool:
+        """Whether ``node`` offers anything (not drained, down or hidden by a fence)."""
+        return self._up[node]
+
+    def up_flags(self) -> Sequence[bool]:
+        """``is_up`` of every node, in node order (a live view: read it, do not keep it)."""
+        return self._up
+
     def free_indices(self, node: int) -> tuple[int, ...]:
         return _bits(self._mask[node]) if self._up[node] else ()
 

@@ -1,7 +1,9 @@
 """``schedule()``: one scheduling cycle, in named phases.
 
 0. ``_open``: open the discipline's gate and each admission stage's gate for this cycle.
-1. ``_evict``: stop what a stage requires stopped before anything starts (a site cap that fell).
+1. ``_evict``: stop what a stage requires stopped before anything starts (a site cap that fell, a
+   reservation's window opening); ``_start_held``: a reservation's own jobs start on the nodes it
+   holds, out of turn (they take nothing a job ahead of them may use; design note 0016).
 2. ``_scan``: walk the queue in the policy's order (``Ordering``); for each job:
    a. ``_filter``: reject shapes that can never fit (``never-fits``, ``residency``);
    b. ``_admit``: the stages in order (award, residency, gangs, array limit, quota, power) may refuse
@@ -11,8 +13,9 @@
       (``power``) counts, as a placement that failed does, so a site at its cap does not make every
       cycle scan the whole queue;
    c. ask the queue discipline whether the job may start out of turn (strict line / backfill);
-   d. ``_place``: place it; each stage must ``accept`` the placement (power); if it does not fit and
-      the policy preempts, ``_place_by_preemption`` tries displacing candidate victims;
+   d. ``placing.place``: place it, away from the nodes a fence (reservations) keeps it off; each
+      stage must ``accept`` the placement (power); if it does not fit and the policy preempts,
+      ``placing.place_by_preemption`` tries displacing candidate victims;
    e. ``_record_start``: book the start with every stage, or record a pending reason (which the
       discipline may refine, e.g. a reservation).
 3. Stop early when no later job can start: the strict line is blocked, nothing is free (no whole GPU,
@@ -31,16 +34,24 @@ one placement attempt, not one per job. Preemption candidates are likewise compu
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import cast
 
-from gpucommons.domain.job import Job, Placement
-from gpucommons.policy.capacity import MILLI, Capacity
+from gpucommons.domain.job import Job
 from gpucommons.policy.decisions import CAPACITY_CODES, CycleResult, PendingReason, Preemption, Start
 from gpucommons.policy.placement.shapes import never_fits_reason
+from gpucommons.policy.placing import needs_whole_gpus, place, place_by_preemption, place_in
 from gpucommons.policy.priority import DEFAULT_CLASS, PriorityClasses
-from gpucommons.policy.protocols import BORROWS, Admitted, Gate, PolicyConfig, SitePreference, StageGate
+from gpucommons.policy.protocols import (
+    BORROWS,
+    Admitted,
+    Gate,
+    NodeFence,
+    PolicyConfig,
+    SitePreference,
+    StageGate,
+)
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 NO_CAPACITY = PendingReason("not-examined", "no free accelerators left in this cycle")
@@ -53,20 +64,19 @@ class _Cycle:
     now: float
     gate: Gate
     stages: tuple[StageGate, ...]
+    admitting: tuple[StageGate, ...] = ()  # the stages whose ``admit`` can refuse or narrow a job
     checking: tuple[StageGate, ...] = ()  # the stages whose ``accept`` can refuse a placement
     classes: PriorityClasses | None = None  # ``None``: every job is of the default class
     siting: SitePreference | None = None  # the gate that orders the sites a job may use, if any
+    fence: NodeFence | None = None  # the gate that keeps jobs off nodes held for others, if any
     can_preempt: bool = False  # a preemptor, or a class that preempts lower ones
     starts: list[Start] = field(default_factory=list)
     preemptions: list[Preemption] = field(default_factory=list)
     pending: list[tuple[int, PendingReason]] = field(default_factory=list)
     displaced: set[int] = field(default_factory=set)
+    started_early: set[int] = field(default_factory=set)  # started by ``_start_held``
     failed: dict[Hashable, PendingReason] = field(default_factory=dict)
     candidates: dict[Hashable, Sequence[RunningJob]] = field(default_factory=dict)
-
-
-def _needs_whole_gpus(job: Job) -> bool:
-    return job.gpus > 0 and not job.shared
 
 
 def schedule(snapshot: Snapshot, config: PolicyConfig, now: float) -> CycleResult:
@@ -76,10 +86,16 @@ def schedule(snapshot: Snapshot, config: PolicyConfig, now: float) -> CycleResul
         cycle = _open(snapshot, config, now)
         if cycle.stages:
             _evict(cycle)
+        if cycle.fence is not None:
+            _start_held(cycle)
         if capacity.free_total == 0 and not cycle.can_preempt and snapshot.pending_fractional == 0:
             others: PendingReason | None = NO_CAPACITY  # nothing can start: skip ordering the queue
         else:
-            others = _scan(cycle, _order(cycle))
+            ordered = _order(cycle)
+            early = cycle.started_early
+            if early:
+                ordered = (p for p in ordered if p.job.id not in early)
+            others = _scan(cycle, ordered)
     return CycleResult(tuple(cycle.starts), tuple(cycle.preemptions), tuple(cycle.pending), others)
 
 
@@ -91,6 +107,9 @@ def _open(snapshot: Snapshot, config: PolicyConfig, now: float) -> _Cycle:
         if gate is not None:
             gates.append(gate)
     checking = tuple(g for g in gates if g.checks_placements) if gates else ()
+    # A gate that says ``admits_all`` (reservations: it keeps jobs off nodes, it refuses no one) is
+    # left out of the per-job admission loop, so quota alone still takes its direct call.
+    admitting = tuple(g for g in gates if not getattr(g, "admits_all", False)) if gates else ()
     classes = config.priority_classes if _classed(snapshot) else None
     can_preempt = config.preemptor is not None or (classes is not None and classes.any_preempts)
     # ``hasattr``, not ``isinstance`` on the runtime-checkable protocol: that costs microseconds per
@@ -98,15 +117,18 @@ def _open(snapshot: Snapshot, config: PolicyConfig, now: float) -> _Cycle:
     siting = (
         next((cast(SitePreference, g) for g in gates if hasattr(g, "site_order")), None) if gates else None
     )
+    fence = next((cast(NodeFence, g) for g in gates if hasattr(g, "fence_for")), None) if gates else None
     return _Cycle(
         snapshot,
         config,
         now,
         config.discipline.open(snapshot, now),
         tuple(gates),
+        admitting,
         checking,
         classes=classes,
         siting=siting,
+        fence=fence,
         can_preempt=can_preempt,
     )
 
@@ -144,6 +166,35 @@ def _evict(cycle: _Cycle) -> None:
                 other.preempted(victim)
 
 
+def _start_held(cycle: _Cycle) -> None:
+    """Phase 1b: the jobs a fence lets start out of turn (a reservation's own jobs during its window),
+    each placed only on the nodes held for it, after the stages admit it. One that does not fit there
+    or is refused takes its turn in the scan like any job."""
+    assert cycle.fence is not None
+    capacity = cycle.snapshot.capacity
+    cluster = cycle.snapshot.cluster
+    for nodes, jobs in cycle.fence.held_for():
+        if not jobs:
+            continue
+        held = set(nodes)
+        outside = [n.index for n in cluster.nodes if n.index not in held and capacity.is_up(n.index)]
+        for node in outside:
+            capacity.set_up(node, False)
+        for pending in jobs:
+            if pending.job.id in cycle.started_early or _filter(pending.job, cluster) is not None:
+                continue
+            verdict = _admit(pending, cycle) if cycle.admitting else None
+            if isinstance(verdict, PendingReason):
+                continue
+            job, borrowing = (pending.job, False) if verdict is None else verdict
+            placement, _ = place_in(cycle, job)
+            if placement is not None:
+                cycle.started_early.add(pending.job.id)
+                _record_start(cycle, pending, Start(job, placement, borrowing))
+        for node in outside:
+            capacity.set_up(node, True)
+
+
 _filter = never_fits_reason
 """Phase 2a: a reason when no pool the job accepts could ever hold it (``shapes.never_fits_reason``,
 called directly: it runs for every job of a long queue)."""
@@ -152,7 +203,7 @@ called directly: it runs for every job of a long queue)."""
 def _admit(pending: PendingJob, cycle: _Cycle) -> Admitted | PendingReason | None:
     """Phase 2b: the stages in order; the first refusal wins. ``None``: admitted as submitted."""
     admitted: Admitted | None = None
-    for stage in cycle.stages:
+    for stage in cycle.admitting:
         verdict = stage.admit(pending, admitted)
         if verdict is None:
             continue
@@ -181,9 +232,9 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     gate = cycle.gate
     now = cycle.now
     waiting = cycle.pending
-    staged = bool(cycle.stages)
+    staged = bool(cycle.admitting)
     # One stage (the common case: quota alone) is called directly, without the ``_admit`` loop.
-    only = cycle.stages[0].admit if len(cycle.stages) == 1 else None
+    only = cycle.admitting[0].admit if len(cycle.admitting) == 1 else None
     examined = 0
     full_limit = cycle.config.full_scan_limit
     examined_full = 0
@@ -194,12 +245,13 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     failed = cycle.failed if cycle.classes is None and gate.passes_all else None
     preemptor = cycle.config.preemptor
     scope_of = None if preemptor is None else preemptor.scope_key
+    fencing = cycle.fence
     for pending in ordered:
         full = capacity.free_total == 0
         if full and not can_preempt:
             if not fractional_possible:
                 return NO_CAPACITY
-            if _needs_whole_gpus(pending.job):
+            if needs_whole_gpus(pending.job):
                 waiting.append((pending.job.id, NO_CAPACITY))
                 continue
         # Cheap rejections first: most of a long queue stops here.
@@ -235,6 +287,8 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
             examined += 1
             if failed:
                 reason = failed.get((job.shape, None if scope_of is None else scope_of(pending, borrowing)))
+                if reason is None and fencing is not None:
+                    reason = _failed_fenced(failed, fencing, pending, job, scope_of, borrowing)
             if reason is None:
                 reason = gate.check(pending, now)
         if reason is not None:
@@ -246,6 +300,23 @@ def _scan(cycle: _Cycle, ordered: Iterable[PendingJob]) -> PendingReason | None:
     return None
 
 
+def _failed_fenced(
+    failed: dict[Hashable, PendingReason],
+    fencing: NodeFence,
+    pending: PendingJob,
+    job: Job,
+    scope_of: Callable[[PendingJob, bool], Hashable] | None,
+    borrowing: bool,
+) -> PendingReason | None:
+    """The failure, this cycle, of a job of this shape kept off the same nodes (``_consider`` keys
+    fenced failures so). A job no fence keeps off sees more room than one a fence does, so its failure
+    holds for fenced jobs too: the scan looks that up first, and asks for the fence only on a miss."""
+    fence = fencing.fence_for(pending)
+    if fence is None:
+        return None
+    return failed.get((job.shape, None if scope_of is None else scope_of(pending, borrowing), fence.key))
+
+
 def _consider(cycle: _Cycle, pending: PendingJob, job: Job, borrowing: bool) -> bool:
     """Phases 2d-e for a job the stages and the discipline let through (``job``: as the stages narrowed
     it; ``borrowing``: whether it starts beyond a guarantee); returns whether it starts."""
@@ -254,10 +325,16 @@ def _consider(cycle: _Cycle, pending: PendingJob, job: Job, borrowing: bool) -> 
     classes = cycle.classes
     if classes is not None:
         scope = (scope, classes.of(job.priority_class).priority)
-    key = (job.shape, scope)
+    key: Hashable = (job.shape, scope)
     reason = cycle.failed.get(key)
+    fence = None
+    if reason is None and cycle.fence is not None:
+        fence = cycle.fence.fence_for(pending)
+        if fence is not None:  # kept off some nodes: it fits or fails apart (``_failed_fenced``)
+            key = (job.shape, scope, fence.key)
+            reason = cycle.failed.get(key)
     if reason is None:
-        placement, reason = _place(cycle, job)
+        placement, reason = place(cycle, job, fence)
         if (
             placement is None
             and reason is None
@@ -266,10 +343,12 @@ def _consider(cycle: _Cycle, pending: PendingJob, job: Job, borrowing: bool) -> 
                 or (classes is not None and classes.of(job.priority_class).preempts_lower)
             )
         ):
-            placement = _place_by_preemption(cycle, pending, Admitted(job, borrowing), scope)
+            placement = place_by_preemption(cycle, pending, Admitted(job, borrowing), scope, fence)
         if placement is not None:
             _record_start(cycle, pending, Start(job, placement, borrowing))
             return True
+        if reason is None and fence is not None and cycle.fence is not None:
+            reason = cycle.fence.fenced_reason(fence, pending, cycle.snapshot.capacity.free_total)
         if reason is None:
             where = " on sovereign sites" if job.sovereign else ""
             reason = PendingReason("resources", f"no room for {job.gpus} GPU(s){where} now")
@@ -279,160 +358,9 @@ def _consider(cycle: _Cycle, pending: PendingJob, job: Job, borrowing: bool) -> 
     return False
 
 
-def _accepts(
-    cycle: _Cycle, job: Job, placement: Placement, victims: Sequence[RunningJob] = ()
-) -> PendingReason | None:
-    for stage in cycle.checking:
-        reason = stage.accept(job, placement, victims)
-        if reason is not None:
-            return reason
-    return None
-
-
-def _place(cycle: _Cycle, job: Job) -> tuple[Placement | None, PendingReason | None]:
-    """Phase 2d: a placement every stage accepts (kept allocated), or why there is none: ``(None,
-    None)`` when it did not fit, ``(None, reason)`` when a stage refused the placement found. A job
-    several sites could take tries them in the siting gate's order; the first that takes it wins."""
-    if cycle.siting is not None:
-        order = cycle.siting.site_order(job)
-        if len(order) > 1:
-            return _place_by_site(cycle, job, order)
-    return _place_in(cycle, job)
-
-
-def _place_by_site(
-    cycle: _Cycle, job: Job, order: Sequence[str]
-) -> tuple[Placement | None, PendingReason | None]:
-    """The first site in ``order`` that takes the job on nodes already busy; if every site that can
-    take it would have to wake an idle node, the first of those. (A woken node adds its base power,
-    more than a better site saves per GPU, and fragments the pool: site preference must not cost
-    packing quality.)"""
-    capacity = cycle.snapshot.capacity
-    refused: PendingReason | None = None
-    waking: Job | None = None  # the best site's narrowed job, where it would wake a node
-    for site in order:
-        narrowed = replace(job, accepted_sites=frozenset((site,)))
-        mark = capacity.mark()
-        placement, reason = _place_in(cycle, narrowed)
-        if placement is None:
-            refused = refused or reason
-            continue
-        if not _wakes_a_node(capacity, placement):
-            return placement, None
-        capacity.rollback(mark)
-        waking = waking or narrowed
-    if waking is not None:
-        return _place_in(cycle, waking)  # the same state as when it was found: the same placement
-    return None, refused
-
-
-def _wakes_a_node(capacity: Capacity, placement: Placement) -> bool:
-    """Whether the (allocated) placement took a node that held nothing before it."""
-    nodes = capacity.cluster.nodes
-    for node, gpus in placement.node_gpus:
-        total = nodes[node].gpus
-        free_milli = sum(capacity.gpu_free_milli(node, g) for g in range(total))
-        if free_milli + len(gpus) * placement.milli == total * MILLI:
-            return True
-    return False
-
-
-def _place_in(cycle: _Cycle, job: Job) -> tuple[Placement | None, PendingReason | None]:
-    capacity = cycle.snapshot.capacity
-    if not cycle.checking:
-        return cycle.config.placer.place(job, capacity), None
-    mark = capacity.mark()
-    placement = cycle.config.placer.place(job, capacity)
-    if placement is None:
-        return None, None
-    refused = _accepts(cycle, job, placement)
-    if refused is not None:
-        capacity.rollback(mark)
-        return None, refused
-    return placement, None
-
-
 def _record_start(cycle: _Cycle, pending: PendingJob, start: Start) -> None:
     """Phase 2e: book a start with every stage (which may annotate it) and with the discipline."""
     for stage in cycle.stages:
         start = stage.started(start)
     cycle.starts.append(start)
     cycle.gate.started(pending, cycle.now)
-
-
-def _place_by_preemption(
-    cycle: _Cycle, pending: PendingJob, admitted: Admitted, scope: Hashable
-) -> Placement | None:
-    """Release candidate victims one at a time until the job fits; undo everything if it never does."""
-    capacity: Capacity = cycle.snapshot.capacity
-    job = admitted.job
-    scoped = cycle.candidates.get(scope)
-    if scoped is None:
-        scoped = cycle.candidates[scope] = _candidates(cycle, pending, admitted.borrowing)
-    candidates = [r for r in scoped if r.job.id not in cycle.displaced]
-    if not candidates:
-        return None
-    mark = capacity.mark()
-    victims = []
-    for victim in candidates:
-        capacity.give(victim.placement)
-        victims.append(victim)
-        placement = cycle.config.placer.place(job, capacity)
-        if placement is not None:
-            needed = _restore_unneeded(capacity, victims, placement)
-            if cycle.checking and _accepts(cycle, job, placement, needed) is not None:
-                break
-            cycle.failed.clear()  # a victim's surplus GPUs may now fit shapes that failed before
-            for v in needed:
-                cycle.displaced.add(v.job.id)
-                cycle.preemptions.append(Preemption(v.job.id, pending.job.id, "displaced by higher priority"))
-                for stage in cycle.stages:
-                    stage.preempted(v)
-            return placement
-    capacity.rollback(mark)
-    return None
-
-
-def _candidates(cycle: _Cycle, pending: PendingJob, borrowing: bool) -> Sequence[RunningJob]:
-    """Victims for ``pending``, best first: with priority classes in play, the running preemptible
-    jobs of lower classes first (when its class preempts them; lowest class, then newest, first),
-    then the policy preemptor's, never of a higher class than ``pending``."""
-    preemptor = cycle.config.preemptor
-    found = () if preemptor is None else preemptor.candidates(pending, borrowing, cycle.snapshot, cycle.now)
-    classes = cycle.classes
-    if classes is None:
-        return found
-    mine = classes.of(pending.job.priority_class)
-    allowed = [r for r in found if classes.of(r.job.priority_class).priority <= mine.priority]
-    if not mine.preempts_lower:
-        return allowed
-    lower = [
-        r
-        for r in cycle.snapshot.running.values()
-        if r.job.preemptible and classes.of(r.job.priority_class).priority < mine.priority
-    ]
-    lower.sort(key=lambda r: (classes.of(r.job.priority_class).priority, -r.started_s, r.job.id))
-    first = {r.job.id for r in lower}
-    return [*lower, *(r for r in allowed if r.job.id not in first)]
-
-
-def _devices(placement: Placement) -> set[tuple[int, int]]:
-    return {(node, gpu) for node, gpus in placement.node_gpus for gpu in gpus}
-
-
-def _restore_unneeded(
-    capacity: Capacity, victims: list[RunningJob], placement: Placement
-) -> list[RunningJob]:
-    """Give back victims none of whose devices the placement took; returns the victims really needed.
-    (A shared placement counts as using its device.)"""
-    used = _devices(placement)
-    needed = []
-    for victim in victims:
-        if used.isdisjoint(_devices(victim.placement)) and (
-            (placement.cpu_milli == 0 and placement.memory_mib == 0)
-            or set(placement.nodes).isdisjoint(victim.placement.nodes)
-        ):
-            capacity.take(victim.placement)
-        else:
-            needed.append(victim)
-    return needed

@@ -12,7 +12,12 @@ class PendingReason:
     """Why a job is still waiting. ``code`` is stable (for APIs and metrics); ``detail`` is for people.
 
     Codes: ``never-fits`` (no pool can ever hold it), ``resources`` (no room now), ``priority`` (a job
-    ahead holds the line), ``reservation`` (starting it would delay a reserved job), ``quota``
+    ahead holds the line), ``reservation`` (starting it would delay a job backfill reserved room for;
+    or the room is held by a reservation, design note 0016: for a job of the reserving tenant before
+    the start, "reservation 7 starts at ...; 896 of 1,024 GPUs drained", figures ``reservation``,
+    ``start_s``, ``drained_gpus``, ``reserved_gpus``; for another job, the GPUs it holds and until
+    when: only a job whose time limit ends before the start may use them, and during the window a
+    short preemptible one where the reservation lends idle GPUs), ``quota``
     (tenant at its limit), ``not-examined`` (cycle stopped before reaching it: no free capacity), and
     the commons' stages: ``no-award``, ``budget`` and ``award-model`` (award), ``residency`` (no
     sovereign site could ever hold it), ``power`` (a site cap), ``array-limit`` (its job array already
@@ -30,6 +35,10 @@ class PendingReason:
 CAPACITY_CODES = frozenset({"resources", "power"})
 """Reasons that mean "no room now" (as opposed to "not this tenant"): a job refused for one of them
 counts toward the cycle's scan limit."""
+
+NO_ROOM_CODES = frozenset({"resources", "reservation"})
+"""Reasons a placement that failed gives (no room; no room outside the nodes reservations hold): a
+queue discipline holds its line, or reserves a start, for a job that waits for one of them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpucommons.policy.decisions import PendingReason
+from gpucommons.policy.decisions import NO_ROOM_CODES, PendingReason
 from gpucommons.policy.placement.shapes import job_pools
 from gpucommons.policy.snapshot import PendingJob, Snapshot
 
@@ -53,7 +53,7 @@ class _StrictGate:
         return PendingReason("priority", f"job {self.blocker} is ahead in line", blocking_job=self.blocker)
 
     def blocked(self, pending: PendingJob, reason: PendingReason, now: float) -> PendingReason:
-        if self.blocker is None and reason.code == "resources":
+        if self.blocker is None and reason.code in NO_ROOM_CODES:
             self.blocker = pending.job.id
         return reason
 
@@ -93,7 +93,7 @@ class _BackfillGate:
             self.extra_gpus -= pending.job.gpus
 
     def blocked(self, pending: PendingJob, reason: PendingReason, now: float) -> PendingReason:
-        if self.reserved_job is not None or reason.code != "resources":
+        if self.reserved_job is not None or reason.code not in NO_ROOM_CODES:
             return reason
         shadow, extra = self._reservation(pending, now)
         self.reserved_job, self.shadow_s, self.extra_gpus = pending.job.id, shadow, extra

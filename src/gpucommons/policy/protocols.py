@@ -105,7 +105,8 @@ class StageGate(Protocol):
     as submitted and not borrowing), ``accept`` on the placement found (with the victims it would
     displace), and ``started`` / ``preempted`` to keep the stage's running tallies. ``admit`` returns
     ``None`` to let the job through unchanged (the common case costs no allocation), an ``Admitted``
-    to narrow it or mark it borrowing, or the reason it waits."""
+    to narrow it or mark it borrowing, or the reason it waits. A gate whose ``admit`` never does
+    either may say ``admits_all = True``: the cycle then leaves it out of the per-job admission loop."""
 
     checks_placements: bool
     """Whether ``accept`` can refuse anything (the cycle skips the call, and the undo mark it needs,
@@ -135,6 +136,37 @@ class SitePreference(Protocol):
     ``constraints/siting.py``). The cycle places the job at the first site that takes it."""
 
     def site_order(self, job: Job) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Nodes a job may not be placed on this cycle (the nodes reservations hold, design note 0016).
+    ``key`` names what fences it (the reservations' ids): jobs of one shape and one key fit or fail
+    alike, so the cycle's failed-shape cache keys on it."""
+
+    key: Hashable
+    nodes: tuple[int, ...]
+
+
+@runtime_checkable
+class NodeFence(Protocol):
+    """Optional gate capability (``constraints/reservations.py``): nodes a job must not use, the jobs
+    that may start out of turn on nodes held for them, and why a fenced job that found no room waits."""
+
+    def fence_for(self, pending: PendingJob) -> Fence | None:
+        """The nodes the job may not be placed on now (``None``: none). Asked of the job as submitted:
+        what a stage may narrow (models, sites, gang shape) does not change it."""
+        ...
+
+    def held_for(self) -> Sequence[tuple[tuple[int, ...], Sequence[PendingJob]]]:
+        """Held nodes and the pending jobs that may start on them before the queue is scanned (a
+        reservation's own jobs during its window: they take nothing the jobs ahead of them could use)."""
+        ...
+
+    def fenced_reason(self, fence: Fence, pending: PendingJob, free_gpus: int) -> PendingReason | None:
+        """Why a fenced job that did not fit waits (``None``: for want of room, as any job);
+        ``free_gpus``: whole GPUs free, the fenced nodes' included."""
+        ...
 
 
 class AdmitOnly:
@@ -190,6 +222,9 @@ class PolicyConfig:
     stages: tuple[Stage, ...] = ()
     preemptor: Preemptor | None = None
     priority_classes: PriorityClasses = DEFAULT_CLASSES
+    # Victims of priority preemption that lose the least work first (``policy/lost_work.py``); the
+    # policy's preemptor and stages carry their own switch (``Commons.checkpoint_aware`` sets all).
+    checkpoint_aware: bool = False
     scan_limit: int = 500  # jobs examined per cycle, as Slurm's bf_max_job_test bounds backfill
     full_scan_limit: int = (
         100  # jobs that may try preemption once nothing is free; Slurm's default_queue_depth

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from gpucommons.domain.job import Job, Placement
 from gpucommons.policy.decisions import PendingReason, Start
+from gpucommons.policy.lost_work import since_checkpoint_s
 from gpucommons.policy.protocols import BORROWS, Admitted, Verdict
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
@@ -104,9 +105,11 @@ class ReclaimPreemptor:
     ``min_run_s``: a borrower that has run less is no victim (as ``LasPreemptor``'s, and Slurm's
     PreemptExemptTime), so a borrower reclaimed, restarted on the next idle GPUs and reclaimed again
     does not lose its work over and over. The default 0 gives a guarantee back at once, as Kueue's
-    reclaim does; a lender then waits up to ``min_run_s`` for its own GPUs."""
+    reclaim does; a lender then waits up to ``min_run_s`` for its own GPUs. ``checkpoint_aware``: the
+    borrowers that would lose the least work per GPU first (``policy/lost_work.py``), then the newest."""
 
     min_run_s: float = 0.0
+    checkpoint_aware: bool = False
 
     def candidates(
         self, pending: PendingJob, borrowing: bool, snapshot: Snapshot, now: float
@@ -120,7 +123,10 @@ class ReclaimPreemptor:
             for r in snapshot.running.values()
             if r.borrowing and r.job.preemptible and r.job.tenant != tenant and r.started_s <= youngest_s
         ]
-        victims.sort(key=lambda r: (-r.started_s, r.job.id))
+        if self.checkpoint_aware:
+            victims.sort(key=lambda r: (since_checkpoint_s(r, now), -r.started_s, r.job.id))
+        else:
+            victims.sort(key=lambda r: (-r.started_s, r.job.id))
         return victims
 
     def scope_key(self, pending: PendingJob, borrowing: bool) -> Hashable:

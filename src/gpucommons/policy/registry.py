@@ -13,6 +13,7 @@ from gpucommons.policy.constraints.arrays import ArrayLimitStage
 from gpucommons.policy.constraints.award import AwardStage
 from gpucommons.policy.constraints.gangs import EvenGangStage
 from gpucommons.policy.constraints.power import PowerStage
+from gpucommons.policy.constraints.reservations import ReservationStage
 from gpucommons.policy.constraints.residency import ResidencyStage
 from gpucommons.policy.constraints.siting import SitingStage
 from gpucommons.policy.constraints.speed import SpeedStage
@@ -97,7 +98,7 @@ def commons_stages(base: tuple[Stage, ...], commons: Commons) -> tuple[Stage, ..
     """The admission stages of a policy under ``commons``, in the order they run: award (narrows
     models), residency (narrows sites), even gangs (fixes the shape), array limit (a job array's
     running tasks), quota (guarantees, borrowing), power (narrows sites by headroom; checks the
-    placement), siting (orders the sites left)."""
+    placement), siting (orders the sites left), reservations (keeps jobs off held nodes)."""
     stages: list[Stage] = []
     if commons.awards:
         stages.append(AwardStage())
@@ -119,6 +120,8 @@ def commons_stages(base: tuple[Stage, ...], commons: Commons) -> tuple[Stage, ..
         stages.append(PowerStage(commons.power_model, commons.power_preempt))
     if commons.siting:
         stages.append(SitingStage(commons.power_model))
+    if commons.reservations:
+        stages.append(ReservationStage(commons.checkpoint_aware))
     return tuple(stages)
 
 
@@ -127,4 +130,11 @@ def build_policy(name: str, placer: str = "best-fit", commons: Commons | None = 
     ``build_policy("las", "best-fit", Commons(awards=True, borrowing=False))``."""
     factory: Callable[[Placer], PolicyConfig] = _lookup(POLICIES, "policy", name)
     config = factory(build_placer(placer))
-    return replace(config, stages=commons_stages(config.stages, commons or Commons()))
+    commons = commons or Commons()
+    config = replace(config, stages=commons_stages(config.stages, commons))
+    if not commons.checkpoint_aware:
+        return config
+    preemptor = config.preemptor
+    if isinstance(preemptor, LasPreemptor | ReclaimPreemptor):
+        preemptor = replace(preemptor, checkpoint_aware=True)
+    return replace(config, preemptor=preemptor, checkpoint_aware=True)

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job, Placement
+from gpucommons.domain.reservation import Reservation
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.constraints.draw import SiteDraw
 
@@ -75,18 +76,42 @@ def _done_work_s(job: Job, attained_gpu_s: float, work_s: float | None) -> float
 
 
 class RunningColumns:
-    """Running jobs as parallel NumPy columns (id, GPUs, start, attained service, preemptible), so
-    per-cycle scans over every running job (LAS ranking) run vectorized. Rows are in no particular
-    order. Add and remove are O(1) amortized (a removed row is replaced by the last one)."""
+    """Running jobs as parallel NumPy columns, so per-cycle scans over every running job (LAS ranking,
+    the work a preemption would lose, the nodes a reservation holds) run vectorized: id, GPUs, start,
+    attained service, preemptible, declared checkpoint interval (0: none), last reported checkpoint
+    (NaN: none), expected end (``RunningJob.expected_end_s``), first node and node count of its
+    placement (-1 and 0 for none), and a code for its tenant (``tenant_code``). Rows are in no
+    particular order. Add and remove are O(1) amortized (a removed row is replaced by the last one)."""
 
     def __init__(self, capacity: int = 64) -> None:
         self._n = 0
         self._row: dict[int, int] = {}
+        self._codes: dict[str, int] = {}
         self._ids = np.zeros(capacity, dtype=np.int64)
         self._gpus = np.zeros(capacity, dtype=np.float64)
         self._started = np.zeros(capacity, dtype=np.float64)
         self._attained = np.zeros(capacity, dtype=np.float64)
         self._preemptible = np.zeros(capacity, dtype=np.bool_)
+        self._interval = np.zeros(capacity, dtype=np.float64)
+        self._checkpoint = np.full(capacity, np.nan, dtype=np.float64)
+        self._end = np.zeros(capacity, dtype=np.float64)
+        self._node = np.zeros(capacity, dtype=np.int64)
+        self._span = np.zeros(capacity, dtype=np.int64)
+        self._tenant = np.zeros(capacity, dtype=np.int64)
+
+    _COLUMNS = (
+        "_ids",
+        "_gpus",
+        "_started",
+        "_attained",
+        "_preemptible",
+        "_interval",
+        "_checkpoint",
+        "_end",
+        "_node",
+        "_span",
+        "_tenant",
+    )
 
     @classmethod
     def of(cls, running: Iterable[RunningJob]) -> RunningColumns:
@@ -101,12 +126,8 @@ class RunningColumns:
     def add(self, running: RunningJob) -> None:
         n = self._n
         if n == len(self._ids):
-            size = 2 * n
-            self._ids = np.resize(self._ids, size)
-            self._gpus = np.resize(self._gpus, size)
-            self._started = np.resize(self._started, size)
-            self._attained = np.resize(self._attained, size)
-            self._preemptible = np.resize(self._preemptible, size)
+            for name in self._COLUMNS:
+                setattr(self, name, np.resize(getattr(self, name), 2 * n))
         job = running.job
         self._row[job.id] = n
         self._ids[n] = job.id
@@ -114,6 +135,17 @@ class RunningColumns:
         self._started[n] = running.started_s
         self._attained[n] = running.attained_gpu_s
         self._preemptible[n] = job.preemptible
+        interval, checkpoint = job.checkpoint_interval_s, running.last_checkpoint_s
+        self._interval[n] = 0.0 if interval is None else interval
+        self._checkpoint[n] = np.nan if checkpoint is None else checkpoint
+        self._end[n] = running.expected_end_s()
+        node_gpus = running.placement.node_gpus
+        self._node[n] = node_gpus[0][0] if node_gpus else -1
+        self._span[n] = len(node_gpus)
+        code = self._codes.get(job.tenant)
+        if code is None:
+            code = self._codes[job.tenant] = len(self._codes)
+        self._tenant[n] = code
         self._n = n + 1
 
     def remove(self, job_id: int) -> None:
@@ -122,7 +154,19 @@ class RunningColumns:
         if i != last:
             moved = int(self._ids[last])
             self._row[moved] = i
-            for column in (self._ids, self._gpus, self._started, self._attained, self._preemptible):
+            for column in (
+                self._ids,
+                self._gpus,
+                self._started,
+                self._attained,
+                self._preemptible,
+                self._interval,
+                self._checkpoint,
+                self._end,
+                self._node,
+                self._span,
+                self._tenant,
+            ):
                 column[i] = column[last]
         self._n = last
 
@@ -140,6 +184,28 @@ class RunningColumns:
 
     def preemptible(self) -> npt.NDArray[np.bool_]:
         return self._preemptible[: self._n]
+
+    def checkpoint_interval_s(self) -> npt.NDArray[np.float64]:
+        return self._interval[: self._n]
+
+    def last_checkpoint_s(self) -> npt.NDArray[np.float64]:
+        return self._checkpoint[: self._n]
+
+    def expected_end_s(self) -> npt.NDArray[np.float64]:
+        return self._end[: self._n]
+
+    def first_node(self) -> npt.NDArray[np.int64]:
+        return self._node[: self._n]
+
+    def node_count(self) -> npt.NDArray[np.int64]:
+        return self._span[: self._n]
+
+    def tenants(self) -> npt.NDArray[np.int64]:
+        return self._tenant[: self._n]
+
+    def tenant_code(self, tenant: str) -> int:
+        """The code ``tenants()`` holds for ``tenant``'s rows (-1: none ever ran here)."""
+        return self._codes.get(tenant, -1)
 
 
 @dataclass(frozen=True)
@@ -179,6 +245,8 @@ class Snapshot:
     # Job arrays with a concurrency limit (at least those with a pending task): array id -> the most of
     # its tasks that may run at once (the ``array-limit`` stage; design note 0011). Empty: none.
     array_limits: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    # Reservations not yet over (the ``reservations`` stage; design note 0016). Empty: none.
+    reservations: tuple[Reservation, ...] = ()
 
     def tenant_queues(self) -> Mapping[str, Collection[PendingJob]]:
         """Pending jobs grouped by tenant, each group in (submit_s, id) order."""

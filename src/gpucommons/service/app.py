@@ -38,6 +38,7 @@ from gpucommons.service.routes import (
     projects,
     proposals,
     reports,
+    reservations,
     targets,
     tokens,
     users,
@@ -61,6 +62,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     lifecycle.router,
     notices.router,
     targets.router,
+    reservations.router,
 )
 
 

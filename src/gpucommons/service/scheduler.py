@@ -86,7 +86,9 @@ def build_engine(settings: Settings, policy: str = DEFAULT_POLICY, lease_ttl_s: 
         backend,
         cluster,
         config,
-        EngineOptions(logs_dir=settings.home / "jobs", lease_ttl_s=lease_ttl_s),
+        EngineOptions(
+            logs_dir=settings.home / "jobs", lease_ttl_s=lease_ttl_s, max_grace_s=settings.max_grace_s
+        ),
     )
 
 

@@ -1,5 +1,6 @@
 """The simulation loop: arrivals and finishes drive ``engine.run_cycle`` on simulated time, and a cycle
-that preempted runs again at the same instant, so its victims may start where there is room."""
+that preempted runs again at the same instant, so its victims may start where there is room. A site cap
+that changes and a reservation's window that opens or closes are events too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.domain.power import SECONDS_PER_WEEK, PowerModel
+from gpucommons.domain.reservation import Reservation
 from gpucommons.engine.cycle import run_cycle
 from gpucommons.policy.decisions import CycleResult
 from gpucommons.policy.protocols import PolicyConfig, WorkloadAware
@@ -33,6 +35,10 @@ class SimOptions:
     power_model: PowerModel = field(default_factory=PowerModel)
     # Job arrays' concurrency limits, array id -> most tasks running (jobs name theirs in ``array_id``).
     array_limits: Mapping[int, int] = field(default_factory=dict)
+    # Reservations (design note 0016), and whether a preempted job keeps only the work up to its last
+    # checkpoint (``SimulatedExecutor.checkpointing``; off: all of it, as replays always have).
+    reservations: tuple[Reservation, ...] = ()
+    checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class SimResult:
     # Each tenant's awards at the end of the run, their spend charged (``None``: the run had none).
     awards: Mapping[str, Sequence[Award]] | None = None
     tenant_kinds: Mapping[str, str] = field(default_factory=dict)  # tenant -> institution kind
+    reservations: tuple[Reservation, ...] = ()  # the run's reservations, for its reports
 
 
 class _CapClock:
@@ -77,6 +84,37 @@ class _CapClock:
         less than a week of cap changes (one full cycle of every schedule) has passed without any job
         arriving, starting or finishing."""
         return bool(self._schedules) and bool(store.pending) and now - progress_s < SECONDS_PER_WEEK
+
+
+class _ReservationClock:
+    """When a reservation's window next opens or closes: the replay runs a cycle then, so the window's
+    first cycle evicts what still runs on its nodes and jobs kept off them start when it closes."""
+
+    def __init__(self, reservations: Sequence[Reservation]) -> None:
+        self._reservations = tuple(reservations)
+        self._next: float | None = None
+        self.active = bool(self._reservations)
+        self.stalled = 0  # window edges passed since a job last arrived, started or finished
+
+    def next_change_s(self, now: float) -> float | None:
+        if self._next is None or self._next <= now:
+            edges = []
+            for reservation in self._reservations:
+                window = reservation.window_at(now)
+                if window is not None:
+                    edges.append(window[0] if window[0] > now else window[1])
+            self._next = min(edges) if edges else None
+        return self._next
+
+    def may_unblock(self, store: InMemoryStore, now: float) -> bool:
+        """Whether waiting for window edges could still start a pending job: jobs wait, an edge is to
+        come, and fewer edges than every reservation's opening and closing once have passed without
+        any job arriving, starting or finishing."""
+        return (
+            bool(store.pending)
+            and self.stalled <= 2 * len(self._reservations)
+            and self.next_change_s(now) is not None
+        )
 
 
 def _room_for_a_victim(store: InMemoryStore, result: CycleResult) -> bool:
@@ -124,11 +162,14 @@ def simulate(
         options.awards,
         options.sovereign_tenants,
         options.array_limits,
+        options.reservations,
     )
     caps = _CapClock(cluster)
     windowed = caps.windowed  # read once: the loop below runs per event
     finishes: EventQueue[tuple[int, int]] = EventQueue()
-    executor = SimulatedExecutor(finishes, options.restart_overhead_s, cluster)
+    executor = SimulatedExecutor(finishes, options.restart_overhead_s, cluster, options.checkpointing)
+    edges = _ReservationClock(options.reservations)
+    reserving = edges.active
     monitor = PowerMonitor(cluster)
     next_arrival = 0
     start_s = arrivals[0].submit_s if arrivals else 0.0
@@ -139,13 +180,21 @@ def simulate(
     events = cycles = finished = 0
     progress_s = now  # last time a job arrived, started or finished
     seen_changes = -1  # ``store.draw.changes`` at the monitor's last observation
-    while next_arrival < len(arrivals) or len(finishes) or caps.may_unblock(store, now, progress_s):
+    while (
+        next_arrival < len(arrivals)
+        or len(finishes)
+        or caps.may_unblock(store, now, progress_s)
+        or (reserving and edges.may_unblock(store, now))
+    ):
         t_arrival = arrivals[next_arrival].submit_s if next_arrival < len(arrivals) else float("inf")
         t_finish = finishes.peek_time()
         t = t_arrival if t_finish is None else min(t_arrival, t_finish)
         cap_change = caps.next_change_s(now) if windowed else None
         if cap_change is not None and cap_change < t:
             t = cap_change
+        edge = edges.next_change_s(now) if reserving else None
+        if edge is not None and edge < t:
+            t = edge
         if now < last_arrival_s:
             busy_at_last_arrival = busy_gpu_s + store.busy_gpus * (min(t, last_arrival_s) - now)
         busy_gpu_s += store.busy_gpus * (t - now)
@@ -162,7 +211,7 @@ def simulate(
                 finished += 1
                 if on_progress is not None:
                     on_progress(finished)
-        if store.pending or (t == cap_change and store.running):
+        if store.pending or (store.running and t in (cap_change, edge)):
             result = run_cycle(store, executor, config, t)
             cycles += 1
             if result.starts:
@@ -176,6 +225,8 @@ def simulate(
                 cycles += 1
         if t in (t_arrival, t_finish):
             progress_s = t
+        if reserving:
+            edges.stalled = 0 if progress_s == t else edges.stalled + (t == edge)
         if store.draw.changes != seen_changes or t == cap_change:
             monitor.observe(t, store.draw.site_w)  # the draw holds between calls
             seen_changes = store.draw.changes
@@ -195,4 +246,5 @@ def simulate(
         power=monitor,
         awards=store.awards,
         tenant_kinds=options.tenant_kinds,
+        reservations=options.reservations,
     )

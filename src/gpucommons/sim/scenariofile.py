@@ -13,9 +13,27 @@ Format (TOML; every key is optional, an unknown key is an error)::
     power_preempt = false          # a falling cap preempts the newest preemptible jobs
     siting = false                 # try the sites a job may use best first (policy/constraints/siting.py)
     unlisted = "error"             # or "best-effort": trace tenants missing from the tenants file
+    checkpoint_aware = false       # victims that lose the least work first (design note 0016)
     [power_model]
     device_utilization = 0.8       # a busy device's share of its TDP
     node_base_fraction = 0.5       # a busy node's base draw, as a share of its devices' TDP
+    [checkpoints]                  # trace jobs that declare a checkpoint interval (sim/reservations.py)
+    interval_s = 1800
+    fraction = 0.5                 # the share of them, drawn with the run's seed
+    min_gpus = 1                   # only jobs of at least this many GPUs
+    [[reservations]]               # whole nodes held for a tenant (design note 0016); as many as wanted
+    id = 1                         # default: its place in the list, from 1
+    tenant = "consortium"
+    gpus = 512
+    model = "P40"                  # default: any model
+    start_h = 24                   # hours on the trace's clock (Philly's: from its first arrival)
+    duration_h = 24
+    every_h = 168                  # repeat (default: once), occurrences times (default: without end)
+    occurrences = 4
+    within = ""                    # or "nvlink", "block": all its nodes in one NVLink domain or block
+    lend_idle = false              # lend idle reserved GPUs to short preemptible jobs of others
+    job_gpus = 512                 # the tenant's gang, submitted at each start (default: none)
+    job_duration_h = 20            # its run time (default: the whole window)
 
 Paths are relative to the scenario file (a value is a path when it holds a ``/`` or ends in ``.toml`` or
 ``.csv``; otherwise a name). ``gpuc sim --scenario FILE`` reads it; any option given on the command line
@@ -31,14 +49,16 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpucommons.clusterfile import preset_index
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.power import DEVICE_UTILIZATION, NODE_BASE_FRACTION, PowerModel
+from gpucommons.domain.reservation import Reservation
 from gpucommons.errors import ConfigError, InvalidRequestError
+from gpucommons.sim.reservations import CheckpointPlan, ReservationPlan
 from gpucommons.sim.tenants import Unlisted
 from gpucommons.textfile import read_text
 
@@ -57,6 +77,27 @@ class PowerModelSpec(_Strict):
     node_base_fraction: float = Field(default=NODE_BASE_FRACTION, ge=0, allow_inf_nan=False)
 
 
+class CheckpointSpec(_Strict):
+    interval_s: float = Field(gt=0, allow_inf_nan=False)
+    fraction: float = Field(default=1.0, ge=0, le=1)
+    min_gpus: int = Field(default=1, ge=0)
+
+
+class ReservationSpec(_Strict):
+    id: int | None = Field(default=None, ge=1)
+    tenant: str = Field(min_length=1)
+    gpus: int = Field(ge=1)
+    model: str | None = Field(default=None, min_length=1)
+    start_h: float = Field(ge=0, allow_inf_nan=False)
+    duration_h: float = Field(gt=0, allow_inf_nan=False)
+    every_h: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    occurrences: int | None = Field(default=None, ge=1)
+    within: Literal["", "nvlink", "block"] = ""
+    lend_idle: bool = False
+    job_gpus: int | None = Field(default=None, ge=1)
+    job_duration_h: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
 class ScenarioSpec(_Strict):
     cluster: str | None = Field(default=None, min_length=1)
     tenants: str | None = Field(default=None, min_length=1)
@@ -70,6 +111,9 @@ class ScenarioSpec(_Strict):
     siting: bool | None = None
     unlisted: Unlisted | None = None
     power_model: PowerModelSpec | None = None
+    checkpoint_aware: bool | None = None
+    checkpoints: CheckpointSpec | None = None
+    reservations: list[ReservationSpec] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +132,9 @@ class Scenario:
     siting: bool | None = None
     unlisted: Unlisted | None = None
     power_model: PowerModel | None = None
+    checkpoint_aware: bool | None = None
+    checkpoints: CheckpointPlan | None = None
+    reservations: tuple[ReservationPlan, ...] | None = None
 
     def over(self, base: Scenario) -> Scenario:
         """This scenario's fields where set, ``base``'s elsewhere: ``cli.over(file).over(DEFAULTS)``."""
@@ -114,6 +161,8 @@ DEFAULTS = Scenario(
     siting=False,
     unlisted="error",
     power_model=PowerModel(),
+    checkpoint_aware=False,
+    reservations=(),
 )
 """What ``gpuc sim`` runs when neither the command line nor a scenario file says otherwise."""
 
@@ -134,9 +183,12 @@ class RunInputs:
     siting: bool
     unlisted: Unlisted
     power_model: PowerModel
+    checkpoint_aware: bool
+    checkpoints: CheckpointPlan | None
+    reservations: tuple[ReservationPlan, ...]
 
 
-OPTIONAL = frozenset({"tenants", "power_cap_mw"})  # the run's inputs that may stay unset
+OPTIONAL = frozenset({"tenants", "power_cap_mw", "checkpoints"})  # the run's inputs that may stay unset
 REQUIRED = tuple(f.name for f in fields(RunInputs) if f.name not in OPTIONAL)
 
 
@@ -188,7 +240,33 @@ def parse_scenario(text: str, path: Path) -> Scenario:
         given["power_model"] = PowerModel(
             spec.power_model.device_utilization, spec.power_model.node_base_fraction
         )
+    if spec.checkpoints is not None:
+        given["checkpoints"] = CheckpointPlan(**spec.checkpoints.model_dump())
+    if spec.reservations is not None:
+        given["reservations"] = tuple(_plan(i, r, path) for i, r in enumerate(spec.reservations, start=1))
     return Scenario(**given)
+
+
+def _plan(position: int, spec: ReservationSpec, path: Path) -> ReservationPlan:
+    """A ``[[reservations]]`` entry as a plan; hours become policy seconds after the first arrival."""
+    hour_s = 3600.0
+    try:
+        reservation = Reservation(
+            spec.id or position,
+            spec.tenant,
+            spec.gpus,
+            spec.start_h * hour_s,
+            (spec.start_h + spec.duration_h) * hour_s,
+            model=spec.model,
+            within=spec.within,
+            lend_idle=spec.lend_idle,
+            every_s=None if spec.every_h is None else spec.every_h * hour_s,
+            occurrences=spec.occurrences,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{path}: reservations.{position - 1}: {exc}") from None
+    duration_s = None if spec.job_duration_h is None else spec.job_duration_h * hour_s
+    return ReservationPlan(reservation, spec.job_gpus, duration_s)
 
 
 def parse_on_off(value: str | None, option: str) -> bool | None:

@@ -12,6 +12,7 @@ from gpucommons.domain.award import Award, charge_rate
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.domain.power import PowerModel
+from gpucommons.domain.reservation import Reservation
 from gpucommons.metering.pricing import SECONDS_PER_HOUR
 from gpucommons.policy.capacity import Capacity
 from gpucommons.policy.constraints.draw import SiteDraw
@@ -60,6 +61,7 @@ class InMemoryStore:
         awards: Mapping[str, Sequence[Award]] | None = None,
         sovereign_tenants: frozenset[str] = frozenset(),
         array_limits: Mapping[int, int] | None = None,
+        reservations: tuple[Reservation, ...] = (),
     ) -> None:
         self.cluster = cluster
         self.draw = SiteDraw(cluster, power_model)
@@ -75,6 +77,7 @@ class InMemoryStore:
         }
         self.sovereign_tenants = sovereign_tenants
         self.array_limits = MappingProxyType(dict(array_limits or {}))  # job arrays' ``%N``
+        self.reservations = reservations  # handed to every snapshot (design note 0016)
         self.pending_fractional = 0  # pending jobs needing no whole GPU (shared or CPU-only)
         self.classed_jobs = 0  # pending or running jobs of a non-default priority class
         self.capacity = Capacity(cluster)
@@ -114,6 +117,7 @@ class InMemoryStore:
             pending_fractional=self.pending_fractional,
             classed_jobs=self.classed_jobs,
             array_limits=self.array_limits,
+            reservations=self.reservations,
         )
 
     def record(self, result: CycleResult, now: float) -> None:

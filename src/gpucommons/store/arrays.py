@@ -6,8 +6,9 @@ index (``array_id``, ``array_task_id``): the scheduler, the backends and the led
 array's id is the job id of its first task, as in Slurm. So the first task is stored on its own, by the
 single job's ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` and with the submission's idempotency key
 (a retry finds it, and so the array), and the other tasks follow in one executemany: ten thousand
-tasks cost a handful of statements, not ten thousand flushes. Every check runs before anything is
-added; flushes, never commits.
+tasks cost a handful of statements, not ten thousand flushes; their ``submitted`` events are one
+``INSERT ... SELECT`` (``store/job_events.py``). Every check runs before anything is added; flushes,
+never commits.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from gpucommons.domain.arrays import ArraySpec, ArrayTask, task_ref
 from gpucommons.domain.cluster import Cluster
 from gpucommons.errors import ConflictError, NotFoundError
 from gpucommons.store.base import Base, UtcDateTime, get_row
+from gpucommons.store.job_events import JobEvent, record_events, record_for_each
 from gpucommons.store.jobs import (
     ACTIVE_STATES,
     JobRequest,
@@ -108,6 +110,8 @@ def submit_array(
     rest = {**values, "idempotency_key": None, "array_id": first.id}
     if spec.task_count > 1:
         session.execute(insert(_JOBS), [{**rest, "array_task_id": t} for t in spec.task_ids[1:]])
+    tasks = select(JobRow.id).where(JobRow.array_id == first.id)
+    record_for_each(session, tasks, "submitted", now, f"task of array {first.id}")
     return array, True
 
 
@@ -185,27 +189,44 @@ def array_limits(session: Session, array_ids: Sequence[int]) -> dict[int, int]:
 
 
 def cancel_array(session: Session, array: ArrayRow, now: datetime) -> None:
-    """Cancel every task of ``array`` not yet ended, in two statements: pending tasks are cancelled at
-    once and running ones asked to stop (``cancel_requested_at``, which nothing clears, as
-    ``request_cancel`` does for one job). Both bump the version, so a start the scheduler decided on
-    an older row is not recorded. Tasks that ended keep their state; cancelling again changes nothing.
+    """Cancel every task of ``array`` not yet ended, in two statements (and one ``INSERT`` of the tasks'
+    events): pending tasks are cancelled at once and running ones asked to stop
+    (``cancel_requested_at``, which nothing clears, as ``request_cancel`` does for one job). Both
+    bump the version, so a start the scheduler decided on an older row is not recorded. Tasks that
+    ended keep their state; cancelling again changes nothing.
 
     A task the scheduler is starting meanwhile is either started first (the pending update waits for
     it, then finds it running, and the running update asks it to stop) or found cancelled by the
     scheduler's claim: none escapes."""
     tasks = update(JobRow).where(JobRow.array_id == array.id).execution_options(synchronize_session=False)
-    session.execute(
-        tasks.where(JobRow.state == "pending").values(
+    why = f"cancelled while pending (array {array.id} was cancelled)"
+    cancelled = session.execute(
+        tasks.where(JobRow.state == "pending")
+        .values(
             state="cancelled",
             ended_at=now,
             reason_code="cancelled",
-            reason=f"cancelled while pending (array {array.id} was cancelled)",
+            reason=why,
             cancel_requested_at=func.coalesce(JobRow.cancel_requested_at, literal(now, UtcDateTime())),
             version=JobRow.version + 1,
         )
+        .returning(JobRow.id, JobRow.restarts)
     )
-    session.execute(
-        tasks.where(JobRow.state == "running", JobRow.cancel_requested_at.is_(None)).values(
-            cancel_requested_at=now, version=JobRow.version + 1
+    events = [
+        event
+        for job_id, restarts in cancelled
+        for event in (
+            JobEvent(job_id, "cancel_requested", now, restarts + 1, f"while pending (array {array.id})"),
+            JobEvent(job_id, "ended", now, restarts + 1, f"cancelled: {why}"),
         )
+    ]
+    asked = session.execute(
+        tasks.where(JobRow.state == "running", JobRow.cancel_requested_at.is_(None))
+        .values(cancel_requested_at=now, version=JobRow.version + 1)
+        .returning(JobRow.id, JobRow.restarts)
     )
+    events += [
+        JobEvent(job_id, "cancel_requested", now, restarts + 1, f"while running (array {array.id})")
+        for job_id, restarts in asked
+    ]
+    record_events(session, events)  # the tasks' histories

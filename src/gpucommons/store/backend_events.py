@@ -12,21 +12,24 @@ the ones the backend reports.
 A ``lost`` event about a launch that never happened (the job's reference is still ``pending:``, the
 backend found no such launch) is a failed launch, not a lost run: ``launch_failed`` puts the job back
 in the queue after a backoff, or fails it once it has failed ``LaunchRetry.max_attempts`` times.
-Flushes, never commits.
+Each change is an event of the job's history too (``store/job_events.py``): what happened to the run
+(``requeued``, ``lost``, ``launch_failed``), then ``ended`` if the job is over, with the backend's
+reference of the run it closes. Flushes, never commits.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, true
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
 from gpucommons.domain.cluster import Cluster
 from gpucommons.engine.ports import PENDING_REF_PREFIX, BackendEvent, LaunchRetry
 from gpucommons.store.base import to_dt
-from gpucommons.store.jobs import JobRow, claim_job, release
-from gpucommons.store.usage import end_segment, extend_segment
+from gpucommons.store.job_events import JobEvent, ended_event, event_of, record_events
+from gpucommons.store.jobs import JobRow, claim_job, record_checkpoint, release
+from gpucommons.store.usage import UsageRow, end_segment, extend_segment
 
 ENDS = frozenset({"finished", "failed", "cancelled", "timeout"})
 LAUNCH_RETRY_CODE = "launch-retry"
@@ -67,6 +70,7 @@ def launch_failed(session: Session, row: JobRow, at: datetime, error: str, retry
     never ran) and put it back in the queue until the backoff has passed, or fail it for good after
     ``retry.max_attempts`` failures in a row; a job asked to cancel is cancelled instead."""
     release(session, row.id)
+    events = [event_of(row, "launch_failed", at, error)]
     attempts = row.launch_attempts + 1
     row.launch_attempts = attempts
     row.backend_ref, row.started_at = "", None
@@ -85,18 +89,36 @@ def launch_failed(session: Session, row: JobRow, at: datetime, error: str, retry
         row.reason = (
             f"launch failed (attempt {attempts} of {retry.max_attempts}): {error}; retried from {when}"[:500]
         )
+    if row.state != "pending":
+        events.append(ended_event(row, at))
+    record_events(session, events)
     session.flush()
 
 
 def _late_end(session: Session, cluster: Cluster, event: BackendEvent) -> bool:
     """The end of a run the scheduler already closed (it preempted the job, which then ran until its
-    process exited): the segment is charged up to that end (``extend_segment``)."""
+    process exited): the segment is charged up to that end (``extend_segment``), or up to the stop
+    signal for a run the backend preempted gracefully (``signalled_s``): its grace period is free."""
     if event.kind not in ENDS | {"lost", "requeued"} or not event.backend_ref or event.job_id <= 0:
         return False
     row = claim_job(session, event.job_id)
     if row is None:
         return False
-    return extend_segment(session, cluster, row, event.backend_ref, to_dt(event.at_s)) is not None
+    end_s = event.at_s if event.signalled_s is None else min(event.at_s, event.signalled_s)
+    return extend_segment(session, cluster, row, event.backend_ref, to_dt(end_s)) is not None
+
+
+def _earlier_run(session: Session, row: JobRow, event: BackendEvent) -> bool:
+    """Whether ``event`` is the end of an earlier run of a job whose next start is not yet launched
+    (its reference still ``pending:``, as while its launch waits for that very run to stop): a run
+    whose segment was already metered, by its reference."""
+    ref = event.backend_ref
+    if event.kind not in ENDS | {"lost", "requeued"} or not ref or ref.startswith(PENDING_REF_PREFIX):
+        return False
+    if row.backend_ref == ref:
+        return False
+    metered = select(UsageRow.id).where(UsageRow.job_id == row.id, UsageRow.backend_ref == ref).limit(1)
+    return session.scalar(metered) is not None
 
 
 def apply_event(
@@ -107,8 +129,10 @@ def apply_event(
     retry: LaunchRetry | None = None,
 ) -> bool:
     """Apply ``event``; returns whether it changed the job."""
+    if event.kind == "checkpoint":  # whatever the job's state: a run in its grace period reports too
+        return record_checkpoint(session, event.job_id, to_dt(event.at_s))
     row = claim_job(session, event.job_id, JobRow.state == "running", _same_segment(event))
-    if row is None:
+    if row is None or _earlier_run(session, row, event):
         return _late_end(session, cluster, event)
     if event.kind == "started":
         row.backend_ref = event.backend_ref or row.backend_ref
@@ -123,11 +147,14 @@ def apply_event(
     if _never_launched(row, event):
         launch_failed(session, row, at, _describe(event), retry or LaunchRetry())
         return True
+    ref = event.backend_ref or None
+    events: list[JobEvent] = []
     if event.kind in ENDS:
         end_segment(session, cluster, row, at)
         row.state, row.exit_code, row.ended_at = event.kind, event.exit_code, at
         row.reason_code, row.reason = event.kind, _describe(event)
     elif event.kind in ("lost", "requeued"):
+        events.append(event_of(row, event.kind, at, _describe(event), backend_ref=ref))
         end_segment(session, cluster, row, at)
         row.backend_ref, row.started_at = "", None
         if row.cancel_requested_at is not None:
@@ -141,5 +168,8 @@ def apply_event(
             row.reason_code, row.reason = event.kind, f"{_describe(event)}; back in the queue"
     else:
         return False
+    if row.state != "pending":
+        events.append(ended_event(row, at, ref))
+    record_events(session, events)
     session.flush()
     return True

@@ -28,7 +28,7 @@ from gpucommons.domain.award import AWARD_UNITS, DEVICE_HOURS
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.institution import INSTITUTION_KINDS
 from gpucommons.errors import ConflictError, InvalidRequestError
-from gpucommons.reclaiming import DEFAULT_PERIOD_DAYS, DEFAULT_WARNING_DAYS
+from gpucommons.reclaiming import DEFAULT_PERIOD_DAYS, DEFAULT_WARNING_DAYS, ReclaimSchedule, ReclaimTable
 from gpucommons.store.base import Base, UtcDateTime, add_named, checked_won, get_row, one_of, utcnow
 from gpucommons.store.tenancy import get_project, get_user
 
@@ -134,6 +134,9 @@ PROGRAM_FIELDS = (
     "youth_startup_extra_discount",
     "reclaim_below_utilization",
     "reclaim_after_days",
+    "reclaim_table",
+    "reclaim_period_days",
+    "reclaim_warning_days",
     "unit",
     "status",
 )
@@ -195,6 +198,23 @@ def _validate_program(fields: Mapping[str, Any]) -> None:
         raise InvalidRequestError(f"unknown budget unit {budget_unit!r}; known: {', '.join(AWARD_UNITS)}")
 
 
+def reclaim_rule_values(table: object | None, period_days: int, warning_days: int) -> dict[str, Any]:
+    """The columns of a lifecycle reclaim rule (design note 0012): ``table`` as JSON bands (``None``:
+    the default table), evaluated every ``period_days`` with a warning ``warning_days`` before;
+    ``InvalidRequestError`` names what does not hold."""
+    parsed = None if table is None else ReclaimTable.parse(table)
+    schedule = ReclaimSchedule(period_days, warning_days)
+    if schedule.period_days > MAX_DURATION_DAYS:
+        raise InvalidRequestError(
+            f"reclaim period must be at most {MAX_DURATION_DAYS} days, got {schedule.period_days}"
+        )
+    return {
+        "reclaim_table": None if parsed is None else parsed.to_json(),
+        "reclaim_period_days": schedule.period_days,
+        "reclaim_warning_days": schedule.warning_days,
+    }
+
+
 def create_program(session: Session, cluster: Cluster | None = None, **fields: Any) -> ProgramRow:
     """A new program. With ``cluster`` (the service passes the one it schedules on) the model must be
     one of its pools' and the capacity at most its GPUs of that model; see ``program_model``."""
@@ -202,6 +222,13 @@ def create_program(session: Session, cluster: Cluster | None = None, **fields: A
     if unknown:
         raise InvalidRequestError(f"unknown program fields: {', '.join(sorted(unknown))}")
     _validate_program(fields)
+    fields.update(
+        reclaim_rule_values(
+            fields.get("reclaim_table"),
+            int(fields.get("reclaim_period_days", DEFAULT_PERIOD_DAYS)),
+            int(fields.get("reclaim_warning_days", DEFAULT_WARNING_DAYS)),
+        )
+    )
     fields["model"] = program_model(str(fields["model"]), int(fields["capacity_gpus"]), cluster)
     return add_named(session, ProgramRow(**fields), ProgramRow.name, fields["name"], "program")
 

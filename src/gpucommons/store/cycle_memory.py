@@ -5,9 +5,11 @@ see exactly the same is skipped.
 A cycle is skipped only when nothing it reads has changed since the last cycle that was decided and
 committed: no job was stamped (and no launch backoff ran out), and the projects, the awards (and which
 of them are active now), the unavailable and drained nodes, the GPUs foreign backend jobs hold, the
-job arrays' limits and the sites' power caps now are all as they were. What the policy derives from
-the clock alone (LAS service levels of running jobs, a reclaim's minimum run, usage decaying) is not
-an input here, so a cycle is decided at least every ``DECIDE_AT_LEAST_EVERY_S`` whatever happened.
+job arrays' limits, the sites' power caps now and the live reservations (and, for each, which
+occurrence is in force or next, and whether it has begun) are all as they were: a reservation created
+or cancelled, or one whose occurrence opens or closes, is decided on at once. What the policy derives
+from the clock alone (LAS service levels of running jobs, a reclaim's minimum run, usage decaying) is
+not an input here, so a cycle is decided at least every ``DECIDE_AT_LEAST_EVERY_S`` whatever happened.
 
 Only the engine that holds the lease builds cycles on its memory, and a new holding of the lease starts
 a new memory (``store/scheduler_state.py``): a scheduler that held it in between may have written
@@ -20,10 +22,14 @@ from dataclasses import dataclass
 
 from gpucommons.domain.award import Award
 from gpucommons.domain.cluster import Cluster
+from gpucommons.domain.reservation import Reservation
 from gpucommons.store.decayed_usage import DecayedUsage
 from gpucommons.store.job_view import JobView
 
 DECIDE_AT_LEAST_EVERY_S = 30.0
+
+ReservationPhase = tuple[Reservation, tuple[float, float] | None, bool]
+"""A live reservation, its occurrence in force at a cycle or next, and whether that one has begun."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,16 @@ class CycleInputs:
     held_gpus: tuple[tuple[str, int | None], ...]
     array_limits: tuple[tuple[int, int], ...]
     caps_w: tuple[tuple[str, float], ...]
+    reservations: tuple[ReservationPhase, ...] = ()
+
+
+def reservation_phases(reservations: tuple[Reservation, ...], now: float) -> tuple[ReservationPhase, ...]:
+    """What a cycle at ``now`` sees of each reservation, compared exactly between cycles."""
+    phases = []
+    for reservation in reservations:
+        window = reservation.window_at(now)
+        phases.append((reservation, window, window is not None and window[0] <= now))
+    return tuple(phases)
 
 
 class CycleMemory:

@@ -90,6 +90,8 @@ _COLUMNS = (
     JobRow.reason_code,
     JobRow.reason,
     JobRow.estimated_start_at,
+    JobRow.checkpoint_interval_s,
+    JobRow.last_checkpoint_at,
 )
 
 
@@ -111,6 +113,7 @@ def policy_job(row: Any, tenant: str) -> Job:
         sovereign=row.sovereign,
         job_class=row.job_class,
         array_id=row.array_id,
+        checkpoint_interval_s=row.checkpoint_interval_s,
     )
 
 
@@ -335,7 +338,15 @@ class JobView:
             job = policy_job(row, tenant)
             placement = placements.get(row.id, Placement(()))
             started_s = to_s(row.started_at) if row.started_at else 0.0
-            running = RunningJob(job, placement, started_s, row.attained_gpu_s, row.borrowing, row.award_id)
+            running = RunningJob(
+                job,
+                placement,
+                started_s,
+                row.attained_gpu_s,
+                row.borrowing,
+                row.award_id,
+                last_checkpoint_s=_checkpoint_in_run_s(row, started_s),
+            )
             return ActiveJob(row, running=running)
         return None
 
@@ -496,6 +507,15 @@ class JobView:
         for other, ids in self.reasons.items():
             if other != key:
                 yield from ids
+
+
+def _checkpoint_in_run_s(row: JobColumns, started_s: float) -> float | None:
+    """The job's last reported checkpoint if this run made it (one of an earlier run, or the earlier
+    run's last in its grace period, saves this run nothing)."""
+    if row.last_checkpoint_at is None:
+        return None
+    at_s = to_s(row.last_checkpoint_at)
+    return at_s if at_s >= started_s else None
 
 
 def _placements(session: Session, job_ids: Sequence[int] | None) -> dict[int, Placement]:

@@ -13,12 +13,16 @@ transaction ends. A row that no longer is what the caller saw is skipped, not ov
 
 Every check of a submission happens before anything is added to the session, so a rejected request
 leaves the database exactly as it was. Flushes, never commits; ``now`` is passed in. Metered segments
-are in ``store/usage.py``, why a job waits in ``store/why.py``, job arrays in ``store/arrays.py``.
+are in ``store/usage.py``, why a job waits in ``store/why.py``, job arrays in ``store/arrays.py``; a
+submission and a cancel are written to the job's history (``store/job_events.py``) in the same
+transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +54,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from gpucommons.domain.cluster import Cluster
 from gpucommons.domain.job import Job
 from gpucommons.domain.speeds import JOB_CLASSES
+from gpucommons.engine.ports import DEFAULT_MAX_GRACE_S
 from gpucommons.errors import ConflictError, InvalidRequestError, NotFoundError
 from gpucommons.policy.placement.shapes import accepted_pools, even_gang, never_fits_reason
 from gpucommons.policy.priority import CLASS_NAMES
@@ -60,6 +65,7 @@ from gpucommons.store.base import (
     one_of,
     utcnow,
 )
+from gpucommons.store.job_events import ended_event, event_of, record_event, record_events
 
 JOB_STATES = ("pending", "running", "finished", "failed", "cancelled", "timeout", "lost")
 
@@ -93,6 +99,7 @@ class JobRow(Base):
         Index("uq_jobs_array_task", "array_id", "array_task_id", unique=True),
         Index("ix_jobs_array_state", "array_id", "state"),
         Index("ix_jobs_change_stamp", "change_stamp"),
+        Index("ix_jobs_ended_at", "ended_at"),  # reports' waits select the jobs that ended in a period
         # Every scheduler step asks for the running jobs asked to cancel: a handful among thousands.
         Index(
             "ix_jobs_cancel_requested",
@@ -145,8 +152,30 @@ class JobRow(Base):
     # snapshot reads (triggers of migration 0014): the engine re-reads only the jobs stamped since its
     # last cycle (``store/job_view.py``). Nothing in the package writes it.
     change_stamp: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Graceful preemption (migration 0018): its grace period between the stop signal and the kill
+    # (``None``: its class's default), its declared checkpoint interval, its last reported checkpoint
+    # (the snapshot reads it, so it stamps), when its last run was told to stop by a preemption, and
+    # the SHA-256 of its current run's secret (``GPUC_JOB_TOKEN``), which reports its checkpoints.
+    grace_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    checkpoint_interval_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_checkpoint_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    signalled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    run_token_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - read once, by the mapper
+
+
+RUN_TOKEN_PREFIX = "gpucr_"  # a run's own secret, never an API token (those start ``gpuc_``)
+
+
+def new_run_token() -> str:
+    """A secret for one run of a job (``GPUC_JOB_TOKEN``): it reports that job's checkpoints and does
+    nothing else; the database keeps only its SHA-256, replaced at the job's next start."""
+    return RUN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_run_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def claim_job(session: Session, job_id: int, *expected: ColumnElement[bool]) -> JobRow | None:
@@ -187,21 +216,38 @@ _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 MAX_TIME_LIMIT_S = 30 * 86_400
 
 
+def _seconds(text: str) -> float | None:
+    """Seconds from ``90s``, ``30m``, ``1h``, ``2d``, ``1h30m``, ``1:30:00``, ``30:00`` or ``3600``;
+    ``None`` for anything else."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    if re.fullmatch(r"(\d+(\.\d+)?[smhd])+", value):
+        return sum(float(n) * _UNITS_S[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhd])", value))
+    if re.fullmatch(r"\d+(:[0-5]\d){1,2}", value):
+        parts = [int(p) for p in value.split(":")]
+        return float(sum(p * 60**i for i, p in enumerate(reversed(parts))))
+    return None
+
+
 def parse_time_limit(text: str) -> float:
     """Seconds from ``90s``, ``30m``, ``1h``, ``2d``, ``1h30m``, ``1:30:00``, ``30:00`` or ``3600``."""
-    value = text.strip().lower()
-    seconds: float | None = None
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        seconds = float(value)
-    elif re.fullmatch(r"(\d+(\.\d+)?[smhd])+", value):
-        seconds = sum(float(n) * _UNITS_S[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhd])", value))
-    elif re.fullmatch(r"\d+(:[0-5]\d){1,2}", value):
-        parts = [int(p) for p in value.split(":")]
-        seconds = float(sum(p * 60**i for i, p in enumerate(reversed(parts))))
+    seconds = _seconds(text)
     if seconds is None:
         raise InvalidRequestError(f"malformed time limit {text!r}; use e.g. 90s, 30m, 1h, 2d or 1:30:00")
     if not 0 < seconds <= MAX_TIME_LIMIT_S:
         raise InvalidRequestError(f"time limit {text!r} must be more than 0 and at most 30 days")
+    return seconds
+
+
+def parse_duration_s(text: str, what: str, max_s: float) -> float:
+    """Seconds from a duration written as a time limit is (``90s``, ``2m``, ``1h30m``, ``1:30``),
+    from 0 (``0``: none) to ``max_s``; ``InvalidRequestError`` names ``what`` otherwise."""
+    seconds = _seconds(text)
+    if seconds is None:
+        raise InvalidRequestError(f"malformed {what} {text!r}; use e.g. 30s, 2m, 1h or 1:30")
+    if seconds > max_s:
+        raise InvalidRequestError(f"{what} {text!r} is above the server's cap of {max_s:g} s")
     return seconds
 
 
@@ -223,13 +269,21 @@ class JobRequest:
     idempotency_key: str | None = None
     workdir: str = ""
     job_class: str = ""  # its kind of work (``domain.speeds.JOB_CLASSES``); "": the table's default
+    lineage: str = ""  # the model lineage it trains, for the training-compute ledger; "": none
+    # Graceful preemption (design note 0016): the time it needs between the stop signal and the kill
+    # ("": its class's default), at most ``max_grace_s`` (the server's cap), and how often it writes a
+    # checkpoint ("": not declared).
+    grace_period: str = ""
+    checkpoint_interval: str = ""
+    max_grace_s: float = DEFAULT_MAX_GRACE_S
 
 
 def _refuse_nul(request: JobRequest) -> None:
     """No text of a job may hold a NUL byte: PostgreSQL cannot store one, and a process cannot be
     started with one in its argv, so such a job would break every scheduling cycle it entered."""
     texts = [*request.command, request.script, *request.models, request.time_limit, request.name]
-    texts += [request.workdir, request.idempotency_key or "", request.job_class]
+    texts += [request.workdir, request.idempotency_key or "", request.job_class, request.lineage]
+    texts += [request.grace_period, request.checkpoint_interval]
     if any("\x00" in text for text in texts):
         raise InvalidRequestError("job text must not contain NUL (U+0000)")
 
@@ -284,6 +338,21 @@ def _validate(
     return command, time_limit_s, models
 
 
+def _grace_s(request: JobRequest) -> float | None:
+    if not request.grace_period.strip():
+        return None
+    return parse_duration_s(request.grace_period, "grace period", request.max_grace_s)
+
+
+def _checkpoint_interval_s(request: JobRequest) -> float | None:
+    if not request.checkpoint_interval.strip():
+        return None
+    interval_s = parse_duration_s(request.checkpoint_interval, "checkpoint interval", MAX_TIME_LIMIT_S)
+    if interval_s <= 0:
+        raise InvalidRequestError("a checkpoint interval must be more than 0")
+    return interval_s
+
+
 def job_values(
     cluster: Cluster,
     project_id: int,
@@ -311,6 +380,9 @@ def job_values(
         preemptible=request.preemptible,
         sovereign=request.sovereign,
         job_class=request.job_class,
+        lineage=request.lineage.strip(),
+        grace_s=_grace_s(request),
+        checkpoint_interval_s=_checkpoint_interval_s(request),
         idempotency_key=request.idempotency_key or None,
         state="pending",
         reason_code="new",
@@ -368,6 +440,7 @@ def submit_job(
     values = job_values(cluster, project_id, user_id, request, now, even_gangs=even_gangs)
     row = insert_job(session, values)
     if row is not None:
+        record_event(session, event_of(row, "submitted", now))
         return row, True
     return job_with_key(session, project_id, request.idempotency_key), False
 
@@ -420,6 +493,7 @@ def request_cancel(session: Session, row: JobRow, now: datetime) -> JobRow:
     scheduler forwarded the cancel ends cancelled instead of starting again. Cancelling a cancelled
     job changes nothing; an ended one is a conflict. Returns the row as stored now."""
     requested = func.coalesce(JobRow.cancel_requested_at, literal(now, UtcDateTime()))
+    asked_while = ""  # the state this call asked to stop, if it did
     for _ in range(CANCEL_TRIES):
         cancelled = session.execute(
             update(JobRow)
@@ -435,6 +509,7 @@ def request_cancel(session: Session, row: JobRow, now: datetime) -> JobRow:
             .execution_options(synchronize_session=False)
         )
         if getattr(cancelled, "rowcount", 0) == 1:
+            asked_while = "pending"
             break
         asked = session.execute(
             update(JobRow)
@@ -443,6 +518,7 @@ def request_cancel(session: Session, row: JobRow, now: datetime) -> JobRow:
             .execution_options(synchronize_session=False)
         )
         if getattr(asked, "rowcount", 0) == 1:
+            asked_while = "running"
             break
         current = session.get(JobRow, row.id, populate_existing=True)
         if current is None:
@@ -456,7 +532,30 @@ def request_cancel(session: Session, row: JobRow, now: datetime) -> JobRow:
     stored = session.get(JobRow, row.id, populate_existing=True)
     if stored is None:
         raise NotFoundError(f"job {row.id} does not exist")
+    if asked_while:  # the job's history: the request, and the end of a job that was waiting
+        events = [event_of(stored, "cancel_requested", now, f"while {asked_while}")]
+        if asked_while == "pending":
+            events.append(ended_event(stored, now))
+        record_events(session, events)
     return stored
+
+
+def record_checkpoint(session: Session, job_id: int, at: datetime) -> bool:
+    """Record that job ``job_id`` wrote a checkpoint at ``at``: one conditional ``UPDATE`` that only
+    moves ``last_checkpoint_at`` forward, so reports from the API and from the checkpoint file, in any
+    order or twice, keep the latest. It bumps no version: it commutes with every other write (a start
+    or preemption decided meanwhile still goes through), and the change stamp tells the scheduler.
+    Whether it changed anything."""
+    moved = session.execute(
+        update(JobRow)
+        .where(
+            JobRow.id == job_id,
+            (JobRow.last_checkpoint_at.is_(None)) | (JobRow.last_checkpoint_at < at),
+        )
+        .values(last_checkpoint_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(moved, "rowcount", 0) == 1
 
 
 def release(session: Session, job_id: int) -> None:

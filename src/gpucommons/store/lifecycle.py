@@ -1,7 +1,8 @@
 """One step of the award lifecycle at a given ``now`` (design note 0012): expire awards at their end,
 evaluate each active award's reclaim rule once per period and take back what it says, offer the freed
 GPUs to the program's next-ranked waiting proposals, and queue the notices all that calls for, and
-those of declared targets whose latest closed period missed (design note 0014). The
+those of declared targets whose latest closed period missed (design note 0014) and of training
+compute that crossed a warning level (``store/compute.py``). The
 rules are ``gpucommons.reclaiming``'s; this module reads and writes rows. Flushes, never commits: the
 caller (the server's timer, ``POST /lifecycle/run``) commits the whole step or nothing.
 
@@ -22,7 +23,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gpucommons.errors import InvalidRequestError
 from gpucommons.notify import texts
 from gpucommons.notify.texts import AwardFacts
 from gpucommons.reclaiming import (
@@ -38,13 +38,13 @@ from gpucommons.reclaiming import (
 from gpucommons.store import awards
 from gpucommons.store.attainment import queue_missed_targets
 from gpucommons.store.awards import AwardRow, ReclaimRow
-from gpucommons.store.calls import MAX_DURATION_DAYS, ProgramRow, get_program
+from gpucommons.store.calls import ProgramRow, get_program, reclaim_rule_values
+from gpucommons.store.compute import queue_compute_notices
 from gpucommons.store.notices import NoticeDraft, queue_notice
 from gpucommons.store.tenancy import ProjectRow
 
 LATE_NOTICE_DAYS = 7
 DEFAULT_EXPIRY_WARNING_DAYS = 14
-MAX_PERIOD_DAYS = MAX_DURATION_DAYS
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,11 @@ def reclaim_rule(program: ProgramRow) -> ReclaimRule:
 def set_reclaim_rule(
     session: Session, program_id: int, table: object | None, period_days: int, warning_days: int
 ) -> ProgramRow:
-    """Replace a program's rule: ``table`` as JSON bands (``None``: the default table), evaluated
-    every ``period_days`` with a warning ``warning_days`` before. Checked whole before anything is
+    """Replace a program's rule (``calls.reclaim_rule_values``). Checked whole before anything is
     set, so bad input changes nothing."""
     program = get_program(session, program_id)
-    parsed = None if table is None else ReclaimTable.parse(table)
-    schedule = ReclaimSchedule(period_days, warning_days)
-    if schedule.period_days > MAX_PERIOD_DAYS:
-        raise InvalidRequestError(
-            f"reclaim period must be at most {MAX_PERIOD_DAYS} days, got {schedule.period_days}"
-        )
-    program.reclaim_table = None if parsed is None else parsed.to_json()
-    program.reclaim_period_days, program.reclaim_warning_days = schedule.period_days, schedule.warning_days
+    for column, value in reclaim_rule_values(table, period_days, warning_days).items():
+        setattr(program, column, value)
     session.flush()
     return program
 
@@ -142,6 +135,7 @@ def run_lifecycle(session: Session, now: datetime, options: LifecycleOptions) ->
     _notify_offers_and_starts(step)
     _notify_ends_and_budgets(step)
     step.report.notices.extend(queue_missed_targets(session, now))
+    step.report.notices.extend(queue_compute_notices(session, now))
     return step.report
 
 

@@ -1,5 +1,4 @@
-"""Usage reports: the metered segments summed by a grouping over a period, and the training-compute
-ledger (design note 0010).
+"""Usage reports: the metered segments summed by a grouping over a period (design note 0010).
 
 A report adds up the usage rows (one per run segment, ``store/usage.py``) that *ended* in the period,
 grouped by one of ``GROUPINGS``, in one SQL ``GROUP BY``: GPU-hours, segments, distinct jobs, energy,
@@ -12,10 +11,7 @@ that program's awards (declared targets of a program, design note 0014).
 ``job_waits_h`` is the jobs-side figure: the wait of each job that ended in the period after running,
 by group, for the wait targets of design note 0014; ``percentile`` ranks them.
 
-The compute ledger (``compute_ledger``) is each project's cumulative training FLOPs, all time, against
-the AI Basic Act's threshold of 10^26 FLOPs (``docs/DOMAIN-FACTS.md`` section 5 [S118]), with a
-warning at 50 %, 80 % and 100 %. FLOPs are metered as ``GPU-seconds x the model's BF16 peak x
-ASSUMED_UTILIZATION`` (``metering/segment.py``), an estimate stated with every ledger.
+The training-compute ledger, from the same segments, is ``store/compute.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVarTuple
 
@@ -57,6 +53,11 @@ class Period:
 
 @dataclass(frozen=True)
 class UsageLine:
+    """One group's (and bucket's) sums. ``wall_hours`` is the segments' time held, so ``mean_gpus``
+    (GPU-hours over wall hours) is the job size weighted by time, ``max_gpus`` the largest segment.
+    The waits are of the jobs that ended in the period having run (``job_waits_h``); in an aggregate
+    by a grouping a job row has (``WAIT_GROUPINGS``), else ``None``."""
+
     group: str
     bucket: str  # the day, week, month, quarter or year of a time series ("" in an aggregate)
     gpu_hours: float
@@ -66,6 +67,21 @@ class UsageLine:
     co2_kg: float
     cost_krw: int
     flops: float
+    wall_hours: float = 0.0
+    max_gpus: int = 0
+    waited_jobs: int | None = None
+    avg_wait_h: float | None = None
+    p90_wait_h: float | None = None
+
+    @property
+    def mean_gpus(self) -> float:
+        return self.gpu_hours / self.wall_hours if self.wall_hours > 0 else 0.0
+
+    def with_waits(self, waits_h: Sequence[float]) -> UsageLine:
+        if not waits_h:
+            return replace(self, waited_jobs=0)
+        average = sum(waits_h) / len(waits_h)
+        return replace(self, waited_jobs=len(waits_h), avg_wait_h=average, p90_wait_h=percentile(waits_h, 90))
 
 
 def parse_period(text: str | None) -> Period:
@@ -160,6 +176,9 @@ def usage_report(
     if every is not None:
         return _time_series(session, by, period, scope, every)
     lines = _summed(session, _group_column(by).label("grp"), None, period, scope)
+    if by in WAIT_GROUPINGS:
+        waits = job_waits_h(session, by, period, scope)
+        lines = [line.with_waits(waits.get(line.group, ())) for line in lines]
     return sorted(lines, key=lambda line: (-line.gpu_hours, line.group))
 
 
@@ -172,6 +191,7 @@ def _summed(
 ) -> list[UsageLine]:
     """One ``GROUP BY`` on ``group`` (and ``bucket``): the sums of each line of a report."""
     keys = (group,) if bucket is None else (group, bucket)
+    held_s = _seconds(session.get_bind().dialect.name, UsageRow.ended_at, UsageRow.started_at)
     query = select(
         *keys,
         func.sum(UsageRow.gpu_hours),
@@ -181,10 +201,12 @@ def _summed(
         func.sum(UsageRow.co2_kg),
         func.sum(UsageRow.cost_krw),
         func.sum(UsageRow.flops),
+        func.sum(held_s),
+        func.max(UsageRow.gpus),
     ).group_by(*keys)
     lines = []
     for row in session.execute(_scoped(query, period, scope)):
-        hours, segments, jobs, energy, co2, cost, flops = row[len(keys) :]
+        hours, segments, jobs, energy, co2, cost, flops, wall_s, max_gpus = row[len(keys) :]
         lines.append(
             UsageLine(
                 group=str(row[0]),
@@ -196,6 +218,8 @@ def _summed(
                 co2_kg=float(co2 or 0),
                 cost_krw=int(cost or 0),  # PostgreSQL sums a bigint as numeric: whole won, never a float
                 flops=float(flops or 0),
+                wall_hours=max(0.0, float(wall_s or 0)) / 3600.0,
+                max_gpus=int(max_gpus or 0),
             )
         )
     return lines
@@ -244,7 +268,7 @@ _PG_FORMATS = {
 _SQLITE_FORMATS = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 
 
-def _bucket_sql(dialect: str, every: str) -> SQLColumnExpression[str] | None:
+def bucket_sql(dialect: str, every: str) -> SQLColumnExpression[str] | None:
     """The bucket of ``UsageRow.ended_at`` computed by the database, or ``None`` where it cannot."""
     if dialect == "postgresql":
         return func.to_char(func.timezone("UTC", UsageRow.ended_at), _PG_FORMATS[every])
@@ -262,14 +286,16 @@ def _time_series(session: Session, by: str, period: Period, scope: Scope, every:
     """The same sums per bucket of time, grouped by the database where it can label the bucket (one
     ``GROUP BY`` on group and bucket), else bucketed here from each segment's end."""
     bucket_of(datetime.now(UTC), every)  # an unknown ``every`` fails before the query runs
-    bucket = _bucket_sql(session.get_bind().dialect.name, every)
+    bucket = bucket_sql(session.get_bind().dialect.name, every)
     if bucket is not None:
         lines = _summed(session, _group_column(by).label("grp"), bucket.label("bucket"), period, scope)
         return sorted(lines, key=lambda line: (line.bucket, -line.gpu_hours, line.group))
     query = select(
         _group_column(by),
+        UsageRow.started_at,
         UsageRow.ended_at,
         UsageRow.job_id,
+        UsageRow.gpus,
         UsageRow.gpu_hours,
         UsageRow.energy_kwh,
         UsageRow.co2_kg,
@@ -278,20 +304,34 @@ def _time_series(session: Session, by: str, period: Period, scope: Scope, every:
     )
     sums: dict[tuple[str, str], list[float]] = {}
     jobs: dict[tuple[str, str], set[int]] = {}
-    for name, ended, job_id, hours, energy, co2, cost, flops in session.execute(
+    for name, started, ended, job_id, gpus, hours, energy, co2, cost, flops in session.execute(
         _scoped(query, period, scope)
     ):
         key = (str(name), bucket_of(ended, every))
-        row = sums.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        row = sums.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
         row[0] += hours
         row[1] += 1
         row[2] += energy
         row[3] += co2
         row[4] += cost
         row[5] += flops
+        row[6] += max(0.0, (ended - started).total_seconds())
+        row[7] = max(row[7], gpus)
         jobs.setdefault(key, set()).add(job_id)
     lines = [
-        UsageLine(group, bucket, v[0], int(v[1]), len(jobs[(group, bucket)]), v[2], v[3], int(v[4]), v[5])
+        UsageLine(
+            group,
+            bucket,
+            v[0],
+            int(v[1]),
+            len(jobs[(group, bucket)]),
+            v[2],
+            v[3],
+            int(v[4]),
+            v[5],
+            wall_hours=v[6] / 3600.0,
+            max_gpus=int(v[7]),
+        )
         for (group, bucket), v in sums.items()
     ]
     return sorted(lines, key=lambda line: (line.bucket, -line.gpu_hours, line.group))
@@ -299,21 +339,20 @@ def _time_series(session: Session, by: str, period: Period, scope: Scope, every:
 
 def job_waits_h(session: Session, by: str, period: Period, scope: Scope) -> dict[str, list[float]]:
     """Per group, the waits in hours of the jobs that ended in ``period`` (in any end state) having
-    run at least once: time in the system less the time its segments ran, so a wait after a
-    preemption counts as the simulator counts it (``wait_s``). One ``GROUP BY`` per job over its
-    segments, the seconds computed by the database; ranked here, since SQLite has no percentile."""
+    run: time in the system less the time it held GPUs (``attained_gpu_s / gpus``, which every
+    segment's end adds to), so a wait after a preemption counts as the simulator counts it
+    (``wait_s``). One query over the job rows, the seconds computed by the database, never a join to
+    the segments (a year of a national pool has millions); ranked here, since SQLite has no
+    percentile."""
     if by not in WAIT_GROUPINGS:
         raise InvalidRequestError(f"cannot group waits by {by!r}; by one of: {', '.join(WAIT_GROUPINGS)}")
     dialect = session.get_bind().dialect.name
     group: Label[str] = _group_column(by).label("grp")
     in_system_s = _seconds(dialect, JobRow.ended_at, JobRow.submitted_at)
-    running_s = func.sum(_seconds(dialect, UsageRow.ended_at, UsageRow.started_at))
     query = (
-        select(group, in_system_s - running_s)
+        select(group, in_system_s - JobRow.attained_gpu_s / JobRow.gpus)
         .select_from(JobRow)
-        .join(UsageRow, UsageRow.job_id == JobRow.id)
-        .where(JobRow.state.in_(ENDED_STATES), JobRow.ended_at.is_not(None))
-        .group_by(group, JobRow.id, JobRow.submitted_at, JobRow.ended_at)
+        .where(JobRow.state.in_(ENDED_STATES), JobRow.ended_at.is_not(None), JobRow.attained_gpu_s > 0)
     )
     waits: dict[str, list[float]] = {}
     for name, wait_s in session.execute(
@@ -328,10 +367,11 @@ def _seconds(
     later: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
     earlier: InstrumentedAttribute[datetime],
 ) -> SQLColumnExpression[float]:
-    """``later - earlier`` in seconds, computed by the database."""
+    """``later - earlier`` in seconds, computed by the database (on SQLite from Julian days, exact to a
+    millisecond, so rounded to one: a 4 h segment is 14,400 s, not 14,399.99997)."""
     if dialect == "postgresql":
         return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86_400.0
+    return func.round((func.julianday(later) - func.julianday(earlier)) * 86_400.0, 3)
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -344,33 +384,3 @@ def percentile(values: Sequence[float], pct: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-TRAINING_COMPUTE_THRESHOLD_FLOPS = 1e26
-WARNINGS = ((1.0, "over"), (0.8, "above 80 %"), (0.5, "above 50 %"))
-
-
-@dataclass(frozen=True)
-class ComputeLine:
-    project: str
-    flops: float
-    share_of_threshold: float
-    status: str  # "over", "above 80 %", "above 50 %" or "below 50 %"
-
-
-def compute_ledger(session: Session, project_ids: set[int] | None) -> list[ComputeLine]:
-    """Each project's cumulative training FLOPs, largest first, with its warning level."""
-    query = (
-        select(ProjectRow.name, func.sum(UsageRow.flops))
-        .join(ProjectRow, ProjectRow.id == UsageRow.project_id)
-        .group_by(ProjectRow.name)
-    )
-    if project_ids is not None:
-        query = query.where(UsageRow.project_id.in_(project_ids))
-    lines = []
-    for name, flops in session.execute(query):
-        total = float(flops or 0)
-        share = total / TRAINING_COMPUTE_THRESHOLD_FLOPS
-        status = next((label for level, label in WARNINGS if share >= level), "below 50 %")
-        lines.append(ComputeLine(str(name), total, share, status))
-    return sorted(lines, key=lambda line: (-line.flops, line.project))

@@ -38,6 +38,7 @@ from gpucommons.store.arrays import array_task_of
 from gpucommons.store.backend_events import apply_event, launch_failed
 from gpucommons.store.base import to_dt
 from gpucommons.store.cycle_memory import CycleMemory
+from gpucommons.store.job_events import ended_event, event_of, record_event
 from gpucommons.store.jobs import JobRow, claim_job, release
 from gpucommons.store.state_store import LiveStore
 
@@ -102,6 +103,7 @@ class DatabaseTransaction:
             project_id=row.project_id,
             cancel_requested=row.cancel_requested_at is not None,
             array=array_task_of(self.session, row),
+            restarts=row.restarts,
         )
 
     def _claim_start(self, job_id: int, intent: str) -> JobRow | None:
@@ -114,6 +116,7 @@ class DatabaseTransaction:
         release(self.session, job_id)  # it never ran: nothing to charge
         row.state, row.ended_at, row.backend_ref, row.started_at = "cancelled", to_dt(at_s), "", None
         row.reason_code, row.reason = "cancelled", "cancelled before it was launched"
+        record_event(self.session, ended_event(row, to_dt(at_s)))
         self.session.flush()
 
     def unplace(self, job_id: int, intent: str, why: str) -> None:
@@ -121,8 +124,11 @@ class DatabaseTransaction:
         if row is None:
             return
         release(self.session, job_id)
+        decided_at = row.started_at  # the start undone: its event follows that start's
         row.state, row.backend_ref, row.started_at = "pending", "", None
         row.reason_code, row.reason = "node-unavailable", why[:500]
+        if decided_at is not None:
+            record_event(self.session, event_of(row, "requeued", decided_at, f"not launched: {why}"))
         self.session.flush()
 
     def launch_failed(self, job_id: int, intent: str, at_s: float, error: str, retry: LaunchRetry) -> None:

@@ -3,11 +3,11 @@
 It mirrors the simulator's ``InMemoryStore``: ``snapshot(now)`` builds the policy's view and
 ``record(result, now)`` makes the decisions durable in the caller's transaction. The snapshot carries
 the commons' inputs — every active award with its guarantee (after reclaims), model, budget and spend,
-the sovereign projects, the running jobs' awards, and the concurrency limits of job arrays with a
-pending task — so the policy core's stages (award, residency, array limit, quota, power; design notes
-0006 and 0011) decide exactly as they do in a replay. Jobs the award stage refuses
-keep the reason it gives (``no-award``, ``budget``, ``award-model``); a start records the award the
-stage charged it to.
+the sovereign projects, the running jobs' awards, the concurrency limits of job arrays with a
+pending task, and the reservations still to end (``store/reservations.py``) — so the policy core's
+stages (award, residency, array limit, quota, power, reservations; design notes 0006, 0011 and 0016)
+decide exactly as they do in a replay. Jobs the award stage refuses keep the reason it gives
+(``no-award``, ``budget``, ``award-model``); a start records the award the stage charged it to.
 
 The jobs come from a ``CycleMemory`` (design note 0013): the view of the active jobs the engine keeps
 between cycles, re-read only where the database stamped a change, with each project's decayed usage
@@ -23,6 +23,9 @@ meanwhile makes it end ``cancelled`` instead of going back to the queue); reason
 jobs still pending, and only where they change. Jobs asked to cancel, and jobs waiting out a launch
 backoff (``retry_at``), are not in the snapshot.
 
+Each start recorded (with the ``node:gpu`` names it holds) and each preemption (by which job, why) is
+also an event of the job's history, all of a cycle's in one ``INSERT`` (``store/job_events.py``).
+
 Started jobs get ``backend_ref = "pending:<launch id>"``: the engine commits that intent before it asks
 the backend to launch, so a crash in between can be resolved by the backend (see ``Backend.adopt``).
 Nodes the backend reports unavailable are down in the snapshot's capacity, and GPUs held by backend
@@ -32,6 +35,7 @@ taken out of it.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -45,7 +49,8 @@ from sqlalchemy.orm import Session
 
 from gpucommons.domain.award import REFERENCE_HOURS, Award
 from gpucommons.domain.cluster import Cluster
-from gpucommons.engine.ports import PENDING_REF_PREFIX, CycleConflictError
+from gpucommons.domain.reservation import Reservation
+from gpucommons.engine.ports import PENDING_REF_PREFIX, CycleConflictError, grace_period_s
 from gpucommons.policy.constraints.draw import SiteDraw
 from gpucommons.policy.constraints.power import caps_at
 from gpucommons.policy.decisions import CycleResult, PendingReason, Start
@@ -53,9 +58,18 @@ from gpucommons.policy.snapshot import RunningJob, Snapshot
 from gpucommons.store.arrays import array_limits
 from gpucommons.store.awards import AwardRow
 from gpucommons.store.base import to_dt, to_s
-from gpucommons.store.cycle_memory import CycleInputs, CycleMemory
+from gpucommons.store.cycle_memory import CycleInputs, CycleMemory, reservation_phases
+from gpucommons.store.job_events import JobEvent, ended_event, event_of, record_events
 from gpucommons.store.job_view import ReasonKey
-from gpucommons.store.jobs import AllocationRow, JobRow, claim_job
+from gpucommons.store.jobs import (
+    AllocationRow,
+    JobRow,
+    claim_job,
+    hash_run_token,
+    new_run_token,
+    release,
+)
+from gpucommons.store.reservations import active_reservations
 from gpucommons.store.tenancy import ProjectRow
 from gpucommons.store.usage import end_segment
 
@@ -116,14 +130,18 @@ class LiveStore:
         self.held_gpus = held_gpus or {}
         self.memory = memory or CycleMemory(cluster, usage_half_life_s)
         self.preempted_refs: dict[int, str] = {}
+        self.preempted_grace: dict[int, float] = {}  # what each preempted job's grace period asks
+        self.run_tokens: dict[int, str] = {}  # each recorded start's run secret (its hash is stored)
         self.started: dict[int, str] = {}  # starts recorded (claimed): their ``pending:`` references
         self.reasons_written: dict[int, ReasonKey] = {}
+        self.events: list[JobEvent] = []  # the cycle's starts and preemptions, for the jobs' histories
         self._inputs: CycleInputs | None = None
         self._read_s: float | None = None
         self._projects: tuple[tuple[int, str, bool], ...] = ()  # id, name, sovereign
         self._tenants: dict[int, str] = {}
         self._awards: dict[str, tuple[Award, ...]] = {}
         self._limits: dict[int, int] = {}
+        self._reservations: tuple[Reservation, ...] = ()
         self._recorded = False
         # Each site's projected draw: built with the snapshot (the power stage starts from it) and kept
         # through ``record``, so after a cycle it is the draw of what runs (``/metrics``).
@@ -151,6 +169,7 @@ class LiveStore:
             pending_fractional=0,  # live jobs hold whole GPUs
             classed_jobs=view.classed,
             array_limits=self._limits,
+            reservations=self._reservations,
         )
 
     def record(self, result: CycleResult, now: float) -> None:
@@ -160,6 +179,7 @@ class LiveStore:
             for preemption in result.preemptions:
                 self._preempt(preemption.job_id, preemption.by_job, preemption.reason, at)
             self._record_starts(result.starts, at)
+            record_events(self.session, self.events)
             self._write_reasons(result, {s.job.id for s in result.starts})
             self.session.flush()
         except IntegrityError as exc:  # e.g. a GPU taken meanwhile: the whole cycle is decided again
@@ -172,6 +192,12 @@ class LiveStore:
 
     def preempted_ref(self, job_id: int) -> str:
         return self.preempted_refs.get(job_id, "")
+
+    def preempted_grace_s(self, job_id: int) -> float:
+        return self.preempted_grace.get(job_id, 0.0)
+
+    def run_token(self, job_id: int) -> str:
+        return self.run_tokens.get(job_id, "")
 
     def site_power_w(self) -> dict[str, float] | None:
         return dict(self.draw.site_w) if self.draw is not None else None
@@ -225,6 +251,7 @@ class LiveStore:
                 awards[tenant].append(award_of(row, tenant))
         self._awards = {tenant: tuple(group) for tenant, group in awards.items()}
         self._limits = array_limits(session, sorted(memory.jobs.arrays))
+        self._reservations = active_reservations(session, tenants, to_dt(now))
         all_awards = tuple(a for group in self._awards.values() for a in group)
         self._inputs = CycleInputs(
             projects=self._projects,
@@ -234,6 +261,7 @@ class LiveStore:
             held_gpus=tuple(sorted(self.held_gpus.items())),
             array_limits=tuple(sorted(self._limits.items())),
             caps_w=tuple(sorted(caps_at(self.cluster, now).items())),
+            reservations=reservation_phases(self._reservations, now),
         )
 
     def _decayed_usage(self, now: float) -> dict[str, float]:
@@ -260,6 +288,7 @@ class LiveStore:
             return
         jobs = self.memory.jobs.jobs
         refs = {s.job.id: PENDING_REF_PREFIX + uuid.uuid4().hex for s in starts}
+        tokens = {s.job.id: new_run_token() for s in starts}
         rows = [
             {
                 "job": s.job.id,
@@ -267,6 +296,7 @@ class LiveStore:
                 "borrows": s.borrowing,
                 "award": s.award_id,
                 "ref": refs[s.job.id],
+                "token": hash_run_token(tokens[s.job.id]),
             }
             for s in starts
         ]
@@ -289,6 +319,7 @@ class LiveStore:
                 reason="",
                 estimated_start_at=None,
                 retry_at=None,
+                run_token_sha256=bindparam("token"),
             )
         )
         self.session.execute(claim, rows)
@@ -304,12 +335,17 @@ class LiveStore:
             if job_id not in claimed:
                 continue  # cancelled (or otherwise changed) since the snapshot: not started
             self.started[job_id] = refs[job_id]
+            self.run_tokens[job_id] = tokens[job_id]
+            held: list[str] = []
             for node, gpus in start.placement.node_gpus:
                 name = self.cluster.nodes[node].name
                 allocations.extend(
                     {"job_id": job_id, "node_index": node, "node_name": name, "gpu_index": gpu}
                     for gpu in gpus
                 )
+                held.extend(f"{name}:{gpu}" for gpu in gpus)
+            run = jobs[job_id].row.restarts + 1
+            self.events.append(JobEvent(job_id, "started", at, run, gpus=tuple(held)))
             if self.draw is not None:
                 self.draw.add(start.placement)
         if allocations:
@@ -324,11 +360,19 @@ class LiveStore:
         if self.draw is not None:
             self.draw.remove(running.placement)
         self.preempted_refs[row.id] = row.backend_ref
-        end_segment(self.session, self.cluster, row, at)
+        self.preempted_grace[row.id] = grace_period_s(row.grace_s, row.priority_class, math.inf)
+        row.signalled_at = at  # the stop signal follows the commit; the segment is charged to here
+        by = by_job or None
+        self.events.append(event_of(row, "preempted", at, why, by_job_id=by, backend_ref=row.backend_ref))
+        if row.backend_ref.startswith(PENDING_REF_PREFIX):  # decided, never launched (its launch
+            release(self.session, row.id)  # waited for a stopping run): nothing ran to charge
+        else:
+            end_segment(self.session, self.cluster, row, at)
         row.backend_ref, row.started_at = "", None
         if row.cancel_requested_at is not None:  # asked to stop meanwhile: it stops for good
             row.state, row.ended_at = "cancelled", at
             row.reason_code, row.reason = "cancelled", "cancelled (it was being preempted)"
+            self.events.append(ended_event(row, at))
             return
         row.state = "pending"
         row.restarts += 1

@@ -2,12 +2,14 @@
 
 A job a commons stage refuses waits with the stage's name as its code (``no-award``, ``budget`` and
 ``award-model`` from the award stage, ``residency``, ``quota``, ``power``, ``array-limit``) and the
-stage's detail with its figures ("site daejeon would draw 10.04 MW, cap 10.00 MW"), as the scheduling
-cycle recorded them. Read-only.
+stage's detail with its figures ("site daejeon would draw 10.04 MW, cap 10.00 MW"; "reservation 7
+starts at 2027-01-05 14:00 UTC; 896 of 1,024 GPUs drained"), as the scheduling cycle recorded them.
+Read-only.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,6 +40,33 @@ UNBLOCK = {
     "launch-retry": "nothing: its launch failed; it is tried again from the estimated start",
     "node-unavailable": "nothing: its node went out of service before it started; it is placed again",
 }
+
+
+# The reservations stage (design note 0016) shares the ``reservation`` code with backfill's reserved
+# start; which one held a job back, and so what lifts it, is told by the detail the stage wrote.
+RESERVATION_UNBLOCK = (
+    (
+        re.compile(r"^reservation \d+ starts at "),
+        "the reservation's start: its nodes are being drained for it, and its jobs start then",
+    ),
+    (
+        re.compile(r"GPUs are held for reservation \d+ until "),
+        "the reservation's end, or room outside the nodes it holds",
+    ),
+    (
+        re.compile(r"GPUs are held for reservation \d+ from "),
+        "room outside the reservation's nodes, or a time limit that ends before it starts",
+    ),
+)
+
+
+def _unblock_text(code: str, detail: str) -> str:
+    """What would let a job waiting for ``code`` (with ``detail``) start."""
+    if code == "reservation":
+        for pattern, text in RESERVATION_UNBLOCK:
+            if pattern.search(detail):
+                return text
+    return UNBLOCK.get(code, "the scheduler's next decision")
 
 
 # Reasons free GPUs alone do not lift, so an estimate from running jobs' ends would mislead.
@@ -97,7 +126,7 @@ def why(session: Session, cluster: Cluster, row: JobRow, now: datetime) -> Why:
         row.reason,
         queue_position(session, row),
         estimated,
-        UNBLOCK.get(row.reason_code, "the scheduler's next decision"),
+        _unblock_text(row.reason_code, row.reason),
     )
 
 

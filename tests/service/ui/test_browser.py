@@ -1,9 +1,9 @@
 """The dashboard in a real headless Chromium (Debian's ``chromium``, driven by Playwright) against
 the real service with its scheduler and local backend (``served.py``): a member, a reviewer and an
 admin sign in with their tokens, each sees their pages and only their own data; the member watches a
-job run to its end without reloading and reads its log, and cancels a job; the reviewer scores a
-proposal; the admin reads a site's draw against its cap, the queue, the awards and a target. Each step's page
-is saved under ``test-artifacts/ui/``."""
+job run to its end without reloading and reads its history and its log, and cancels a job; the
+reviewer scores a proposal; the admin reads a site's draw against its cap, the queue, the awards and
+a target. Each step's page is saved under ``test-artifacts/ui/``."""
 
 from __future__ import annotations
 
@@ -112,6 +112,14 @@ def test_a_member_sees_only_their_jobs_why_they_wait_and_a_job_run_live(
     page.click(f"#job-{job_id} a")
     expect(page.locator("#state")).to_contain_text("finished")
     expect(page.locator("#log-stdout")).to_contain_text("hello from job")
+    with served.api("member") as api:
+        ran_on = api.get(f"/jobs/{job_id}").json()["last_gpus"]
+    assert ran_on, "a finished job keeps the GPUs its run held"
+    history = page.locator("#history tbody tr")  # its history, with the GPUs it ran on
+    expect(history.locator("td:nth-child(2)")).to_have_text(["submitted", "started", "ended"])
+    expect(history.nth(1).locator("td:nth-child(4)")).to_have_text(", ".join(ran_on))
+    expect(history.nth(2).locator("td:nth-child(5)")).to_have_text("finished: exit code 0")
+    expect(page.locator(".facts")).to_contain_text(f"last run on {', '.join(ran_on)}")
     shot(page, "member-job-log")
 
     page.goto(f"{served.url}/ui/jobs/{served.ids['beta_secret']}")  # another tenant's job: the API's 404

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gpucommons.policy.lost_work import since_checkpoint_s_columns
 from gpucommons.policy.snapshot import PendingJob, RunningJob, Snapshot
 
 
@@ -72,10 +73,13 @@ def _merge(ordered: Iterable[PendingJob], few: Sequence[PendingJob]) -> Iterator
 @dataclass(frozen=True)
 class LasPreemptor:
     """Victims: preemptible running jobs in a strictly lower queue that have run ``min_run_s``;
-    the lowest queue first, then the most recently started (least work lost)."""
+    the lowest queue first, then the most recently started. ``checkpoint_aware``: within a queue, the
+    ones that would lose the least work per GPU first (``policy/lost_work.py``), then the most
+    recently started."""
 
     queues: LasQueues = LasQueues()
     min_run_s: float = 60.0
+    checkpoint_aware: bool = False
 
     def candidates(
         self, pending: PendingJob, borrowing: bool, snapshot: Snapshot, now: float
@@ -94,8 +98,13 @@ class LasPreemptor:
         if not len(chosen):
             return []
         ids = columns.ids()[chosen]
-        # Lowest queue first, then the most recently started, then by id.
-        order = np.lexsort((ids, -started[chosen], -levels[chosen]))
+        if self.checkpoint_aware:
+            # Lowest queue first, then the least work lost per GPU, the most recently started, the id.
+            since = since_checkpoint_s_columns(columns, now)[chosen]
+            order = np.lexsort((ids, -started[chosen], since, -levels[chosen]))
+        else:
+            # Lowest queue first, then the most recently started, then by id.
+            order = np.lexsort((ids, -started[chosen], -levels[chosen]))
         running = snapshot.running
         return [running[i] for i in ids[order].tolist()]
 

@@ -124,7 +124,7 @@ def store_array(
     spec = parse_array_spec(body.array, settings.max_array_tasks)
     fields = body.model_dump(exclude={"project", "array"})
     fields["models"] = tuple(fields["models"])
-    job_request = JobRequest(**fields)
+    job_request = JobRequest(**fields, max_grace_s=settings.max_grace_s)
     cluster, even_gangs = get_cluster(request), get_even_gangs(request)
     with request.app.state.write_lock:  # SQLite: one writer thread at a time, see create_app
         array, created = arrays.submit_array(

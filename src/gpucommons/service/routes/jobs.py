@@ -1,13 +1,16 @@
-"""Jobs: submit, list, show, cancel, logs, why, and usage balances. Members see and act on their own
-projects' jobs only (admins on all); every check runs before anything is stored."""
+"""Jobs: submit, list, show, events, checkpoint, cancel, logs, why, and usage balances. Members see and
+act on their own projects' jobs only (admins on all), and a job's run may report its own checkpoints;
+every check runs before anything is stored."""
 
 from __future__ import annotations
 
+import hmac
 import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -15,10 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from gpucommons.config import Settings
 from gpucommons.domain.cluster import Cluster
 from gpucommons.engine.live import job_dir
-from gpucommons.errors import NotFoundError
+from gpucommons.errors import ConflictError, NotFoundError
 from gpucommons.service.auth import (
     Principal,
     PrincipalDep,
+    current_principal,
     require_job_class,
     require_job_reader,
     require_project_member,
@@ -27,8 +31,16 @@ from gpucommons.service.deps import NowDep, SessionDep
 from gpucommons.service.errors import error_responses
 from gpucommons.service.routes.common import ClusterDep, get_cluster, get_even_gangs
 from gpucommons.service.schemas.common import MAX_ID, MAX_LOG_OFFSET, Id, Name
-from gpucommons.service.schemas.jobs import BalanceRead, JobCreate, JobRead, LogChunk, WhyRead
-from gpucommons.store import jobs
+from gpucommons.service.schemas.jobs import (
+    BalanceRead,
+    CheckpointRead,
+    JobCreate,
+    JobEventRead,
+    JobRead,
+    LogChunk,
+    WhyRead,
+)
+from gpucommons.store import job_events, jobs
 from gpucommons.store.base import not_found
 from gpucommons.store.jobs import AllocationRow, JobRow
 from gpucommons.store.tenancy import ProjectRow
@@ -40,6 +52,9 @@ MAX_LOG_CHUNK_BYTES = 1 << 20
 JobState = Literal["pending", "running", "finished", "failed", "cancelled", "timeout", "lost"]
 Stream = Literal["stdout", "stderr"]
 ProjectRef = Annotated[Name | None, Query(description="project name or id")]
+_bearer = HTTPBearer(
+    auto_error=False, description="an API token, or inside a job its run's own GPUC_JOB_TOKEN"
+)
 
 
 def no_project(ref: str) -> NotFoundError:
@@ -59,20 +74,23 @@ def project_by_ref(session: Session, ref: str) -> ProjectRow:
 
 
 def read_job(session: Session, cluster: Cluster, row: JobRow, project: ProjectRow | None = None) -> JobRead:
-    """A job as the API shows it: its project's name, and while it runs its GPUs and model."""
+    """A job as the API shows it: its project's name, while it runs its GPUs and model, and once it
+    has stopped the GPUs its last run held (from its history: the allocations are gone by then)."""
     out = JobRead.model_validate(row)
     if project is None or project.id != row.project_id:
         project = session.get(ProjectRow, row.project_id)
     out.project = project.name if project else ""
-    if row.state == "pending":  # allocations exist only while a job runs
+    if row.state != "running":  # allocations exist only while a job runs
         out.assigned_gpus = []
+        if row.state != "pending" or row.restarts > 0:  # a job still in its first wait never ran
+            out.last_gpus = job_events.last_gpus(session, row.id)
         return out
     allocations = list(
         session.scalars(
             select(AllocationRow).where(AllocationRow.job_id == row.id).order_by(AllocationRow.id)
         )
     )
-    out.assigned_gpus = [f"{a.node_name}:{a.gpu_index}" for a in allocations]
+    out.assigned_gpus = out.last_gpus = [f"{a.node_name}:{a.gpu_index}" for a in allocations]
     held = {a.node_name for a in allocations}
     out.model, out.speed, out.reference_model = _runs_on(cluster, held, row.job_class)
     return out
@@ -145,7 +163,8 @@ def store_submission(
     require_job_class(principal, project.id, body.priority_class, body.preemptible)
     fields = body.model_dump(exclude={"project"})
     fields["models"] = tuple(fields["models"])
-    job_request = jobs.JobRequest(**fields)
+    settings: Settings = request.app.state.settings
+    job_request = jobs.JobRequest(**fields, max_grace_s=settings.max_grace_s)
     cluster, even_gangs = get_cluster(request), get_even_gangs(request)
     with request.app.state.write_lock:  # SQLite: one writer thread at a time, see create_app
         row, created = jobs.submit_job(
@@ -178,6 +197,56 @@ def list_jobs(
 @router.get("/jobs/{job_id:int}", responses=error_responses(401, 403, 404, 422))
 def show(job_id: Id, principal: PrincipalDep, session: SessionDep, cluster: ClusterDep) -> JobRead:
     return read_job(session, cluster, _visible_job(session, principal, job_id))
+
+
+@router.get("/jobs/{job_id:int}/events", responses=error_responses(401, 403, 404, 422))
+def events(job_id: Id, principal: PrincipalDep, session: SessionDep) -> list[JobEventRead]:
+    """The job's history, oldest first: submitted, each start with its GPUs, preemptions (by which
+    job, why), requeues, its end (design note 0017). Visible to whoever may see the job."""
+    _visible_job(session, principal, job_id)
+    return [JobEventRead.model_validate(e) for e in job_events.list_events(session, job_id)]
+
+
+def _checkpointing_job(
+    session: Session,
+    now: datetime,
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None,
+    job_id: int,
+) -> JobRow:
+    """The job a checkpoint report is for, if the caller may report it: the job's own run, by the
+    secret it was launched with (``GPUC_JOB_TOKEN``, valid for that job only, until its next run
+    starts), or a member of its project or an admin. Any other caller, a run of another job among
+    them, gets the 404 of a job that does not exist."""
+    raw = credentials.credentials if credentials is not None else ""
+    if not raw.startswith(jobs.RUN_TOKEN_PREFIX):
+        return _visible_job(session, current_principal(session, now, request, credentials), job_id)
+    row = session.get(JobRow, job_id)
+    stored = row.run_token_sha256 if row is not None else None
+    if row is None or stored is None or not hmac.compare_digest(stored, jobs.hash_run_token(raw)):
+        raise not_found("job", job_id)
+    return row
+
+
+@router.post("/jobs/{job_id:int}/checkpoint", responses=error_responses(401, 404, 409, 422))
+def checkpoint(
+    job_id: Id,
+    session: SessionDep,
+    now: NowDep,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> CheckpointRead:
+    """Record that the job wrote a checkpoint now (design note 0016): while it runs, or stops in its
+    grace period after a preemption; 409 once it has ended. Only ever moves the job's last checkpoint
+    forward. The scheduler prefers victims that lose the least work since their last checkpoint."""
+    row = _checkpointing_job(session, now, request, credentials, job_id)
+    if row.state not in jobs.ACTIVE_STATES:
+        raise ConflictError(f"job {job_id} has ended ({row.state}); a checkpoint is no longer recorded")
+    with request.app.state.write_lock:  # SQLite: one writer thread at a time, see create_app
+        jobs.record_checkpoint(session, job_id, now)
+        session.commit()
+    session.refresh(row)
+    return CheckpointRead(job_id=job_id, last_checkpoint_at=row.last_checkpoint_at)
 
 
 @router.post("/jobs/{job_id:int}/cancel", responses=error_responses(401, 403, 404, 409, 422))

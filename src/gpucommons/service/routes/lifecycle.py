@@ -10,9 +10,9 @@ from gpucommons.service.auth import AdminDep, PrincipalDep
 from gpucommons.service.deps import NowDep, SessionDep
 from gpucommons.service.errors import error_responses
 from gpucommons.service.lifecycle import lifecycle_runner
+from gpucommons.service.schemas.allocation import ReclaimRead
 from gpucommons.service.schemas.common import Id
 from gpucommons.service.schemas.lifecycle import (
-    LifecycleReclaimRead,
     LifecycleReportRead,
     LifecycleRun,
     ReclaimRuleRead,
@@ -35,7 +35,7 @@ def run_step(
     return LifecycleReportRead(
         now=at,
         expired=report.expired,
-        reclaims=[LifecycleReclaimRead.model_validate(r) for r in report.reclaims],
+        reclaims=[ReclaimRead.model_validate(r) for r in report.reclaims],
         offered=report.offered,
         notices=report.notices,
     )

@@ -24,7 +24,8 @@ def create_program(
     body: ProgramCreate, _admin: AdminDep, session: SessionDep, cluster: ClusterDep
 ) -> ProgramRead:
     """A program promises GPUs of one model of the cluster the server schedules on, never more than
-    the cluster has."""
+    the cluster has; it states its lifecycle reclaim rule at once or takes the default (the rule is
+    checked whole before anything is stored)."""
     row = calls.create_program(session, cluster, **body.model_dump())
     session.commit()
     return ProgramRead.model_validate(row)

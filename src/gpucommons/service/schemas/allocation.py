@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from annotated_types import Interval
 from pydantic import Field
 
+from gpucommons.reclaiming import DEFAULT_PERIOD_DAYS, DEFAULT_WARNING_DAYS
 from gpucommons.service.schemas.common import (
     MAX_BONUS,
+    MAX_DAYS,
     MAX_GPU_HOURS,
     MAX_PRICE_KRW_PER_GPU_HOUR,
     Days,
@@ -26,6 +29,7 @@ from gpucommons.service.schemas.common import (
 from gpucommons.service.schemas.tenancy import InstitutionKind
 
 BudgetUnit = Literal["device-hours", "reference-hours"]  # domain.award.AWARD_UNITS
+ReclaimBandIn = Annotated[list[Annotated[float, Interval(ge=0.0, le=1.0)]], Field(min_length=2, max_length=2)]
 
 
 class ProgramCreate(In):
@@ -49,6 +53,16 @@ class ProgramCreate(In):
     youth_startup_extra_discount: Fraction = 0.0
     reclaim_below_utilization: Fraction | None = None
     reclaim_after_days: Days | None = None
+    reclaim_table: list[ReclaimBandIn] | None = Field(
+        default=None,
+        max_length=20,
+        description="the lifecycle's reclaim rule (design note 0012): bands [below, fraction] of usage "
+        "against plan, below rising and fraction not; [] never reclaims; null: the default table",
+    )
+    reclaim_period_days: Days = Field(default=DEFAULT_PERIOD_DAYS, description="days between evaluations")
+    reclaim_warning_days: Annotated[int, Interval(ge=0, le=MAX_DAYS)] = Field(
+        default=DEFAULT_WARNING_DAYS, description="days of warning before each; fewer than the period"
+    )
     unit: BudgetUnit = Field(
         default="device-hours",
         description="what its awards' GPU-hour budgets count: device-hours of the program's model, or "
@@ -71,6 +85,9 @@ class ProgramRead(Out):
     youth_startup_extra_discount: float
     reclaim_below_utilization: float | None
     reclaim_after_days: int | None
+    reclaim_table: list[list[float]] | None  # null: the default table
+    reclaim_period_days: int
+    reclaim_warning_days: int
     unit: str
     status: str
     created_at: datetime
@@ -155,5 +172,9 @@ class ReclaimRead(Out):
     id: int
     award_id: int
     reclaimed_gpus: int
-    utilization: float
+    reclaimed_gpu_hours: float = Field(description="budget taken back, in the award's unit")
+    utilization: float = Field(description="measured GPU use, or GPU-hours used against planned")
     reclaimed_at: datetime
+    period: int | None = Field(
+        description="the award's period whose end was evaluated (the lifecycle's rule)"
+    )

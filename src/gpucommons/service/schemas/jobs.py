@@ -1,4 +1,4 @@
-"""Request and response bodies for jobs: submit, read, why, logs and usage balances."""
+"""Request and response bodies for jobs: submit, read, events, why, logs and usage balances."""
 
 from __future__ import annotations
 
@@ -41,6 +41,23 @@ class JobCreate(In):
     job_class: JobClass | Literal[""] = Field(
         default="", description="its kind of work, for its speed on each model; empty: the default"
     )
+    lineage: Line = Field(
+        default="",
+        max_length=200,
+        description="the model lineage it trains, for the training-compute ledger; empty: none",
+    )
+    grace_period: Line = Field(
+        default="",
+        max_length=32,
+        description="time between a preemption's stop signal and the kill, to checkpoint and exit (30s, "
+        "2m); empty: its class's default (low 30 s, normal 60 s, high 120 s); at most the server's "
+        "GPUC_MAX_GRACE_S",
+    )
+    checkpoint_interval: Line = Field(
+        default="",
+        max_length=32,
+        description="how often it writes a checkpoint (30m), for the choice of victims; empty: not declared",
+    )
 
 
 class JobRead(BaseModel):
@@ -60,6 +77,13 @@ class JobRead(BaseModel):
     preemptible: bool
     sovereign: bool
     job_class: str = Field(default="", description="its kind of work (empty: the speed table's default)")
+    lineage: str = Field(default="", description="the model lineage it trains (empty: none)")
+    grace_s: float | None = Field(
+        default=None, description="its grace period when preempted (null: its class's default, capped)"
+    )
+    checkpoint_interval_s: float | None = Field(default=None, description="as declared (null: not declared)")
+    last_checkpoint_at: datetime | None = Field(default=None, description="its last reported checkpoint")
+    signalled_at: datetime | None = Field(default=None, description="when a preemption last told it to stop")
     idempotency_key: str | None
     state: str
     reason_code: str
@@ -76,6 +100,10 @@ class JobRead(BaseModel):
     array_id: int | None = Field(default=None, description="the job array it is a task of (its id)")
     array_task_id: int | None = Field(default=None, description="its index in that array")
     assigned_gpus: list[str] = Field(default_factory=list, description="node:gpu pairs while running")
+    last_gpus: list[str] = Field(
+        default_factory=list,
+        description="node:gpu pairs of its last run, kept after it stops (empty: it never started)",
+    )
     model: str = Field(default="", description="the accelerator model it runs on, while running")
     speed: float | None = Field(
         default=None,
@@ -83,6 +111,36 @@ class JobRead(BaseModel):
         "null on a cluster without a speed table or while not running",
     )
     reference_model: str = Field(default="", description="the model speeds are measured against")
+
+
+class JobEventRead(BaseModel):
+    """One event of a job's history (design note 0017), oldest first in ``GET /jobs/{id}/events``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    kind: Literal[
+        "submitted",
+        "started",
+        "preempted",
+        "requeued",
+        "lost",
+        "launch_failed",
+        "cancel_requested",
+        "ended",
+    ]  # store.job_events.EVENT_KINDS
+    run: int = Field(description="the run it belongs to: 1, then one more after each preemption or requeue")
+    gpus: list[str] | None = Field(default=None, description="node:gpu pairs, on a start")
+    by_job_id: int | None = Field(default=None, description="the job a preemption made room for")
+    detail: str = Field(default="", description="why, or how it ended (state: exit code or reason)")
+    backend_ref: str | None = Field(default=None, description="the backend's name of the run, where known")
+
+
+class CheckpointRead(BaseModel):
+    """A job's last checkpoint as recorded after ``POST /jobs/{id}/checkpoint``."""
+
+    job_id: int
+    last_checkpoint_at: datetime | None
 
 
 class WhyRead(BaseModel):

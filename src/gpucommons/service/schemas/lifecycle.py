@@ -10,25 +10,18 @@ from annotated_types import Interval
 from pydantic import Field
 
 from gpucommons.reclaiming import DEFAULT_PERIOD_DAYS, DEFAULT_WARNING_DAYS
-from gpucommons.service.schemas.allocation import ReclaimRead
+from gpucommons.service.schemas.allocation import ReclaimBandIn, ReclaimRead
 from gpucommons.service.schemas.common import MAX_DAYS, Days, In, Out, Timestamp
-
-ReclaimBandIn = Annotated[list[Annotated[float, Interval(ge=0.0, le=1.0)]], Field(min_length=2, max_length=2)]
 
 
 class LifecycleRun(In):
     now: Timestamp | None = Field(default=None, description="the step's time (default: the server's now)")
 
 
-class LifecycleReclaimRead(ReclaimRead):
-    reclaimed_gpu_hours: float = Field(description="budget taken back, in the award's unit")
-    period: int | None = Field(description="the award's period whose end was evaluated")
-
-
 class LifecycleReportRead(Out):
     now: datetime
     expired: list[int] = Field(description="ids of the awards that expired")
-    reclaims: list[LifecycleReclaimRead]
+    reclaims: list[ReclaimRead]
     offered: list[int] = Field(description="ids of the awards made from the capacity reclaimed")
     notices: list[int] = Field(description="ids of the notices queued")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -17,6 +19,14 @@ class UsageLineRead(BaseModel):
     co2_kg: float
     cost_krw: int
     flops: float
+    wall_hours: float  # the segments' time held
+    mean_gpus: float  # GPU-hours / wall hours: the job size, weighted by time
+    max_gpus: int  # the largest segment's GPUs
+    # Of the jobs that ended in the period having run (time in the system less time running); null in
+    # a time series and for groupings a job has no single value of (site, model).
+    waited_jobs: int | None
+    avg_wait_h: float | None
+    p90_wait_h: float | None
 
 
 class UsageReportRead(BaseModel):
@@ -30,12 +40,49 @@ class ComputeLineRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     project: str
+    lineage: str = ""  # the model lineage (a ledger by lineage); "" on a line per project
     flops: float
+    gpu_hours: float
     share_of_threshold: float  # of the 10^26 FLOPs of the AI Basic Act
     status: str  # "over", "above 80 %", "above 50 %" or "below 50 %"
 
 
 class ComputeLedgerRead(BaseModel):
+    by: str  # "project" or "lineage"
     threshold_flops: float
     utilization_assumed: float  # FLOPs = GPU-seconds x BF16 peak x this
     lines: list[ComputeLineRead]
+
+
+class ComputeModelRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    model: str
+    bf16_tflops: float  # the dense BF16 peak per device the estimate used
+    gpu_hours: float
+    flops: float
+
+
+class ComputeMonthRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    month: str  # YYYY-MM
+    gpu_hours: float
+    flops: float
+    cumulative_flops: float
+
+
+class TransparencyRead(BaseModel):
+    """A project's transparency report on its training compute."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    project: str
+    generated_at: datetime
+    threshold_flops: float
+    utilization_assumed: float
+    total: ComputeLineRead
+    lineages: list[ComputeLineRead]
+    models: list[ComputeModelRead]
+    months: list[ComputeMonthRead]
+    method: str

@@ -1,7 +1,7 @@
 """The admin page: each site's power draw against its cap, the queue (every pending and running job,
-pending ones with why they wait), the awards, and each declared target over its latest closed period
-(``GET /targets/attainment``, design note 0014). Admins only (``auth.require_admin``: anyone else gets
-the API's 403)."""
+pending ones with why they wait), the awards, the reservations still to end (``GET /reservations``,
+design note 0016), and each declared target over its latest closed period (``GET /targets/attainment``,
+design note 0014). Admins only (``auth.require_admin``: anyone else gets the API's 403)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from gpucommons.service.routes import awards as award_routes
 from gpucommons.service.routes import jobs as job_routes
 from gpucommons.service.routes import programs as program_routes
 from gpucommons.service.routes import projects as project_routes
+from gpucommons.service.routes import reservations as reservation_routes
 from gpucommons.service.routes import targets as target_routes
 from gpucommons.service.routes.common import ClusterDep
 from gpucommons.service.ui.charts import draw_gauge
@@ -40,11 +41,13 @@ def admin_page(
     projects = {p.id: p.name for p in project_routes.list_projects(who, session)}
     programs = {p.id: p.name for p in program_routes.list_programs(who, session)}
     awards = award_routes.list_awards(who, session, program_id=None)
+    reservations = reservation_routes.list_reservations(who, session, now, project=None, include_past=False)
     targets = target_routes.attainment(who, session, now, period=None).lines
     context = {
         "sites": sites,
         "queue": queue,
         "awards": awards,
+        "reservations": reservations,
         "targets": targets,
         "projects": projects,
         "programs": programs,

@@ -1,7 +1,8 @@
 """My jobs: the latest jobs of the viewer's projects (an admin: everyone's) with their state, model and
-GPUs and why each pending one waits; one job with its wait explained and the tails of its logs; and
-cancel. Each job is shown and cancelled through the API's own route functions, so the same member
-may see and cancel it as through ``/jobs``; another project's job is the API's 404.
+GPUs and why each pending one waits; one job with its wait explained, its history (``GET
+/jobs/{id}/events``) and the tails of its logs; and cancel. Each job is shown and cancelled through
+the API's own route functions, so the same member may see and cancel it as through ``/jobs``;
+another project's job is the API's 404.
 
 The list's rows are also served alone (``/jobs/rows``), which the page's script fetches every
 ``JOBS_REFRESH_S`` seconds, so states change on screen as the scheduler moves them.
@@ -105,7 +106,8 @@ def job_page(
     line = JobLine(job, job_routes.why(job_id, who, session, now, cluster))
     streams: tuple[Stream, ...] = ("stdout", "stderr")
     logs = {stream: log_tail(request, who, session, job_id, stream) for stream in streams}
-    context = {"line": line, "logs": logs, "tail_bytes": LOG_TAIL_BYTES}
+    events = job_routes.events(job_id, who, session)
+    context = {"line": line, "events": events, "logs": logs, "tail_bytes": LOG_TAIL_BYTES}
     return render(request, "job.html", context, viewer=who, csrf=csrf)
 
 

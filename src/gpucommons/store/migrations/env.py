@@ -7,10 +7,12 @@ from alembic import context
 import gpucommons.store.arrays
 import gpucommons.store.awards
 import gpucommons.store.calls
+import gpucommons.store.job_events
 import gpucommons.store.jobs
 import gpucommons.store.lease
 import gpucommons.store.nodes
 import gpucommons.store.notices
+import gpucommons.store.reservations
 import gpucommons.store.targets
 import gpucommons.store.tenancy
 import gpucommons.store.usage  # noqa: F401  (register the tables on Base.metadata)

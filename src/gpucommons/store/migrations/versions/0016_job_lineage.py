@@ -1,6 +1,7 @@
 """The training-compute ledger per model lineage: ``jobs.lineage`` (the model lineage a job trains,
 named at submit; empty: none), and the notice kind ``compute_threshold`` (a project's or lineage's
-training FLOPs crossed 50 %, 80 % or 100 % of the AI Basic Act's 10^26 FLOPs).
+training FLOPs crossed 50 %, 80 % or 100 % of the AI Basic Act's 10^26 FLOPs), and an index on
+``jobs.ended_at`` for the reports' waits, which select the jobs that ended in a period.
 
 ``lineage`` is a plain ``ADD COLUMN`` (a batch copy of ``jobs`` on SQLite would drop the rows that
 cascade from it, see 0012). The notice kinds' check changes in a batch copy of ``notices``, which no
@@ -47,10 +48,12 @@ def _replace_kind_check(kinds: tuple[str, ...]) -> None:
 
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("lineage", sa.String(length=200), nullable=False, server_default=""))
+    op.create_index("ix_jobs_ended_at", "jobs", ["ended_at"])
     _replace_kind_check(KINDS)
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM notices WHERE kind = 'compute_threshold'")
     _replace_kind_check(KINDS_BEFORE)
+    op.drop_index("ix_jobs_ended_at", table_name="jobs")
     op.drop_column("jobs", "lineage")
