@@ -34,7 +34,7 @@ def _hours(seconds: float | None) -> str:
 
 
 def summary_rows(runs: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
-    """(metric, one cell per run) for the table printed and written: the comparison of the arrangements first."""
+    """(metric, one cell per run) for the table printed and written, the arrangements compared first."""
     rows: list[tuple[str, list[str]]] = [
         ("GPUs in the pool", [f"{r['gpus']:,}" for r in runs]),
         ("GPU-hours delivered in the period", [f"{r['gpu_hours_in_window']:,.0f}" for r in runs]),
