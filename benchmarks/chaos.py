@@ -456,7 +456,9 @@ class Chaos:
             self.svc.start_scheduler()
 
     def _wait_lease(self, timeout_s: float = 30.0) -> Proc | None:
-        """Wait until some process holds the lease (polling the database with a deadline)."""
+        """Wait until some process holds the lease (polling the database with a deadline). The default
+        outlasts the engine's lease (15 s plus a backend call): a lease a killed holder kept must
+        expire before a live scheduler can take it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             holder = self.svc.lease_holder()
@@ -470,7 +472,7 @@ class Chaos:
         if len(self.svc.schedulers) >= 2:
             self.svc.kill9(self.rng.choice(self.svc.schedulers))  # make room: an extra kill -9
             self.tally.kills_scheduler += 1
-        if self._wait_lease(10.0) is None:
+        if self._wait_lease() is None:
             self.tally.errors.append("no scheduler held the lease when a rival was to be started")
             return
         holder = self.svc.lease_holder()
