@@ -34,6 +34,7 @@ from gpucommons.sim.runner import SimOptions, simulate
 from gpucommons.sim.scenario import proportional_quotas, scale_load
 from gpucommons.sim.scenariofile import parse_scenario
 from gpucommons.sim.traces.philly import read_philly
+from tests.components import require_component
 from tests.conftest import make_cluster, make_job
 from tests.sim.test_traces import PHILLY_CSV
 
@@ -271,11 +272,11 @@ def test_a_bad_reservation_or_checkpoint_table_is_one_line_naming_the_field(
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(not PHILLY_CSV.is_file(), reason=f"Philly trace not found at {PHILLY_CSV}")
 @pytest.mark.parametrize("policy", ["las", "quota"])
 def test_philly_at_load_5_3_starts_the_reserved_gang_on_time(policy: str) -> None:
     """The first 20,000 Philly jobs at load 5.3 (a busy cluster from hour 72 to 162): a 512-GPU gang
     every 24 h from hour 80, in a 512-GPU, 12-hour reservation, starts at each reserved start."""
+    require_component(PHILLY_CSV.is_file(), f"the Philly trace at {PHILLY_CSV}")
     cluster = load_cluster("philly")
     jobs = scale_load(read_philly(PHILLY_CSV, 20_000), 5.3)
     daily = Reservation(1, "consortium", 512, 80 * H, 92 * H, model="P40", every_s=24 * H, occurrences=4)
